@@ -1,0 +1,21 @@
+# fairgen: biased face dataset -> Fairness GAN -> debiased synthetic data -> fairness audit.
+# The rules are thin: each calls one `fairgen` CLI subcommand; all logic lives in the package.
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    input:
+        final_targets(),
+    default_target: True

@@ -1,0 +1,3 @@
+from fairgen.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""Load and validate configuration against workflow/schemas/config.schema.yaml.
+
+The same schema file is used by the Snakefile (``snakemake.utils.validate``) and by the CLI,
+so both reject an unknown key or a wrong type with the key's dotted name.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+from fairgen.errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def load_schema() -> dict:
+    if not SCHEMA_PATH.exists():
+        raise ConfigError(f"config schema not found at {SCHEMA_PATH} (install fairgen from its source tree)")
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _validator_with_defaults(schema: dict):
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from base.VALIDATORS["properties"](validator, properties, instance, schema)
+
+    cls = jsonschema.validators.extend(base, {"properties": set_defaults})
+    return cls(schema)
+
+
+def _describe(err) -> str:
+    key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+    if err.validator == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        unknown = sorted(set(err.instance) - set(allowed))
+        where = "" if key == "(top level)" else f" in '{key}'"
+        return f"unknown config key(s) {', '.join(repr(u) for u in unknown)}{where}; allowed: {', '.join(allowed)}"
+    return f"config key '{key}': {err.message}"
+
+
+def validate(cfg: dict) -> dict:
+    """Return a validated deep copy of ``cfg`` with schema defaults filled in."""
+    cfg = copy.deepcopy(cfg or {})
+    if not isinstance(cfg, dict):
+        raise ConfigError("config must be a mapping of keys to values")
+    validator = _validator_with_defaults(load_schema())
+    # Defaults are filled while validating; run twice so defaults of nested defaults apply.
+    for _ in range(2):
+        errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
+        if errors:
+            raise ConfigError("; ".join(_describe(e) for e in errors[:5]))
+    return cfg
+
+
+def parse_override(text: str) -> tuple[list[str], object]:
+    """``'gan.steps=100'`` -> (['gan', 'steps'], 100); values are parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like key.sub=value")
+    key, value = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(value)
+
+
+def load(path: str | os.PathLike | None = None, overrides: list[str] | None = None,
+         json_text: str | None = None) -> dict:
+    """Load a YAML config file (or JSON text), apply ``key.sub=value`` overrides, validate."""
+    cfg: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            cfg = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: invalid YAML ({e})") from None
+    if json_text is not None:
+        try:
+            cfg = _merge(cfg, json.loads(json_text))
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"--config-json: invalid JSON ({e.msg})") from None
+    for item in overrides or []:
+        keys, value = parse_override(item)
+        node = cfg
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}': '{k}' is not a section")
+        node[keys[-1]] = value
+    return validate(cfg)
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def seed_for(cfg: dict, stage: str) -> int:
+    """A stable per-stage seed derived from the master seed (so stages don't share streams)."""
+    import zlib
+
+    return (int(cfg.get("seed", 0)) * 1_000_003 + zlib.crc32(stage.encode())) % (2**31 - 1)

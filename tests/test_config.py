@@ -1,0 +1,71 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fairgen import config
+from fairgen.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_default_config_validates_and_fills_defaults():
+    cfg = config.load(ROOT / "config" / "config.yaml")
+    assert cfg["crops"]["resolution"] == 64
+    assert cfg["gan"]["betas"] == [0.0, 0.9]  # filled from the schema
+    assert cfg["dataset"]["synthetic"]["split_fractions"] == [0.8, 0.1, 0.1]
+
+
+def test_empty_config_gets_all_defaults():
+    cfg = config.validate({})
+    assert cfg["dataset"]["source"] == "synthetic"
+    assert cfg["dataset"]["synthetic"]["n_images"] == 20000
+
+
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("gan.stepz=3", "'stepz'"),
+        ("bogus=1", "'bogus'"),
+        ("gan.steps=abc", "gan.steps"),
+        ("crops.resolution=48", "crops.resolution"),
+        ("dataset.synthetic.p_protected=1.5", "dataset.synthetic.p_protected"),
+        ("device=tpu", "device"),
+    ],
+)
+def test_bad_config_names_the_key(override, needle):
+    with pytest.raises(ConfigError) as e:
+        config.load(ROOT / "config" / "config.yaml", [override])
+    assert needle in str(e.value)
+
+
+def test_json_and_overrides_merge():
+    cfg = config.load(None, ["gan.steps=7"], json.dumps({"gan": {"batch_size": 8}, "seed": 3}))
+    assert (cfg["gan"]["steps"], cfg["gan"]["batch_size"], cfg["seed"]) == (7, 8, 3)
+
+
+def test_seed_for_is_stable_and_stage_specific():
+    cfg = {"seed": 1}
+    assert config.seed_for(cfg, "gan") == config.seed_for(cfg, "gan")
+    assert config.seed_for(cfg, "gan") != config.seed_for(cfg, "crops")
+
+
+def test_cli_reports_config_error_with_key(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "fairgen", "dataset", "--set", "crops.resolution=48", "--out", str(tmp_path / "m.json")],
+        capture_output=True, text=True,
+    )
+    assert r.returncode == 2
+    assert "crops.resolution" in r.stderr
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_cli_help_for_every_subcommand():
+    from fairgen.cli import COMMANDS
+
+    for name in COMMANDS:
+        r = subprocess.run([sys.executable, "-m", "fairgen", name, "--help"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert "--config" in r.stdout

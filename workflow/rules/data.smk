@@ -1,0 +1,29 @@
+rule dataset:
+    output:
+        manifest=f"{DATA}/dataset.json",
+    params:
+        cfg=lambda wildcards: cfg_json("seed", "protected", "outcome", "dataset"),
+    log:
+        "results/logs/dataset.log",
+    threads: workflow.cores
+    shell:
+        "fairgen dataset --config-json {params.cfg:q} --out {output.manifest} > {log} 2>&1"
+
+
+rule crops:
+    input:
+        manifest=rules.dataset.output.manifest,
+    output:
+        array=f"{DATA}/crops.npy",
+        index=f"{DATA}/index.parquet",
+        summary=report(f"{DATA}/crops_summary.json", caption="../report/crops.rst", category="Data"),
+        previews=directory(f"{DATA}/previews"),
+    params:
+        cfg=lambda wildcards: cfg_json("seed", "dataset", "crops"),
+    log:
+        "results/logs/crops.log",
+    threads: workflow.cores
+    shell:
+        "fairgen crops --config-json {params.cfg:q} --dataset {input.manifest}"
+        " --array {output.array} --index {output.index} --summary {output.summary}"
+        " --png-dir {output.previews} > {log} 2>&1"
