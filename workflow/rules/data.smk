@@ -6,6 +6,8 @@ rule dataset:
     log:
         "results/logs/dataset.log",
     threads: workflow.cores
+    conda:
+        "../envs/fairgen.yaml"
     shell:
         "fairgen dataset --config-json {params.cfg:q} --out {output.manifest} > {log} 2>&1"
 
@@ -23,6 +25,8 @@ rule crops:
     log:
         "results/logs/crops.log",
     threads: workflow.cores
+    conda:
+        "../envs/fairgen.yaml"
     shell:
         "fairgen crops --config-json {params.cfg:q} --dataset {input.manifest}"
         " --array {output.array} --index {output.index} --summary {output.summary}"
