@@ -1,0 +1,658 @@
+"""Face crops: one packed ``uint8`` array ``(N, H, W, 3)`` plus a Parquet index, from a CelebA root.
+
+Three crop methods (``crops.method``), all at ``crops.resolution`` (32 or 64):
+
+``eye_offset``
+    The seed report's crop: top-left corner = left eye - ``crops.eye_offset`` px in x and y, a
+    fixed square of ``crops.box_size`` source px, resized to the output resolution.
+``center``
+    The common DCGAN convention: the centred ``crops.box_size`` square (108 of 178x218 by
+    default), resized.
+``aligned``
+    A similarity transform (rotation + uniform scale + translation) fitted by least squares
+    (Umeyama 1991; closed form in 2-D) from the five CelebA landmarks to :data:`TEMPLATE`, the
+    canonical five points of a square face crop, applied with one bilinear affine warp.
+
+Coordinates. Source and output positions are *pixel-index* coordinates: the centre of pixel
+``i`` is ``i`` (CelebA's integer landmarks are pixel indices). Crop boxes (``crop_x0 ...
+crop_y1``) are *pixel-edge* coordinates: pixel ``i`` covers ``[i, i + 1)``, so a box
+``(x0, y0, x1, y1)`` covers columns ``x0 .. x1 - 1`` like :meth:`PIL.Image.Image.crop`. The six
+``affine_*`` columns map a source pixel-index position to an output pixel-index position:
+``u = a*x + b*y + c``, ``v = d*x + e*y + f`` (filled for every method; for box methods it is the
+axis-aligned scale + shift of the box). Parts of a crop outside the source image are black.
+
+Speed. Images are decoded with PIL's JPEG DCT-domain downscaling (:meth:`PIL.Image.Image.draft`)
+by the largest factor 2/4/8 that still leaves at least one decoded pixel per output pixel, then
+box methods use an antialiased resize of the box and ``aligned`` an antialiased pre-shrink of
+the needed region (when the warp would shrink by more than :data:`MAX_WARP_SHRINK`) followed by
+the one affine warp. Chunks of images go to ``crops.workers`` processes that write straight into
+the output ``.npy`` opened as a memory map.
+
+Bad input (``dataset.on_bad_image``): a missing, unreadable, non-image, truncated/corrupt or
+wrongly sized image, a landmark outside the image and (``aligned``) degenerate landmarks are
+either a :class:`~fairgen.errors.DataError` naming the file/annotation row (``error``; nothing
+is written) or skipped, counted and listed in the summary (``skip``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import math
+import multiprocessing as mp
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from fairgen.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+METHODS = ("eye_offset", "aligned", "center")
+INDEX_KIND = "crops_index"
+
+# Canonical landmark positions of an aligned square crop, as fractions of its side (x right,
+# y down): left eye, right eye, nose, left and right mouth corner. Mirror-symmetric; the
+# proportions (mouth width 0.85 and eye-to-mouth drop 1.05 eye distances, nose 0.62 eye distances
+# below the eyes) are those of CelebA's aligned faces; the eye distance is 0.30 of the side and
+# the eye/mouth midpoint sits at 0.58 of the height, which keeps forehead, chin and some hair.
+TEMPLATE = np.array([
+    [0.35, 0.42],
+    [0.65, 0.42],
+    [0.50, 0.605],
+    [0.3725, 0.735],
+    [0.6275, 0.735],
+])
+LANDMARK_POINTS = ("lefteye", "righteye", "nose", "leftmouth", "rightmouth")
+BOX_COLUMNS = ("crop_x0", "crop_y0", "crop_x1", "crop_y1")
+AFFINE_COLUMNS = ("affine_a", "affine_b", "affine_c", "affine_d", "affine_e", "affine_f")
+
+# Largest shrink (source px per output px, after JPEG draft scaling) the bilinear warp does
+# alone; beyond it the needed region is first shrunk with an antialiased resize.
+MAX_WARP_SHRINK = 1.25
+DRAFT_FACTORS = (8, 4, 2)
+RESIZE_FILTER = Image.Resampling.BILINEAR  # PIL's resize filters are antialiased (area-aware)
+
+# Reasons an image is skipped (codes used in the summary) and how an error message says them.
+REASONS = {
+    "missing_file": "image file not found",
+    "unreadable_file": "image file cannot be read",
+    "not_an_image": "not an image file",
+    "corrupt_image": "corrupt or truncated image",
+    "wrong_size": "image has the wrong size",
+    "landmark_outside_image": "landmark outside the image",
+    "degenerate_landmarks": "landmarks are degenerate (all five points coincide)",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Geometry (pure functions)
+# ---------------------------------------------------------------------------------------------
+
+
+def template_points(resolution: int) -> np.ndarray:
+    """:data:`TEMPLATE` in pixel-index coordinates of a ``resolution``-sided crop, shape (5, 2)."""
+    return TEMPLATE * resolution - 0.5
+
+
+def landmark_points(df) -> np.ndarray:
+    """The five landmarks of each row of a CelebA frame as ``(N, 5, 2)`` float64 (x, y)."""
+    cols = [f"{p}_{a}" for p in LANDMARK_POINTS for a in ("x", "y")]
+    return df[cols].to_numpy(dtype=np.float64).reshape(len(df), 5, 2)
+
+
+def fit_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity transforms mapping ``src`` points onto ``dst`` points.
+
+    ``src`` and ``dst`` are ``(..., K, 2)`` (broadcast against each other). Returns ``(..., 2, 3)``
+    matrices ``[[a, -b, tx], [b, a, ty]]`` minimising ``sum |s R p + t - q|^2`` over rotation R,
+    scale s >= 0 and translation t (no reflection): Umeyama's solution, which in 2-D is
+    ``a + ib = sum(conj(p') q') / sum |p'|^2`` with p', q' the centred points as complex numbers.
+    Degenerate ``src`` (all points equal) gives NaNs.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    src, dst = np.broadcast_arrays(src, dst)
+    mp_, mq = src.mean(axis=-2), dst.mean(axis=-2)
+    p, q = src - mp_[..., None, :], dst - mq[..., None, :]
+    norm = (p ** 2).sum(axis=(-2, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = (p * q).sum(axis=(-2, -1)) / norm
+        b = (p[..., 0] * q[..., 1] - p[..., 1] * q[..., 0]).sum(axis=-1) / norm
+    lin = np.stack([np.stack([a, -b], -1), np.stack([b, a], -1)], -2)
+    t = mq - np.einsum("...ij,...j->...i", lin, mp_)
+    return np.concatenate([lin, t[..., None]], axis=-1)
+
+
+def invert_affine(m: np.ndarray) -> np.ndarray:
+    """Inverse of ``(..., 2, 3)`` affine matrices."""
+    m = np.asarray(m, dtype=np.float64)
+    lin_inv = np.linalg.inv(m[..., :2])
+    t = -np.einsum("...ij,...j->...i", lin_inv, m[..., 2])
+    return np.concatenate([lin_inv, t[..., None]], axis=-1)
+
+
+def apply_affine(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Apply ``(..., 2, 3)`` matrices to ``(..., K, 2)`` points."""
+    m = np.asarray(m, dtype=np.float64)
+    return np.einsum("...ij,...kj->...ki", m[..., :2], np.asarray(pts, dtype=np.float64)) + m[..., None, :, 2]
+
+
+def eye_offset_boxes(landmarks: np.ndarray, eye_offset: int, box_size: int) -> np.ndarray:
+    """Boxes ``(N, 4)`` (pixel edges) whose top-left is the left eye minus ``eye_offset``."""
+    x0 = landmarks[:, 0, 0] - eye_offset
+    y0 = landmarks[:, 0, 1] - eye_offset
+    return np.stack([x0, y0, x0 + box_size, y0 + box_size], axis=1).astype(np.float64)
+
+
+def center_boxes(n: int, width: int, height: int, box_size: int) -> np.ndarray:
+    """``n`` copies of the centred ``box_size`` square of a ``width`` x ``height`` image."""
+    x0, y0 = (width - box_size) // 2, (height - box_size) // 2
+    return np.tile(np.array([x0, y0, x0 + box_size, y0 + box_size], dtype=np.float64), (n, 1))
+
+
+def box_affine(boxes: np.ndarray, resolution: int) -> np.ndarray:
+    """Affine ``(N, 2, 3)`` (pixel-index coords) that a box crop resized to ``resolution`` is."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    sx = resolution / (boxes[:, 2] - boxes[:, 0])
+    sy = resolution / (boxes[:, 3] - boxes[:, 1])
+    zero = np.zeros_like(sx)
+    # u + 0.5 = (x + 0.5 - x0) * sx
+    return np.stack([
+        np.stack([sx, zero, (0.5 - boxes[:, 0]) * sx - 0.5], -1),
+        np.stack([zero, sy, (0.5 - boxes[:, 1]) * sy - 0.5], -1),
+    ], -2)
+
+
+def output_bbox(forward: np.ndarray, resolution: int) -> np.ndarray:
+    """Source-space bounding box ``(N, 4)`` (pixel edges) of the output square of each transform."""
+    lo, hi = -0.5, resolution - 0.5
+    corners = np.array([[lo, lo], [hi, lo], [lo, hi], [hi, hi]])
+    src = apply_affine(invert_affine(forward), corners) + 0.5
+    return np.concatenate([src.min(axis=-2), src.max(axis=-2)], axis=-1)
+
+
+def shrink_factor(forward: np.ndarray) -> np.ndarray:
+    """Source pixels per output pixel of each ``(N, 2, 3)`` transform (1/sqrt|det|)."""
+    with np.errstate(divide="ignore"):
+        return 1.0 / np.sqrt(np.abs(np.linalg.det(forward[..., :2])))
+
+
+def draft_factor(shrink: np.ndarray) -> np.ndarray:
+    """JPEG DCT-domain downscale factor (1, 2, 4 or 8): the largest not above ``shrink``."""
+    shrink = np.nan_to_num(np.asarray(shrink, dtype=np.float64), nan=1.0)
+    out = np.ones(shrink.shape, dtype=np.int64)
+    for k in sorted(DRAFT_FACTORS):
+        out[shrink >= k] = k
+    return out
+
+
+@dataclass
+class Plan:
+    """Geometry of every row of a CelebA frame for one crop configuration."""
+
+    method: str
+    resolution: int
+    forward: np.ndarray      # (N, 2, 3) source pixel index -> output pixel index
+    boxes: np.ndarray        # (N, 4) source box (pixel edges); bounding box for 'aligned'
+    draft: np.ndarray        # (N,) JPEG draft factor
+    problem: np.ndarray      # (N,) object: None or (reason code, detail) from the annotations
+
+
+def plan_crops(df, method: str, resolution: int, width: int, height: int,
+               eye_offset: int = 15, box_size: int = 108) -> Plan:
+    """Crop geometry for every row of ``df`` (read_celeba's columns), vectorised.
+
+    Rows whose annotations make a crop impossible get a ``problem``: a landmark outside the
+    ``width`` x ``height`` image, or (``aligned``) five coincident landmarks.
+    """
+    n = len(df)
+    lm = landmark_points(df)
+    problem = np.full(n, None, dtype=object)
+    inside = (lm[..., 0] >= 0) & (lm[..., 0] < width) & (lm[..., 1] >= 0) & (lm[..., 1] < height)
+    for i in np.flatnonzero(~inside.all(axis=1)):
+        k = int(np.argmin(inside[i]))
+        name = LANDMARK_POINTS[k]
+        problem[i] = ("landmark_outside_image",
+                      f"{name} at ({lm[i, k, 0]:g}, {lm[i, k, 1]:g}); the image is {width}x{height}")
+    if method in ("eye_offset", "center"):
+        if method == "eye_offset":
+            boxes = eye_offset_boxes(lm, eye_offset, box_size)
+        else:
+            if box_size > min(width, height):
+                raise ConfigError(f"config key 'crops.box_size': {box_size} does not fit in the "
+                                  f"{width}x{height} images (center method)")
+            boxes = center_boxes(n, width, height, box_size)
+        forward = box_affine(boxes, resolution)
+    elif method == "aligned":
+        forward = fit_similarity(lm, template_points(resolution))
+        bad = ~np.isfinite(forward).all(axis=(1, 2)) | (np.abs(forward[:, 0, 0]) + np.abs(forward[:, 1, 0]) == 0)
+        for i in np.flatnonzero(bad):
+            if problem[i] is None:
+                problem[i] = ("degenerate_landmarks", f"all five landmarks at ({lm[i, 0, 0]:g}, {lm[i, 0, 1]:g})")
+        # Give degenerate rows a harmless identity-like transform so the vector maths stays finite.
+        forward[bad] = box_affine(center_boxes(int(bad.sum()), width, height, min(width, height)), resolution)
+        boxes = output_bbox(forward, resolution)
+    else:
+        raise ConfigError(f"config key 'crops.method': unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    return Plan(method, resolution, forward, boxes, draft_factor(shrink_factor(forward)), problem)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering one image (runs in the worker processes)
+# ---------------------------------------------------------------------------------------------
+
+
+class BadImage(Exception):
+    """An image that cannot be cropped: ``code`` is a key of :data:`REASONS`."""
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(f"{REASONS[code]} ({detail})" if detail else REASONS[code])
+        self.code, self.detail = code, detail
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    kind: str          # "box" or "warp"
+    resolution: int
+    width: int
+    height: int
+
+
+@contextlib.contextmanager
+def _strict_truncation() -> Iterator[None]:
+    """Make PIL raise on truncated files (it can be told to pad them silently)."""
+    old = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = old
+
+
+def decode(path: str, spec: RenderSpec, draft: int) -> tuple[Image.Image, float]:
+    """Read and fully decode one image (JPEG draft-scaled by ``draft``); return (RGB image, scale).
+
+    ``scale`` is the decoded pixel size in source pixels (1, 2, 4 or 8). Raises BadImage.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise BadImage("missing_file", "") from None
+    except OSError as e:
+        raise BadImage("unreadable_file", e.strerror or str(e)) from None
+    try:
+        im = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise BadImage("not_an_image", f"{len(data)} bytes, no known image header") from None
+    except Exception as e:  # PIL raises several types (SyntaxError, OSError, ...) for broken headers
+        raise BadImage("corrupt_image", f"{type(e).__name__}: {e}") from None
+    if im.size != (spec.width, spec.height):
+        raise BadImage("wrong_size", f"{im.size[0]}x{im.size[1]}, expected {spec.width}x{spec.height}")
+    scale = 1.0
+    if draft > 1 and im.format == "JPEG":
+        got = im.draft("RGB", (spec.width // draft, spec.height // draft))
+        if got is not None:
+            scale = spec.width / got[1][2]
+    try:
+        im.load()
+    except Exception as e:  # OSError 'image file is truncated', 'broken data stream', ...
+        raise BadImage("corrupt_image", f"{type(e).__name__}: {e}") from None
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    return im, scale
+
+
+def render_box(im: Image.Image, box: np.ndarray, scale: float, resolution: int) -> Image.Image:
+    """Crop ``box`` (source pixel edges) out of ``im`` (decoded at 1/``scale``) and resize it."""
+    x0, y0, x1, y1 = (float(v) / scale for v in box)
+    w, h = im.size
+    if x0 >= 0 and y0 >= 0 and x1 <= w and y1 <= h:
+        return im.resize((resolution, resolution), RESIZE_FILTER, box=(x0, y0, x1, y1))
+    # Partly outside: crop an integer-aligned padded region (PIL fills outside with black).
+    ix0, iy0 = math.floor(x0), math.floor(y0)
+    padded = im.crop((ix0, iy0, math.ceil(x1), math.ceil(y1)))
+    return padded.resize((resolution, resolution), RESIZE_FILTER, box=(x0 - ix0, y0 - iy0, x1 - ix0, y1 - iy0))
+
+
+def render_warp(im: Image.Image, forward: np.ndarray, scale: float, resolution: int) -> Image.Image:
+    """Warp ``im`` (decoded at 1/``scale``) with ``forward`` (source index -> output index).
+
+    When the warp would shrink by more than :data:`MAX_WARP_SHRINK`, the region it reads is
+    first shrunk with an antialiased resize so that the bilinear warp does not alias.
+    """
+    inv = invert_affine(forward)  # output index -> source index
+    # In PIL's continuous coordinates (pixel centre at i + 0.5) of the decoded image:
+    # s_c = (B (o_c - 0.5) + t + 0.5) / scale
+    lin = inv[:, :2] / scale
+    off = (inv[:, 2] + 0.5 - inv[:, :2].sum(axis=1) * 0.5) / scale
+    shrink = 1.0 / math.sqrt(abs(np.linalg.det(lin)))
+    if shrink > MAX_WARP_SHRINK:
+        # Region of the decoded image the warp reads (+1 px for the bilinear footprint).
+        corners = np.array([[0, 0], [resolution, 0], [0, resolution], [resolution, resolution]], dtype=np.float64)
+        src = corners @ lin.T + off
+        w, h = im.size
+        rx0 = max(0, math.floor(src[:, 0].min()) - 1)
+        ry0 = max(0, math.floor(src[:, 1].min()) - 1)
+        rx1 = min(w, math.ceil(src[:, 0].max()) + 1)
+        ry1 = min(h, math.ceil(src[:, 1].max()) + 1)
+        if rx1 > rx0 and ry1 > ry0:
+            sw = max(1, round((rx1 - rx0) / shrink))
+            sh = max(1, round((ry1 - ry0) / shrink))
+            im = im.resize((sw, sh), RESIZE_FILTER, box=(rx0, ry0, rx1, ry1))
+            fx, fy = sw / (rx1 - rx0), sh / (ry1 - ry0)
+            # new continuous coords: n = (s - r0) * f
+            lin = lin * np.array([[fx], [fy]])
+            off = (off - np.array([rx0, ry0])) * np.array([fx, fy])
+    data = (lin[0, 0], lin[0, 1], off[0], lin[1, 0], lin[1, 1], off[1])
+    return im.transform((resolution, resolution), Image.Transform.AFFINE, data,
+                        Image.Resampling.BILINEAR, fillcolor=(0, 0, 0))
+
+
+def render(path: str, params: np.ndarray, draft: int, spec: RenderSpec) -> np.ndarray:
+    """One crop as an ``(H, W, 3)`` uint8 array; ``params`` is a box (4) or a forward affine (6)."""
+    im, scale = decode(path, spec, draft)
+    if spec.kind == "box":
+        out = render_box(im, params[:4], scale, spec.resolution)
+    else:
+        out = render_warp(im, params.reshape(2, 3), scale, spec.resolution)
+    return np.asarray(out)
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(array_path: str, spec: RenderSpec) -> None:
+    _WORKER["out"] = np.load(array_path, mmap_mode="r+")
+    _WORKER["spec"] = spec
+
+
+def _render_chunk(job) -> tuple[int, list[tuple[int, str, str]]]:
+    """Render a chunk into the shared output; return (count, [(row, reason, detail), ...])."""
+    start, paths, params, drafts = job
+    out, spec = _WORKER["out"], _WORKER["spec"]
+    failures = []
+    with _strict_truncation():
+        for j, path in enumerate(paths):
+            try:
+                out[start + j] = render(path, params[j], int(drafts[j]), spec)
+            except BadImage as e:
+                out[start + j] = 0
+                failures.append((start + j, e.code, e.detail))
+    return len(paths), failures
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage
+# ---------------------------------------------------------------------------------------------
+
+
+def resolve_workers(workers: int) -> int:
+    if workers > 0:
+        return workers
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _chunks(n: int, workers: int) -> list[tuple[int, int]]:
+    size = int(min(512, max(16, math.ceil(n / (8 * workers)))))
+    return [(s, min(n, s + size)) for s in range(0, n, size)]
+
+
+def render_all(paths: list[str], params: np.ndarray, drafts: np.ndarray, spec: RenderSpec,
+               array_path: Path, workers: int, stop_at_first_failure: bool,
+               progress: bool = True) -> list[tuple[int, str, str]]:
+    """Render every image into a new ``.npy`` memory map at ``array_path`` (rows in order).
+
+    Returns the failures ``(row, reason, detail)`` in row order; with ``stop_at_first_failure``
+    returns as soon as the first chunk (in order) that has one is done.
+    """
+    from tqdm import tqdm
+
+    n = len(paths)
+    out = np.lib.format.open_memmap(array_path, mode="w+", dtype=np.uint8,
+                                    shape=(n, spec.resolution, spec.resolution, 3))
+    del out  # the workers open it themselves
+    chunks = _chunks(n, workers)
+    jobs = ((s, paths[s:e], params[s:e], drafts[s:e]) for s, e in chunks)
+    failures: list[tuple[int, str, str]] = []
+    workers = min(workers, len(chunks))
+    with tqdm(total=n, unit="img", desc="crops", file=sys.stderr, disable=not progress,
+              mininterval=1.0, smoothing=0.1) as bar:
+        if workers <= 1:
+            _init_worker(str(array_path), spec)
+            try:
+                results: Iterator = map(_render_chunk, jobs)
+                for count, fails in results:
+                    bar.update(count)
+                    failures.extend(fails)
+                    if fails and stop_at_first_failure:
+                        break
+            finally:
+                _WORKER.clear()
+        else:
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(workers, initializer=_init_worker, initargs=(str(array_path), spec)) as pool:
+                for count, fails in pool.imap(_render_chunk, jobs):
+                    bar.update(count)
+                    failures.extend(fails)
+                    if fails and stop_at_first_failure:
+                        break
+    return failures
+
+
+def _compact(array_path: Path, keep: np.ndarray, block: int = 4096) -> None:
+    """Rewrite the ``.npy`` at ``array_path`` keeping only rows ``keep`` (sorted), in blocks."""
+    src = np.load(array_path, mmap_mode="r")
+    tmp = array_path.with_name(array_path.name + ".compact")
+    dst = np.lib.format.open_memmap(tmp, mode="w+", dtype=src.dtype, shape=(len(keep), *src.shape[1:]))
+    for s in range(0, len(keep), block):
+        dst[s:s + block] = src[keep[s:s + block]]
+    dst.flush()
+    del src, dst
+    os.replace(tmp, array_path)
+
+
+def _bad_message(root: Path, image_id: str, path: str, code: str, detail: str, on_bad: str) -> str:
+    from fairgen.data.celeba import LANDMARKS_FILE
+
+    hint = " (set dataset.on_bad_image=skip to skip such images)" if on_bad == "error" else ""
+    if code in ("landmark_outside_image", "degenerate_landmarks"):
+        return f"{root / LANDMARKS_FILE}, row of {image_id}: {REASONS[code]}: {detail}{hint}"
+    return f"{path}: {REASONS[code]}{f' ({detail})' if detail else ''}{hint}"
+
+
+def write_previews(crops: np.ndarray, image_ids: list[str], folder: Path, n: int) -> int:
+    """Write the first ``n`` crops as PNGs (``000000_<stem>.png``) plus a contact sheet ``grid.png``."""
+    n = min(n, len(crops))
+    for i in range(n):
+        Image.fromarray(np.asarray(crops[i])).save(folder / f"{i:06d}_{Path(image_ids[i]).stem}.png")
+    if n:
+        contact_sheet(np.asarray(crops[:n])).save(folder / "grid.png")
+    return n
+
+
+def contact_sheet(images: np.ndarray, pad: int = 2) -> Image.Image:
+    """Tile ``(N, H, W, 3)`` images into a near-square grid with ``pad`` px grey gutters."""
+    n, h, w, _ = images.shape
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    sheet = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 128, dtype=np.uint8)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        y, x = pad + r * (h + pad), pad + c * (w + pad)
+        sheet[y:y + h, x:x + w] = images[i]
+    return Image.fromarray(sheet)
+
+
+def build_index(df, plan: Plan, rows: np.ndarray):
+    """The index frame: CelebA columns of ``rows`` (in order) plus crop box and affine."""
+    import pandas as pd
+
+    from fairgen.data.celeba import ATTRIBUTE_NAMES, LANDMARK_NAMES
+
+    cols = ["image_id", "split", *ATTRIBUTE_NAMES, *LANDMARK_NAMES]
+    if "identity" in df.columns:
+        cols.append("identity")
+    index = df.iloc[rows][cols].reset_index(drop=True)
+    boxes = plan.boxes[rows]
+    affine = plan.forward[rows].reshape(len(rows), 6)
+    extra = {c: boxes[:, k] for k, c in enumerate(BOX_COLUMNS)}
+    extra.update({c: affine[:, k] for k, c in enumerate(AFFINE_COLUMNS)})
+    return pd.concat([index, pd.DataFrame(extra)], axis=1)
+
+
+def read_manifest_root(dataset: str | os.PathLike) -> Path:
+    from fairgen.io import read_json
+
+    manifest = read_json(dataset)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("root"), str):
+        raise DataError(f"{dataset}: dataset manifest has no 'root' (the CelebA folder); "
+                        "write it with 'fairgen dataset'")
+    root = Path(manifest["root"])
+    if not root.is_dir():
+        raise DataError(f"{dataset}: dataset root {root} is not a folder")
+    return root
+
+
+def run(cfg: dict, dataset: str, array: str, index: str, summary: str, png_dir: str | None = None,
+        progress: bool = True) -> dict:
+    """The ``fairgen crops`` stage: crops of every image of the dataset into ``array`` + ``index``.
+
+    Writes ``array`` (``(N, R, R, 3)`` uint8 ``.npy``), ``index`` (Parquet kind ``crops_index``;
+    row ``i`` describes ``array[i]``), ``summary`` (JSON) and, when ``png_dir`` is given, the first
+    ``crops.export_png`` crops as PNGs plus ``grid.png`` there (the folder is always created).
+    Everything is written atomically; on a DataError nothing is written. Returns the summary.
+    """
+    from fairgen.data.celeba import IMAGE_HEIGHT, IMAGE_WIDTH, SPLITS, image_path, read_celeba
+    from fairgen.io import atomic_path, write_json, write_parquet
+
+    t0 = time.perf_counter()
+    c = cfg["crops"]
+    method, resolution = c["method"], int(c["resolution"])
+    on_bad = cfg["dataset"]["on_bad_image"]
+    workers = resolve_workers(int(c["workers"]))
+    root = read_manifest_root(dataset)
+    df = read_celeba(root)
+    if len(df) == 0:
+        raise DataError(f"{root}: the dataset lists no images")
+    plan = plan_crops(df, method, resolution, IMAGE_WIDTH, IMAGE_HEIGHT,
+                      eye_offset=int(c["eye_offset"]), box_size=int(c["box_size"]))
+    ids = df["image_id"].tolist()
+    paths = [str(image_path(root, i)) for i in ids]
+
+    skipped: list[dict] = []
+
+    def bad(row: int, code: str, detail: str) -> None:
+        if on_bad == "error":
+            raise DataError(_bad_message(root, ids[row], paths[row], code, detail, on_bad))
+        skipped.append({"row": row, "image_id": ids[row], "split": df["split"].iat[row], "file": paths[row],
+                        "reason": code, "detail": detail})
+
+    for row in np.flatnonzero(plan.problem != None):  # noqa: E711 (elementwise)
+        bad(int(row), *plan.problem[row])
+    candidates = np.flatnonzero(plan.problem == None)  # noqa: E711
+    spec = RenderSpec("warp" if method == "aligned" else "box", resolution, IMAGE_WIDTH, IMAGE_HEIGHT)
+    params = (plan.forward.reshape(-1, 6) if spec.kind == "warp" else plan.boxes)[candidates]
+    log.info("cropping %d images (%s, %dx%d) from %s with %d worker(s)", len(candidates), method,
+             resolution, resolution, root, workers)
+
+    array, index, summary = Path(array), Path(index), Path(summary)
+    previews = atomic_path(png_dir, is_dir=True) if png_dir is not None else contextlib.nullcontext()
+    with atomic_path(array) as tmp_array, previews as tmp_png:
+        t_crop = time.perf_counter()
+        failures = render_all([paths[i] for i in candidates], params, plan.draft[candidates], spec,
+                              tmp_array, workers, stop_at_first_failure=(on_bad == "error"), progress=progress)
+        crop_seconds = time.perf_counter() - t_crop
+        for k, code, detail in failures:
+            bad(int(candidates[k]), code, detail)
+        failed = np.array([k for k, _, _ in failures], dtype=np.int64)
+        keep_local = np.setdiff1d(np.arange(len(candidates)), failed)
+        if len(keep_local) == 0:
+            raise DataError(f"{root}: no image could be cropped ({len(skipped)} skipped; first: "
+                            f"{_bad_message(root, skipped[0]['image_id'], skipped[0]['file'], skipped[0]['reason'], skipped[0]['detail'], 'skip')})")
+        if len(keep_local) < len(candidates):
+            _compact(tmp_array, keep_local)
+        rows = candidates[keep_local]
+        frame = build_index(df, plan, rows)
+        n_png = 0
+        if tmp_png is not None:
+            n_png = write_previews(np.load(tmp_array, mmap_mode="r"), frame["image_id"].tolist(), tmp_png,
+                                   int(c["export_png"]))
+        meta = {"method": method, "resolution": resolution, "source_root": str(root), "n_images": len(rows),
+                "coordinates": "affine_* map source pixel index (x, y) to crop pixel index; crop_* are source pixel edges"}
+        if method == "eye_offset":
+            meta.update(eye_offset=int(c["eye_offset"]), box_size=int(c["box_size"]))
+        elif method == "center":
+            meta.update(box_size=int(c["box_size"]))
+        else:
+            meta.update(template=TEMPLATE.tolist())
+        write_parquet(frame, index, INDEX_KIND, metadata=meta)
+    seconds = time.perf_counter() - t0
+    skipped.sort(key=lambda s: s["row"])  # row = position in the annotation files
+    x0, y0, x1, y1 = plan.boxes[rows].T
+    by_reason: dict[str, int] = {}
+    for s in skipped:
+        by_reason[s["reason"]] = by_reason.get(s["reason"], 0) + 1
+    split_counts = frame["split"].value_counts()
+    result = {
+        "method": method,
+        "resolution": resolution,
+        "source_root": str(root),
+        "on_bad_image": on_bad,
+        "workers": workers,
+        "n_listed": len(df),
+        "n_cropped": len(rows),
+        "n_skipped": len(skipped),
+        "counts": {s: int(split_counts.get(s, 0)) for s in SPLITS},
+        "skipped_by_reason": by_reason,
+        "skipped": skipped,
+        "n_partly_outside_image": int(((x0 < 0) | (y0 < 0) | (x1 > IMAGE_WIDTH) | (y1 > IMAGE_HEIGHT)).sum()),
+        "n_draft_decoded": int((plan.draft[rows] > 1).sum()),
+        "n_png": n_png,
+        "seconds": round(seconds, 3),
+        "crop_seconds": round(crop_seconds, 3),
+        "images_per_second": round(len(rows) / seconds, 1) if seconds > 0 else None,
+        "crop_images_per_second": round(len(candidates) / crop_seconds, 1) if crop_seconds > 0 else None,
+        "array": str(array),
+        "index": str(index),
+        "shape": [len(rows), resolution, resolution, 3],
+    }
+    write_json(result, summary)
+    log.info("cropped %d images, skipped %d, in %.1f s (%.0f images/s)", len(rows), len(skipped), seconds,
+             len(rows) / seconds)
+    return result
+
+
+def read_crops(array: str | os.PathLike, index: str | os.PathLike, mmap: bool = True):
+    """Load a crops array and its index, checking that they belong together.
+
+    Returns ``(crops, index_frame, metadata)``; ``crops`` is memory-mapped read-only when ``mmap``.
+    """
+    from fairgen.io import read_parquet
+
+    array = Path(array)
+    if not array.exists():
+        raise DataError(f"{array}: file not found")
+    df, meta = read_parquet(index, INDEX_KIND, columns=["image_id", "split", *BOX_COLUMNS, *AFFINE_COLUMNS])
+    try:
+        crops = np.load(array, mmap_mode="r" if mmap else None)
+    except (ValueError, OSError) as e:
+        raise DataError(f"{array}: not a readable .npy file ({e})") from None
+    res = meta.get("resolution")
+    if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[3] != 3 or crops.shape[1:3] != (res, res):
+        raise DataError(f"{array}: shape {crops.shape} {crops.dtype} does not match the index "
+                        f"({index}: {res}x{res} RGB uint8 crops)")
+    if len(crops) != len(df):
+        raise DataError(f"{array}: {len(crops)} crops but {index} has {len(df)} rows")
+    return crops, df, meta
