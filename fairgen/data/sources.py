@@ -1,0 +1,128 @@
+"""``fairgen dataset``: get the face dataset and write a manifest naming its root.
+
+Sources (config ``dataset.source``):
+
+- ``synthetic`` (default): the embedded synthetic CelebA at ``dataset.synthetic_root``, made by
+  :func:`fairgen.data.synthetic.make_synthetic_celeba` unless one with identical parameters (as
+  recorded in its ``fairgen_synthetic.json``) and all its files is already there.
+- ``celeba_download``: the real aligned CelebA, downloaded from Google Drive into
+  ``dataset.download_root`` (files already present with the right MD5 are kept).
+- ``celeba_local``: an existing copy at ``dataset.celeba_root``, verified in place.
+
+Whatever the source, the annotation files are then parsed with :func:`~fairgen.data.celeba.read_celeba`
+(so a bad file fails here, naming file and line) and the manifest records the root, split sizes
+and the base rates P(outcome=1 | protected=g) per split.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from fairgen import __version__
+from fairgen.config import seed_for
+from fairgen.data import celeba as C
+from fairgen.data import synthetic as S
+from fairgen.errors import ConfigError, DataError
+from fairgen.io import write_json
+
+log = logging.getLogger(__name__)
+
+MANIFEST_VERSION = 1
+
+
+def check_attribute_keys(cfg: dict) -> None:
+    """ConfigError naming the key if ``protected``/``outcome`` are not CelebA attribute names."""
+    for key in ("protected", "outcome"):
+        if cfg[key] not in C.ATTRIBUTE_NAMES:
+            raise ConfigError(f"config key '{key}': {cfg[key]!r} is not a CelebA attribute name "
+                              f"(one of {', '.join(C.ATTRIBUTE_NAMES)})")
+    if cfg["protected"] == cfg["outcome"]:
+        raise ConfigError(f"config keys 'protected' and 'outcome' are both {cfg['protected']!r}; they must differ")
+
+
+def synthetic_kwargs(cfg: dict) -> dict:
+    """Arguments of make_synthetic_celeba that determine the content, from the config."""
+    syn = cfg["dataset"]["synthetic"]
+    return dict(
+        n_images=syn["n_images"], seed=seed_for(cfg, "synthetic"), p_protected=syn["p_protected"],
+        p_outcome_given_protected_0=syn["p_outcome_given_protected_0"],
+        p_outcome_given_protected_1=syn["p_outcome_given_protected_1"],
+        feature_strength=syn["feature_strength"], split_fractions=syn["split_fractions"],
+        protected=cfg["protected"], outcome=cfg["outcome"],
+    )
+
+
+def ensure_synthetic(cfg: dict, progress: bool = True) -> tuple[Path, dict]:
+    """Make the synthetic dataset unless an identical complete one exists; return (root, parameters)."""
+    root = Path(cfg["dataset"]["synthetic_root"])
+    kwargs = synthetic_kwargs(cfg)
+    params = S.synthetic_parameters(**kwargs)
+    S.check_parameters(kwargs["protected"], kwargs["outcome"], kwargs["split_fractions"], kwargs["n_images"])
+    if S.read_parameters(root) == params:
+        try:
+            C.verify_celeba(root, check_md5=False)
+        except DataError as e:
+            log.warning("existing synthetic dataset is incomplete, remaking it: %s", e)
+        else:
+            log.info("%s: synthetic dataset with these parameters already exists, keeping it", root)
+            return root, params
+    elif root.exists():
+        log.info("%s: parameters differ from the existing synthetic dataset, remaking it", root)
+    S.make_synthetic_celeba(root, workers=cfg["dataset"]["synthetic"]["workers"], progress=progress, **kwargs)
+    return root, params
+
+
+def prepare(cfg: dict, out: str, progress: bool = True) -> int:
+    """CLI target of ``fairgen dataset``: get the dataset, validate it, write the manifest at ``out``."""
+    check_attribute_keys(cfg)
+    ds = cfg["dataset"]
+    source = ds["source"]
+    if source == "synthetic":
+        root, parameters = ensure_synthetic(cfg, progress)
+    elif source == "celeba_download":
+        root = Path(ds["download_root"])
+        C.download_celeba(root, progress=progress, base_url=ds["download_base_url"])
+        C.verify_celeba(root, check_md5=True)
+        parameters = {"download_base_url": ds["download_base_url"], "md5_checked": True}
+    elif source == "celeba_local":
+        if ds["celeba_root"] is None:
+            raise ConfigError("config key 'dataset.celeba_root' must name an existing CelebA folder "
+                              "when dataset.source is 'celeba_local'")
+        root = Path(ds["celeba_root"])
+        C.verify_celeba(root, check_md5=ds["check_md5"])
+        parameters = {"md5_checked": bool(ds["check_md5"])}
+    else:  # pragma: no cover (the schema's enum rejects this first)
+        raise ConfigError(f"config key 'dataset.source': unknown source {source!r}")
+
+    df = C.read_celeba(root)
+    manifest = build_manifest(df, root, source, cfg["protected"], cfg["outcome"], parameters)
+    write_json(manifest, out)
+    log.info("dataset manifest written to %s (%d images at %s)", out, manifest["n_images"], manifest["root"])
+    return 0
+
+
+def build_manifest(df, root: Path, source: str, protected: str, outcome: str, parameters: dict) -> dict:
+    """The manifest: where the data is, split sizes, and outcome base rates per protected group."""
+    c, y = df[protected].to_numpy(), df[outcome].to_numpy()
+    base_rates, group_counts = {}, {}
+    for split in (*C.SPLITS, "all"):
+        m = np.ones(len(df), bool) if split == "all" else (df["split"] == split).to_numpy()
+        group_counts[split] = {str(g): int((m & (c == g)).sum()) for g in (0, 1)}
+        base_rates[split] = {str(g): (float(y[m & (c == g)].mean()) if (m & (c == g)).any() else None)
+                             for g in (0, 1)}
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "fairgen_version": __version__,
+        "source": source,
+        "root": str(Path(root).resolve()),
+        "n_images": int(len(df)),
+        "splits": {s: int((df["split"] == s).sum()) for s in C.SPLITS},
+        "protected": protected,
+        "outcome": outcome,
+        "base_rates": base_rates,
+        "group_counts": group_counts,
+        "parameters": parameters,
+    }
