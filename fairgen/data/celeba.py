@@ -394,19 +394,20 @@ def md5sum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def verify_celeba(root: str | os.PathLike, check_md5: bool = True) -> None:
+def verify_celeba(root: str | os.PathLike, check_md5: bool = True,
+                  files: Iterable[CelebAFile] = CELEBA_FILES) -> None:
     """Check a local CelebA copy; raise one DataError listing everything missing or corrupt.
 
     Checks the five annotation files (and their MD5s when ``check_md5``), the image folder, and
     that it holds as many images as ``list_attr_celeba.txt`` announces (names of up to 5 missing
     images are listed). The zip is not needed once extracted; if present and ``check_md5``, its MD5
-    is checked too.
+    is checked too. ``files`` gives the expected MD5s (default: the official release).
     """
     root = Path(root)
     problems: list[str] = []
     if not root.is_dir():
         raise DataError(f"{root}: CelebA root folder not found")
-    by_name = {f.name: f for f in CELEBA_FILES}
+    by_name = {f.name: f for f in files}
     for name in ANNOTATION_FILES:
         p = root / name
         if not p.is_file():
@@ -536,7 +537,8 @@ def http_fetch(url: str, dest: Path, progress: bool = True, timeout: float = 60.
 
 
 def download_celeba(root: str | os.PathLike, progress: bool = True, *, base_url: str = GDRIVE_URL,
-                    fetch: Fetch | None = None, keep_zip: bool = True) -> Path:
+                    fetch: Fetch | None = None, keep_zip: bool = True,
+                    files: Iterable[CelebAFile] = CELEBA_FILES) -> Path:
     """Download the aligned CelebA release into ``root`` and extract the images.
 
     Each file goes to ``{base_url}?id=<drive id>&export=download`` via ``fetch(url, dest,
@@ -545,12 +547,13 @@ def download_celeba(root: str | os.PathLike, progress: bool = True, *, base_url:
     and a DataError names the file. Files already present with the right MD5 are not fetched
     again. The zip is extracted atomically (into a temporary folder, then renamed) to
     ``root/img_align_celeba``; an existing folder is kept (and then a missing zip is not
-    fetched). Returns ``root``.
+    fetched). ``files`` lists names, Drive ids and MD5s (default: the official release).
+    Returns ``root``.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     fetch = fetch or http_fetch
-    for f in CELEBA_FILES:
+    for f in files:
         dest = root / f.name
         if f.name == IMAGE_ZIP and (root / IMAGE_DIR).is_dir() and not dest.exists():
             log.info("%s: already extracted, not downloading the zip", root / IMAGE_DIR)
