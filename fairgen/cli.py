@@ -43,6 +43,26 @@ command(
     arg("--summary", required=True, help="output JSON summary (counts, skipped images, timing)"),
     arg("--png-dir", default=None, help="folder for PNG previews (crops.export_png of them)"),
 )
+command(
+    "train-classifier", "fairgen.classifiers:train_classifier",
+    "Train the downstream outcome classifier of one method (real, reweighing, a GAN run's synthetic "
+    "set, or real plus synthetic), pick the epoch by real-valid accuracy and audit it on the real "
+    "test split. Writes predictions.parquet, metrics.json, model.pt and curve.json into --out-dir.",
+    arg("--method", required=True,
+        choices=["real", "reweighing", "fgan_dp", "fgan_eqopp", "acgan", "real_plus_synthetic"]),
+    arg("--array", required=True, help="real crops .npy (N,H,W,3) uint8"),
+    arg("--index", required=True, help="real crops Parquet index (splits, attributes)"),
+    arg("--synthetic", action="append", default=[], metavar="DIR",
+        help="synthetic dataset folder (repeatable; for the GAN methods and real_plus_synthetic)"),
+    arg("--out-dir", required=True, help="output folder"),
+)
+command(
+    "metrics-table", "fairgen.classifiers:write_metrics_table",
+    "Combine the metrics.json of several classifiers into one table (Parquet and CSV).",
+    arg("--metrics", required=True, nargs="+", help="metrics.json files, one per method"),
+    arg("--out-parquet", required=True, help="output Parquet (kind metrics_table)"),
+    arg("--out-csv", required=True, help="output CSV"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

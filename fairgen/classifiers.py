@@ -1,0 +1,437 @@
+"""Downstream outcome classifiers: train on real, reweighed or synthetic data; audit on real test.
+
+``fairgen train-classifier --method M`` trains a binary classifier of the outcome y (config
+``outcome``) on the training data of method ``M``:
+
+==========================  ==================================================================
+``real``                    the real train split
+``reweighing``              the real train split with Kamiran & Calders weights w(c, y)
+``fgan_dp`` / ``fgan_eqopp``  the synthetic set of that GAN run (labels y and groups c from its
+/ ``acgan``                 ``samples.parquet``)
+``real_plus_synthetic``     the real train split plus the synthetic set named by
+                            ``classifier.synthetic_for_mix``
+==========================  ==================================================================
+
+Whatever it trained on, every classifier picks its best epoch by accuracy on the REAL valid
+split and is evaluated on the same held-out REAL test split, so the methods are comparable.
+The privileged group (for the signed AIF360-style metrics) is the value of c with the higher
+base rate P(y=1 | c) in the real train split; metrics.json records which and why.
+
+Outputs in ``--out-dir``: ``predictions.parquet`` (kind ``predictions``: image_id, c, y_true,
+score, y_pred), ``metrics.json`` (:func:`fairgen.fairness.evaluate` with bootstrap intervals plus
+the run's provenance), ``model.pt`` (weights, loadable with ``weights_only=True``) and
+``curve.json`` (per-epoch train loss/accuracy and valid loss/accuracy).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fairgen import io
+from fairgen.config import seed_for
+from fairgen.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+SYNTHETIC_METHODS = ("fgan_dp", "fgan_eqopp", "acgan")
+METHODS = ("real", "reweighing") + SYNTHETIC_METHODS + ("real_plus_synthetic",)
+SPLITS = ("train", "valid", "test")
+SELECTION = "accuracy on the real valid split (ties: earliest epoch)"
+PRIVILEGED_RULE = "the group c with the higher base rate P(y=1 | c) in the real train split (ties: c=1)"
+PREDICTION_COLUMNS = ("image_id", "c", "y_true", "score", "y_pred")
+
+
+# ------------------------------------------------------------------------------------- models
+
+
+def _small_cnn(width: int, resolution: int):
+    import torch.nn as nn
+
+    # one downsampling stage per factor 2 until about 4x4 remains (2 stages for 16 px, 4 for 64 px)
+    stages = max(1, min(5, int(math.log2(max(resolution, 8))) - 2))
+
+    def conv_bn_relu(cin, cout):
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+    layers, cin = [], 3
+    for i in range(stages):
+        cout = width * min(2 ** i, 8)
+        layers += conv_bn_relu(cin, cout) + conv_bn_relu(cout, cout) + [nn.MaxPool2d(2)]
+        cin = cout
+    layers += conv_bn_relu(cin, cin) + [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(cin, 1)]
+    return nn.Sequential(*layers)
+
+
+def _resnet18_small():
+    import torch.nn as nn
+    from torchvision.models import resnet18
+
+    model = resnet18(weights=None, num_classes=1)
+    # small inputs (32/64 px): a 3x3 stride-1 stem and no max-pool, as is usual for CIFAR-sized images
+    model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+    return model
+
+
+def build_model(arch: str, resolution: int, width: int = 32):
+    """The outcome classifier: one logit per image, input float NCHW in [-1, 1].
+
+    ``cnn``: conv3x3-BN-ReLU blocks (two per stage, max-pool between stages, channels
+    width, 2 width, ... up to 8 width), a last conv block, global average pooling, dropout 0.2
+    and a linear layer. ``resnet18``: torchvision's ResNet-18 (``weights=None``, nothing is
+    downloaded) with a 3x3 stride-1 stem and no max-pool for small inputs.
+    """
+    if arch == "cnn":
+        return _small_cnn(width, resolution)
+    if arch == "resnet18":
+        return _resnet18_small()
+    raise ConfigError(f"config key 'classifier.arch': unknown architecture '{arch}' (cnn, resnet18)")
+
+
+def resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("config key 'device' is 'cuda' but no CUDA device is available")
+    return torch.device(name)
+
+
+# --------------------------------------------------------------------------------------- data
+
+
+@dataclass
+class Split:
+    """Images (uint8 NHWC) with their outcome y, group c and optional sample weights."""
+
+    images: np.ndarray
+    y: np.ndarray
+    c: np.ndarray
+    image_id: np.ndarray
+    source: str
+    weight: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def _binary_column(df, col: str, where: Path) -> np.ndarray:
+    values = df[col].to_numpy()
+    bad = np.flatnonzero(~np.isin(values, (0, 1)))
+    if bad.size:
+        raise DataError(f"{where}, row {bad[0]}: column '{col}' must be 0/1, found {values[bad[0]]!r}")
+    return values.astype(np.int64)
+
+
+def load_real(cfg: dict, array: str | os.PathLike, index: str | os.PathLike) -> dict[str, Split]:
+    """The real crops by split: ``{'train', 'valid', 'test'}`` -> :class:`Split`.
+
+    Row i of the index describes row i of the array. Raises DataError for a missing file, a
+    length mismatch, a non-0/1 label, an unknown split name or an empty split.
+    """
+    array, index = Path(array), Path(index)
+    protected, outcome = cfg["protected"], cfg["outcome"]
+    df, _ = io.read_parquet(index, "crops_index", columns=["image_id", "split", protected, outcome])
+    if not array.is_file():
+        raise DataError(f"{array}: crops array not found")
+    try:
+        images = np.load(array, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise DataError(f"{array}: not a readable .npy array ({e})") from None
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise DataError(f"{array}: expected a uint8 (N, H, W, 3) array, got {images.dtype} {images.shape}")
+    if len(images) != len(df):
+        raise DataError(f"{array} has {len(images)} images but {index} has {len(df)} rows")
+    split = df["split"].astype(str).to_numpy()
+    unknown = np.flatnonzero(~np.isin(split, SPLITS))
+    if unknown.size:
+        raise DataError(f"{index}, row {unknown[0]}: unknown split '{split[unknown[0]]}' (expected one of {', '.join(SPLITS)})")
+    y = _binary_column(df, outcome, index)
+    c = _binary_column(df, protected, index)
+    ids = df["image_id"].astype(str).to_numpy()
+    out = {}
+    for name in SPLITS:
+        rows = np.flatnonzero(split == name)
+        if rows.size == 0:
+            raise DataError(f"{index}: the '{name}' split is empty")
+        out[name] = Split(np.ascontiguousarray(images[rows]), y[rows], c[rows], ids[rows], f"real {name} ({index})")
+    return out
+
+
+def load_synthetic(folders: list[str | os.PathLike], expected_model: str) -> Split:
+    """The synthetic sets in ``folders`` (concatenated), each made by the GAN run ``expected_model``."""
+    from fairgen.synthetic_data import read_synthetic
+
+    if not folders:
+        raise ConfigError(f"a synthetic set of GAN run '{expected_model}' is needed: pass --synthetic DIR")
+    parts = []
+    for folder in folders:
+        table, images, _ = read_synthetic(folder)
+        models = sorted(set(table["model"]))
+        if models != [expected_model]:
+            raise DataError(f"{folder}: synthetic set made by {', '.join(models)}, expected GAN run '{expected_model}'")
+        ids = np.array([f"{expected_model}/{s}" for s in table["sample_id"]])
+        parts.append(Split(images, table["y"].to_numpy(np.int64), table["c"].to_numpy(np.int64), ids,
+                           f"synthetic {folder}"))
+    return _concat(parts) if len(parts) > 1 else parts[0]
+
+
+def _concat(parts: list[Split]) -> Split:
+    shapes = {p.images.shape[1:] for p in parts}
+    if len(shapes) > 1:
+        raise DataError("images of different sizes: " + "; ".join(f"{p.source}: {p.images.shape[1:]}" for p in parts))
+    weights = None
+    if any(p.weight is not None for p in parts):
+        weights = np.concatenate([p.weight if p.weight is not None else np.ones(len(p)) for p in parts])
+    return Split(np.concatenate([p.images for p in parts]), np.concatenate([p.y for p in parts]),
+                 np.concatenate([p.c for p in parts]), np.concatenate([p.image_id for p in parts]),
+                 " + ".join(p.source for p in parts), weights)
+
+
+def training_data(cfg: dict, method: str, real: dict[str, Split], synthetic: list) -> Split:
+    """The training set of ``method`` (see the module docstring)."""
+    from fairgen.reweighing import reweighing_table, reweighing_weights
+
+    if method not in METHODS:
+        raise ConfigError(f"unknown classifier method '{method}' (one of {', '.join(METHODS)})")
+    if method in ("real", "reweighing") and synthetic:
+        raise ConfigError(f"method '{method}' trains on real data only; do not pass --synthetic")
+    train = real["train"]
+    if method == "real":
+        data = train
+    elif method == "reweighing":
+        table = reweighing_table(train.c, train.y)
+        log.info("reweighing weights w(c, y): %s", {f"c={c},y={y}": round(w, 4) for (c, y), w in table.items()})
+        data = Split(train.images, train.y, train.c, train.image_id, train.source + " reweighed",
+                     reweighing_weights(train.c, train.y))
+    elif method in SYNTHETIC_METHODS:
+        data = load_synthetic(synthetic, method)
+    else:
+        data = _concat([train, load_synthetic(synthetic, cfg["classifier"]["synthetic_for_mix"])])
+    if data.images.shape[1:] != train.images.shape[1:]:
+        raise DataError(f"{data.source}: images are {data.images.shape[1:]}, the real crops {train.images.shape[1:]}")
+    if len(np.unique(data.y)) < 2:
+        raise DataError(f"{data.source}: the training data of method '{method}' has only y={data.y[0]}")
+    return data
+
+
+def privileged_group(train: Split) -> tuple[int, dict[str, float]]:
+    """The group with the higher base rate P(y=1 | c) in ``train``, and both base rates."""
+    rates = {}
+    for g in (0, 1):
+        mask = train.c == g
+        if not mask.any():
+            raise DataError(f"{train.source}: no rows of group c={g}, so the privileged group is undefined")
+        rates[str(g)] = float(train.y[mask].mean())
+    return (0 if rates["0"] > rates["1"] else 1), rates
+
+
+# ----------------------------------------------------------------------------------- training
+
+
+class _Runner:
+    """Batches from an in-memory uint8 array to a model on ``device`` (optionally bf16 autocast)."""
+
+    def __init__(self, model, device, precision: str, batch_size: int):
+        import torch
+
+        self.torch = torch
+        # channels_last suits cuDNN (and bf16 tensor cores); CPU batch norm is faster on NCHW
+        self.memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+        self.model = model.to(device, memory_format=self.memory_format)
+        self.device = device
+        self.batch_size = batch_size
+        self.autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+    def tensor(self, images: np.ndarray):
+        """The whole uint8 array on the device, once (a few hundred MB for CelebA at 64 px)."""
+        return self.torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
+
+    def forward(self, images_t, idx, flip=None):
+        x = images_t[idx].permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        x = x.contiguous(memory_format=self.memory_format)
+        if flip is not None and flip.any():
+            x[flip] = x[flip].flip(-1)
+        with self.torch.autocast(**self.autocast):
+            return self.model(x).float().reshape(-1)
+
+    def predict(self, split: Split, desc: str, progress: bool = True) -> np.ndarray:
+        """Probabilities of y=1 for every image of ``split``."""
+        from tqdm import tqdm
+
+        torch = self.torch
+        self.model.eval()
+        images_t = self.tensor(split.images)
+        out = []
+        with torch.inference_mode():
+            for start in tqdm(range(0, len(split), self.batch_size), desc=desc, unit="batch",
+                              disable=not progress, leave=False):
+                idx = torch.arange(start, min(start + self.batch_size, len(split)), device=self.device)
+                out.append(torch.sigmoid(self.forward(images_t, idx)).cpu())
+        return torch.cat(out).double().numpy()
+
+
+def _bce(scores: np.ndarray, y: np.ndarray) -> float:
+    p = np.clip(scores, 1e-7, 1 - 1e-7)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def fit(cfg: dict, runner: _Runner, train: Split, valid: Split, seed: int, progress: bool = True):
+    """Train ``runner.model`` for ``classifier.epochs`` epochs with random horizontal flips; keep
+    the weights of the epoch with the best real-valid accuracy. Returns the per-epoch curve."""
+    import torch
+    import torch.nn.functional as F
+    from tqdm import tqdm
+
+    cc = cfg["classifier"]
+    model, device = runner.model, runner.device
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=cc["lr"], weight_decay=cc["weight_decay"])
+    images_t = runner.tensor(train.images)
+    y_t = torch.from_numpy(train.y.astype(np.float32)).to(device)
+    w_t = torch.from_numpy(train.weight.astype(np.float32)).to(device) if train.weight is not None else None
+    n, bs = len(train), runner.batch_size
+    curve, best = [], None
+    for epoch in range(1, cc["epochs"] + 1):
+        t0 = time.perf_counter()
+        model.train()
+        order = torch.randperm(n, generator=gen)
+        flips = torch.rand(n, generator=gen) < 0.5
+        loss_sum = correct = seen = 0.0
+        batches = tqdm(range(0, n, bs), desc=f"epoch {epoch}/{cc['epochs']}", unit="batch",
+                       disable=not progress, leave=False)
+        for start in batches:
+            idx = order[start:start + bs].to(device)
+            if len(idx) < 2:  # BatchNorm needs two samples
+                continue
+            logits = runner.forward(images_t, idx, flips[start:start + bs].to(device))
+            losses = F.binary_cross_entropy_with_logits(logits, y_t[idx], reduction="none")
+            loss = (losses * w_t[idx]).mean() if w_t is not None else losses.mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += float(loss.detach()) * len(idx)
+            correct += float(((logits.detach() > 0).float() == y_t[idx]).sum())
+            seen += len(idx)
+        scores = runner.predict(valid, "valid", progress)
+        val_acc = float(np.mean((scores >= cc["threshold"]) == valid.y))
+        curve.append({"epoch": epoch, "train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
+                      "valid_loss": _bce(scores, valid.y), "valid_accuracy": val_acc,
+                      "seconds": time.perf_counter() - t0})
+        log.info("epoch %d/%d: train loss %.4f acc %.4f | valid loss %.4f acc %.4f (%.1fs)", epoch, cc["epochs"],
+                 curve[-1]["train_loss"], curve[-1]["train_accuracy"], curve[-1]["valid_loss"], val_acc,
+                 curve[-1]["seconds"])
+        if best is None or val_acc > best[0]:
+            best = (val_acc, epoch, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+    model.load_state_dict(best[2])
+    return curve, best[1]
+
+
+# -------------------------------------------------------------------------------- entry points
+
+
+def train_classifier(cfg: dict, method: str, array: str, index: str, synthetic: list | None = None,
+                     out_dir: str = ".", progress: bool = True) -> dict:
+    """Train the outcome classifier of ``method`` and audit it on the real test split.
+
+    Writes predictions.parquet, metrics.json, model.pt and curve.json into ``out_dir`` and
+    returns the metrics dict. See the module docstring.
+    """
+    import torch
+
+    from fairgen import fairness
+
+    synthetic = list(synthetic or [])
+    cc = cfg["classifier"]
+    out_dir = Path(out_dir)
+    real = load_real(cfg, array, index)
+    test = real["test"]
+    for g in (0, 1):
+        if not (test.c == g).any():
+            raise DataError(f"{index}: the test split has only group {cfg['protected']}={1 - g} "
+                            f"({len(test)} rows); fairness metrics need both groups")
+    privileged, base_rates = privileged_group(real["train"])
+    train = training_data(cfg, method, real, synthetic)
+    seed = seed_for(cfg, f"classifier/{method}")
+    device = resolve_device(cfg["device"])
+    resolution = int(train.images.shape[1])
+    torch.manual_seed(seed)
+    model = build_model(cc["arch"], resolution, cc["width"])
+    runner = _Runner(model, device, cfg["precision"], cc["batch_size"])
+    log.info("method %s: training %s on %d images (%s), %d epochs on %s (%s)", method, cc["arch"], len(train),
+             train.source, cc["epochs"], device, cfg["precision"])
+    t0 = time.perf_counter()
+    curve, best_epoch = fit(cfg, runner, train, real["valid"], seed, progress)
+    train_seconds = time.perf_counter() - t0
+
+    score = runner.predict(test, "test", progress)
+    y_pred = (score >= cc["threshold"]).astype(np.int64)
+    import pandas as pd
+
+    preds = pd.DataFrame({"image_id": test.image_id, "c": test.c, "y_true": test.y, "score": score, "y_pred": y_pred})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pred_path = out_dir / "predictions.parquet"
+    provenance = {"method": method, "arch": cc["arch"], "threshold": cc["threshold"], "best_epoch": best_epoch,
+                  "protected": cfg["protected"], "outcome": cfg["outcome"]}
+    with io.atomic_path(out_dir / "model.pt") as tmp:
+        torch.save({"state_dict": {k: v.cpu() for k, v in runner.model.state_dict().items()},
+                    "arch": cc["arch"], "resolution": resolution, "width": cc["width"], "method": method}, tmp)
+    io.write_json({"method": method, "selection": SELECTION, "best_epoch": best_epoch, "epochs": curve}, out_dir / "curve.json")
+    io.write_parquet(preds, pred_path, "predictions", metadata=provenance)
+
+    result = fairness.evaluate(test.y, y_pred, test.c, score=score, privileged=privileged, n_boot=cc["bootstrap"],
+                               level=cc["ci_level"], seed=seed_for(cfg, f"bootstrap/{method}"),
+                               allow_undefined=True, source=str(pred_path))
+    for name, why in result["undefined"].items():
+        log.warning("method %s: %s is undefined on the test split (%s)", method, name, why)
+    result.update({
+        "method": method,
+        "privileged_rule": PRIVILEGED_RULE,
+        "train_base_rates": base_rates,
+        "protected": cfg["protected"], "outcome": cfg["outcome"],
+        "threshold": cc["threshold"],
+        "evaluated_on": f"real test split ({len(test)} images)",
+        "selection": {"criterion": SELECTION, "best_epoch": best_epoch,
+                      "valid_accuracy": curve[best_epoch - 1]["valid_accuracy"]},
+        "training": {"source": train.source, "n": len(train), "weighted": train.weight is not None,
+                     "arch": cc["arch"], "epochs": cc["epochs"], "seed": seed, "device": str(device),
+                     "precision": cfg["precision"], "seconds": train_seconds},
+    })
+    io.write_json(result, out_dir / "metrics.json")
+    log.info("method %s: test accuracy %.4f, demographic parity difference %.4f, equal opportunity difference %s",
+             method, result["overall"]["accuracy"], result["fairness"]["demographic_parity_difference"],
+             result["fairness"]["equal_opportunity_difference"])
+    return result
+
+
+def write_metrics_table(cfg: dict, metrics: list[str], out_parquet: str, out_csv: str):
+    """Combine several metrics.json files (one per method) into one Parquet + CSV table."""
+    from fairgen import fairness
+
+    results = {}
+    for path in metrics:
+        result = io.read_json(path)
+        method = result.get("method") if isinstance(result, dict) else None
+        if not isinstance(method, str):
+            raise DataError(f"{path}: not a classifier metrics.json (no 'method')")
+        if method in results:
+            raise DataError(f"{path}: method '{method}' appears twice")
+        results[method] = result
+    try:
+        table = fairness.metrics_table(results)
+    except DataError as e:
+        raise DataError(f"{', '.join(map(str, metrics))}: {e}") from None
+    io.write_parquet(table, out_parquet, "metrics_table",
+                     metadata={"sources": [str(p) for p in metrics],
+                               "privileged": {m: r.get("privileged") for m, r in results.items()}})
+    with io.atomic_path(out_csv) as tmp:
+        table.to_csv(tmp, index=False)
+    return table

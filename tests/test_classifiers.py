@@ -1,0 +1,292 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from fairgen import cli, config, io
+from fairgen.classifiers import (PREDICTION_COLUMNS, build_model, load_real, train_classifier, training_data,
+                                 write_metrics_table)
+from fairgen.errors import ConfigError, DataError
+from fairgen.reweighing import reweighing_weights
+from fairgen.synthetic_data import write_synthetic
+
+SIZE = 16
+SPLIT_SIZES = {"train": 320, "valid": 100, "test": 100}
+TINY_SIZES = {"train": 48, "valid": 24, "test": 40}
+
+
+def _rule_images(y, rng):
+    """Dim noise; images with y=1 also show a bright 4x4 square at a random place (a visible rule)."""
+    images = rng.integers(0, 100, size=(len(y), SIZE, SIZE, 3), dtype=np.uint8)
+    for i in np.flatnonzero(y):
+        r, k = rng.integers(0, SIZE - 4, size=2)
+        images[i, r:r + 4, k:k + 4] = 255
+    return images
+
+
+def _labels(n, rng):
+    # c=0 has the higher base rate of y (like Male=0 / Attractive in CelebA)
+    c = rng.integers(0, 2, size=n)
+    y = (rng.random(n) < np.where(c == 0, 0.7, 0.3)).astype(np.int64)
+    return c, y
+
+
+def _write_real(folder, seed=0, sizes=SPLIT_SIZES, mutate=None):
+    rng = np.random.default_rng(seed)
+    split = np.concatenate([[name] * n for name, n in sizes.items()])
+    c, y = _labels(len(split), rng)
+    images = _rule_images(y, rng)
+    df = pd.DataFrame({"image_id": [f"{i:06d}.jpg" for i in range(len(split))], "split": split,
+                       "Male": c, "Attractive": y, "Smiling": rng.integers(0, 2, size=len(split))})
+    if mutate is not None:
+        df, images = mutate(df, images)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "crops.npy", images)
+    io.write_parquet(df, folder / "index.parquet", "crops_index")
+    return folder / "crops.npy", folder / "index.parquet"
+
+
+def _write_synth(folder, model="fgan_dp", n=200, seed=1, size=SIZE):
+    rng = np.random.default_rng(seed)
+    c = np.repeat([0, 1], n // 2)
+    y_prob = rng.random(n)
+    images = _rule_images((y_prob >= 0.5).astype(int), rng)
+    if size != SIZE:
+        images = np.zeros((n, size, size, 3), np.uint8)
+    write_synthetic(folder, images, c, y_prob, model=model, checkpoint_step=10, seed=3, progress=False)
+    return folder
+
+
+def _cfg(**classifier):
+    return config.validate({"device": "cpu", "classifier": {"epochs": 3, "batch_size": 32, "width": 8,
+                                                            "bootstrap": 20, "lr": 0.01, **classifier}})
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    return _write_real(tmp_path_factory.mktemp("real"))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """For tests that need a trained model but not a good one."""
+    return _write_real(tmp_path_factory.mktemp("tiny"), sizes=TINY_SIZES)
+
+
+@pytest.fixture(scope="module")
+def trained_real(real, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cls") / "real"
+    result = train_classifier(_cfg(), "real", str(real[0]), str(real[1]), [], str(out), progress=False)
+    return out, result
+
+
+def test_learns_a_visible_rule(trained_real):
+    out, result = trained_real
+    assert result["overall"]["accuracy"] > 0.9  # chance is about 0.5
+    assert result["n"] == SPLIT_SIZES["test"]
+    assert result["evaluated_on"].startswith("real test split")
+    curve = io.read_json(out / "curve.json")
+    assert len(curve["epochs"]) == 3 and curve["best_epoch"] == result["selection"]["best_epoch"]
+    # the kept weights are those of the epoch with the best valid accuracy
+    assert result["selection"]["valid_accuracy"] == max(e["valid_accuracy"] for e in curve["epochs"])
+
+
+def test_privileged_group_is_the_one_with_higher_train_base_rate(trained_real):
+    result = trained_real[1]
+    assert result["privileged"] == 0
+    assert result["train_base_rates"]["0"] > result["train_base_rates"]["1"]
+    assert "higher base rate" in result["privileged_rule"]
+
+
+def test_metrics_have_bootstrap_intervals(trained_real):
+    result = trained_real[1]
+    lo, hi = result["ci"]["accuracy"]
+    assert lo <= result["overall"]["accuracy"] <= hi
+    assert result["bootstrap"]["n_boot"] == 20
+    assert "demographic_parity_difference" in result["fairness"]
+
+
+def test_predictions_schema(trained_real, real):
+    out, result = trained_real
+    preds, meta = io.read_parquet(out / "predictions.parquet", "predictions", columns=list(PREDICTION_COLUMNS))
+    assert list(preds.columns) == list(PREDICTION_COLUMNS)
+    index, _ = io.read_parquet(real[1], "crops_index")
+    test = index[index["split"] == "test"]
+    assert preds["image_id"].tolist() == test["image_id"].tolist()
+    np.testing.assert_array_equal(preds["c"], test["Male"])
+    np.testing.assert_array_equal(preds["y_true"], test["Attractive"])
+    assert preds["score"].between(0, 1).all() and preds["score"].dtype == np.float64
+    np.testing.assert_array_equal(preds["y_pred"], (preds["score"] >= 0.5).astype(int))
+    assert meta["method"] == "real" and meta["threshold"] == 0.5
+    assert result["overall"]["accuracy"] == pytest.approx(np.mean(preds["y_pred"] == preds["y_true"]))
+
+
+def test_saved_weights_reproduce_the_predictions(trained_real, real):
+    out, _ = trained_real
+    blob = torch.load(out / "model.pt", weights_only=True)
+    model = build_model(blob["arch"], blob["resolution"], blob["width"])
+    model.load_state_dict(blob["state_dict"])
+    model.eval()
+    test = load_real(_cfg(), *real)["test"]
+    x = torch.from_numpy(test.images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        score = torch.sigmoid(model(x)).reshape(-1).double().numpy()
+    preds, _ = io.read_parquet(out / "predictions.parquet", "predictions")
+    np.testing.assert_allclose(preds["score"], score, atol=1e-5)
+
+
+def test_training_is_deterministic(tiny, tmp_path):
+    cfg = _cfg(epochs=2, bootstrap=0)
+    for name in ("a", "b"):
+        train_classifier(cfg, "real", str(tiny[0]), str(tiny[1]), [], str(tmp_path / name), progress=False)
+    a, _ = io.read_parquet(tmp_path / "a" / "predictions.parquet", "predictions")
+    b, _ = io.read_parquet(tmp_path / "b" / "predictions.parquet", "predictions")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_reweighing_trains_with_kamiran_calders_weights(tiny, tmp_path):
+    data = load_real(_cfg(), *tiny)
+    train = training_data(_cfg(), "reweighing", data, [])
+    np.testing.assert_allclose(train.weight, reweighing_weights(data["train"].c, data["train"].y))
+    result = train_classifier(_cfg(epochs=1, bootstrap=0), "reweighing", str(tiny[0]), str(tiny[1]), [],
+                              str(tmp_path), progress=False)
+    assert result["training"]["weighted"] and result["method"] == "reweighing"
+
+
+def test_synthetic_method_trains_on_synthetic_and_tests_on_real(real, tmp_path):
+    synth = _write_synth(tmp_path / "synth")
+    result = train_classifier(_cfg(), "fgan_dp", str(real[0]), str(real[1]), [str(synth)], str(tmp_path / "out"),
+                              progress=False)
+    assert result["training"]["n"] == 200 and "synthetic" in result["training"]["source"]
+    assert result["n"] == SPLIT_SIZES["test"]
+    assert result["overall"]["accuracy"] > 0.8
+
+
+def test_real_plus_synthetic_concatenates(real, tmp_path):
+    synth = _write_synth(tmp_path / "synth", model="acgan")
+    cfg = _cfg(synthetic_for_mix="acgan")
+    train = training_data(cfg, "real_plus_synthetic", load_real(cfg, *real), [str(synth)])
+    assert len(train) == SPLIT_SIZES["train"] + 200
+
+
+def test_build_model_shapes():
+    x32 = torch.zeros(2, 3, 32, 32)
+    assert build_model("cnn", 32, 8)(x32).shape == (2, 1)
+    assert build_model("cnn", 64, 8)(torch.zeros(2, 3, 64, 64)).shape == (2, 1)
+    assert build_model("resnet18", 32)(x32).shape == (2, 1)
+    with pytest.raises(ConfigError, match="unknown architecture"):
+        build_model("vgg", 32)
+
+
+def test_bf16_runs(tiny, tmp_path):
+    cfg = config.validate({**_cfg(epochs=1, bootstrap=0), "precision": "bf16"})
+    result = train_classifier(cfg, "real", str(tiny[0]), str(tiny[1]), [], str(tmp_path), progress=False)
+    assert result["training"]["precision"] == "bf16" and 0 <= result["overall"]["accuracy"] <= 1
+
+
+# ------------------------------------------------------------------------------ bad inputs
+
+
+def _drop_split(name):
+    def mutate(df, images):
+        keep = df["split"] != name
+        return df[keep].reset_index(drop=True), images[keep.to_numpy()]
+    return mutate
+
+
+def _single_group_test(df, images):
+    df.loc[df["split"] == "test", "Male"] = 1
+    return df, images
+
+
+def _set_cell(col, row, value):
+    def mutate(df, images):
+        df[col] = df[col].astype(object)
+        df.loc[row, col] = value
+        return df, images
+    return mutate
+
+
+@pytest.mark.parametrize(
+    "mutate, needle",
+    [
+        (_drop_split("valid"), "the 'valid' split is empty"),
+        (_drop_split("test"), "the 'test' split is empty"),
+        (_single_group_test, "the test split has only group Male=1"),
+        (_set_cell("Attractive", 5, 2), r"row 5: column 'Attractive' must be 0/1"),
+        (_set_cell("split", 7, "val"), r"row 7: unknown split 'val'"),
+        (lambda df, images: (df, images[:-1]), "has 111 images but .* has 112 rows"),
+        (lambda df, images: (df.drop(columns=["Male"]), images), r"missing column\(s\) Male"),
+        (lambda df, images: (df, images.astype(np.float32)), "expected a uint8"),
+    ],
+)
+def test_bad_real_data(tmp_path, mutate, needle):
+    array, index = _write_real(tmp_path, sizes=TINY_SIZES, mutate=mutate)
+    with pytest.raises(DataError, match=needle):
+        train_classifier(_cfg(epochs=1), "real", str(array), str(index), [], str(tmp_path / "out"), progress=False)
+    assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_missing_files(real, tmp_path):
+    with pytest.raises(DataError, match="crops array not found"):
+        load_real(_cfg(), tmp_path / "nope.npy", real[1])
+    with pytest.raises(DataError, match="nope.parquet: file not found"):
+        load_real(_cfg(), real[0], tmp_path / "nope.parquet")
+    with pytest.raises(DataError, match="synthetic dataset folder not found"):
+        training_data(_cfg(), "fgan_dp", load_real(_cfg(), *real), [str(tmp_path / "nope")])
+
+
+def test_bad_synthetic_inputs(real, tmp_path):
+    cfg = _cfg()
+    data = load_real(cfg, *real)
+    with pytest.raises(ConfigError, match="pass --synthetic"):
+        training_data(cfg, "fgan_eqopp", data, [])
+    with pytest.raises(ConfigError, match="do not pass --synthetic"):
+        training_data(cfg, "real", data, [str(tmp_path)])
+    wrong = _write_synth(tmp_path / "acgan", model="acgan")
+    with pytest.raises(DataError, match="made by acgan, expected GAN run 'fgan_dp'"):
+        training_data(cfg, "fgan_dp", data, [str(wrong)])
+    big = _write_synth(tmp_path / "big", size=32)
+    with pytest.raises(DataError, match=r"images are \(32, 32, 3\), the real crops \(16, 16, 3\)"):
+        training_data(cfg, "fgan_dp", data, [str(big)])
+    one_class = tmp_path / "one"
+    write_synthetic(one_class, np.zeros((4, SIZE, SIZE, 3), np.uint8), [0, 1, 0, 1], [0.9] * 4, model="fgan_dp",
+                    checkpoint_step=0, seed=0, progress=False)
+    with pytest.raises(DataError, match="has only y=1"):
+        training_data(cfg, "fgan_dp", data, [str(one_class)])
+
+
+# ------------------------------------------------------------------------------ CLI and table
+
+
+def test_cli_error_exit_code(tmp_path, capsys):
+    rc = cli.main(["train-classifier", "--set", "device=cpu", "--method", "real", "--array", str(tmp_path / "x.npy"),
+                   "--index", str(tmp_path / "x.parquet"), "--out-dir", str(tmp_path / "out")])
+    assert rc == 2 and "x.parquet: file not found" in capsys.readouterr().err
+
+
+def test_metrics_table_cli(trained_real, tmp_path):
+    out, result = trained_real
+    other = dict(result, method="reweighing")
+    io.write_json(other, tmp_path / "rw.json")
+    rc = cli.main(["metrics-table", "--metrics", str(out / "metrics.json"), str(tmp_path / "rw.json"),
+                   "--out-parquet", str(tmp_path / "t.parquet"), "--out-csv", str(tmp_path / "t.csv")])
+    assert rc == 0
+    table, meta = io.read_parquet(tmp_path / "t.parquet", "metrics_table", columns=["method", "accuracy"])
+    assert table["method"].tolist() == ["real", "reweighing"]
+    assert table["accuracy"].iloc[0] == pytest.approx(result["overall"]["accuracy"])
+    assert meta["privileged"] == {"real": 0, "reweighing": 0}
+    csv = pd.read_csv(tmp_path / "t.csv")
+    assert csv["method"].tolist() == ["real", "reweighing"] and "accuracy_lo" in csv.columns
+
+
+def test_metrics_table_rejects_duplicates_and_non_metrics(trained_real, tmp_path):
+    path = str(trained_real[0] / "metrics.json")
+    with pytest.raises(DataError, match="method 'real' appears twice"):
+        write_metrics_table({}, [path, path], str(tmp_path / "t.parquet"), str(tmp_path / "t.csv"))
+    (tmp_path / "x.json").write_text(json.dumps({"hello": 1}))
+    with pytest.raises(DataError, match="x.json: not a classifier metrics.json"):
+        write_metrics_table({}, [str(tmp_path / "x.json")], str(tmp_path / "t.parquet"), str(tmp_path / "t.csv"))
+    assert not (tmp_path / "t.parquet").exists()
