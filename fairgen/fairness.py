@@ -1,0 +1,565 @@
+"""Group-fairness metrics for a binary classifier and a binary protected attribute ``c``.
+
+Used by the downstream-classifier stage and the audit report. Everything is computed from
+weighted confusion-matrix cells per group (and, with scores, per-group score histograms), so
+the point estimate and all bootstrap resamples go through one vectorised code path.
+
+Metric names (the keys of :func:`flatten`, the ``ci`` entries and :func:`metrics_table`
+columns): overall metrics are plain (``accuracy``, ``tpr``), per-group ones end in
+``_c0`` / ``_c1`` (``tpr_c1`` is the TPR of group c=1), fairness metrics are plain.
+
+Per group and overall (:data:`COUNT_METRICS`, :data:`RATE_METRICS`, ``auc`` with scores):
+``n`` rows, ``positives`` rows with y_true=1, ``weight`` total sample weight (= n without
+weights); ``selection_rate`` P(ŷ=1), ``base_rate`` P(y=1), ``tpr``, ``fpr``, ``fnr``, ``tnr``,
+``error_rate``, ``accuracy``, ``balanced_accuracy`` (TPR+TNR)/2, ``auc`` (ROC AUC, ties 1/2).
+All rates use sample weights when given (like sklearn/fairlearn); ``n``/``positives`` are row
+counts.
+
+Fairness metrics, unsigned (max - min over the two groups, >= 0; fairlearn's conventions):
+
+* ``demographic_parity_difference`` |SR(0) - SR(1)|  (fairlearn ``demographic_parity_difference``)
+* ``demographic_parity_ratio`` min/max of SR  (fairlearn ``demographic_parity_ratio``)
+* ``equal_opportunity_difference`` |TPR(0) - TPR(1)|  (fairlearn ``equal_opportunity_difference``)
+* ``false_positive_rate_difference`` |FPR(0) - FPR(1)|  (fairlearn ``false_positive_rate_difference``)
+* ``equalized_odds_difference`` max of the TPR and FPR gaps  (fairlearn ``equalized_odds_difference``)
+* ``error_rate_gap`` |err(0) - err(1)|: what Sattigeri et al. (2019), Table 1, label
+  "Demographic Parity". It is an error-rate gap, not a selection-rate gap; it is reported under
+  its honest name next to the real ``demographic_parity_difference``.
+
+Signed, AIF360 conventions, ``unprivileged - privileged`` (``privileged`` is an explicit
+argument, default 1; unprivileged = 1 - privileged):
+
+* ``statistical_parity_difference`` SR(u) - SR(p)
+* ``disparate_impact`` SR(u) / SR(p)
+* ``equal_opportunity_difference_signed`` TPR(u) - TPR(p) (AIF360 calls this
+  ``equal_opportunity_difference``; the suffix keeps it apart from fairlearn's unsigned one)
+* ``average_odds_difference`` ((FPR(u) - FPR(p)) + (TPR(u) - TPR(p))) / 2
+
+For CelebA with c = Male and y = Attractive the data favour c=0 (female) for y=1, so callers
+should say which group they treat as privileged rather than rely on the default.
+
+Undefined metrics (a zero denominator: a group without positives has no TPR) raise
+:class:`~fairgen.errors.DataError` naming the group and metric. With ``allow_undefined=True``
+they are returned as ``None`` instead and listed, with the reason, under ``"undefined"``; a
+metric is never returned as a silent NaN.
+
+Confidence intervals (:func:`bootstrap_ci`) are percentile bootstrap intervals over resamples
+of the rows drawn with replacement *within each group* (stratified by c, so both groups keep
+their sizes). Metrics that fold a signed quantity (absolute gaps, the min/max ratio) get the
+image of the percentile interval of the signed quantity under the fold, e.g. for
+|SR(0) - SR(1)| the interval of SR(0) - SR(1), [a, b], becomes [0, max(|a|, |b|)] when it
+contains 0 and [min(|a|, |b|), max(|a|, |b|)] otherwise. A plain percentile interval of |gap|
+excludes 0 (and usually the point estimate) whenever the true gap is small, because |.| biases
+every resample upward; the folded interval does not. ``std`` is the bootstrap standard
+deviation of the metric itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from fairgen.errors import DataError
+
+log = logging.getLogger(__name__)
+
+GROUPS = (0, 1)
+# Confusion-matrix cell of a row: 2 * y_true + y_pred.
+TN, FP, FN, TP = 0, 1, 2, 3
+
+COUNT_METRICS = ("n", "positives", "weight")
+RATE_METRICS = ("selection_rate", "base_rate", "tpr", "fpr", "fnr", "tnr", "error_rate",
+                "accuracy", "balanced_accuracy")
+SCORE_METRICS = ("auc",)
+UNSIGNED_METRICS = ("demographic_parity_difference", "demographic_parity_ratio",
+                    "equal_opportunity_difference", "false_positive_rate_difference",
+                    "equalized_odds_difference", "error_rate_gap")
+SIGNED_METRICS = ("statistical_parity_difference", "disparate_impact",
+                  "equal_opportunity_difference_signed", "average_odds_difference")
+FAIRNESS_METRICS = UNSIGNED_METRICS + SIGNED_METRICS
+
+LABELS = {
+    "n": "rows", "positives": "rows with y_true=1", "weight": "total sample weight",
+    "selection_rate": "selection rate P(y_pred=1)", "base_rate": "base rate P(y_true=1)",
+    "tpr": "true positive rate", "fpr": "false positive rate", "fnr": "false negative rate",
+    "tnr": "true negative rate", "error_rate": "error rate", "accuracy": "accuracy",
+    "balanced_accuracy": "balanced accuracy", "auc": "ROC AUC",
+    "demographic_parity_difference": "demographic parity difference |SR(0)-SR(1)|",
+    "demographic_parity_ratio": "demographic parity ratio min/max SR",
+    "equal_opportunity_difference": "equal opportunity difference |TPR(0)-TPR(1)|",
+    "false_positive_rate_difference": "false positive rate difference |FPR(0)-FPR(1)|",
+    "equalized_odds_difference": "equalized odds difference max(TPR gap, FPR gap)",
+    "error_rate_gap": "error-rate gap |err(0)-err(1)| (the paper's 'Demographic Parity')",
+    "statistical_parity_difference": "statistical parity difference SR(u)-SR(p)",
+    "disparate_impact": "disparate impact SR(u)/SR(p)",
+    "equal_opportunity_difference_signed": "equal opportunity difference TPR(u)-TPR(p)",
+    "average_odds_difference": "average odds difference",
+}
+
+# Group rates each fairness metric is built from (for CI folding and undefined-reasons).
+_DEPENDS = {
+    "demographic_parity_difference": ("selection_rate",),
+    "demographic_parity_ratio": ("selection_rate",),
+    "equal_opportunity_difference": ("tpr",),
+    "false_positive_rate_difference": ("fpr",),
+    "equalized_odds_difference": ("tpr", "fpr"),
+    "error_rate_gap": ("error_rate",),
+    "statistical_parity_difference": ("selection_rate",),
+    "disparate_impact": ("selection_rate",),
+    "equal_opportunity_difference_signed": ("tpr",),
+    "average_odds_difference": ("tpr", "fpr"),
+}
+# Per-group metrics that need rows of one class: y_true=1 (1) or y_true=0 (0).
+_NEEDS_CLASS = {"tpr": (1,), "fnr": (1,), "fpr": (0,), "tnr": (0,),
+                "balanced_accuracy": (0, 1), "auc": (0, 1)}
+
+# Elements (sampled indices plus histogram bins) handled per bootstrap chunk; bounds memory.
+_CHUNK_ELEMENTS = 1 << 22
+
+
+# --------------------------------------------------------------------------------------------
+# input checks
+
+
+@dataclass(frozen=True)
+class _Data:
+    """Validated inputs, pre-split by group for fast resampling."""
+
+    cell: tuple[np.ndarray, np.ndarray]  # per group: confusion cell 0..3 of each row (intp)
+    weight: tuple[np.ndarray, np.ndarray] | None  # per group: sample weights, None = unweighted
+    hist_code: tuple[np.ndarray, np.ndarray] | None  # per group: y_true * K + score rank
+    n_levels: int  # K, distinct score values (0 without scores)
+    source: str
+
+    @property
+    def n(self) -> tuple[int, int]:
+        return len(self.cell[0]), len(self.cell[1])
+
+
+def _prefix(source: str | None) -> str:
+    return f"{source}: " if source else ""
+
+
+def _array(name: str, x, pre: str) -> np.ndarray:
+    a = np.asarray(x)
+    if a.ndim != 1:
+        raise DataError(f"{pre}{name} must be a 1-D array, got shape {a.shape}")
+    if a.dtype == object:  # e.g. pandas nullable columns: numbers (and None) only
+        bad = [i for i, v in enumerate(a) if not (v is None or isinstance(v, (numbers.Real, np.bool_)))]
+        if bad:
+            raise DataError(f"{pre}{name} must be numeric; row {bad[0]} is {a[bad[0]]!r}")
+        a = np.array([np.nan if v is None else float(v) for v in a], dtype=np.float64)
+    if a.dtype == bool:
+        return a
+    if a.dtype.kind not in "iuf":
+        raise DataError(f"{pre}{name} must be numeric, got dtype {a.dtype}")
+    return a
+
+
+def _first_bad(name: str, a: np.ndarray, bad: np.ndarray, want: str, pre: str) -> None:
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        values = ", ".join(repr(v) for v in np.unique(a[rows])[:5].tolist())
+        raise DataError(f"{pre}{name} must be {want}; row {rows[0]} is {a[rows[0]].item()!r} "
+                        f"({len(rows)} bad row(s), values: {values})")
+
+
+def _binary(name: str, x, pre: str) -> np.ndarray:
+    a = _array(name, x, pre)
+    if a.dtype != bool:
+        _first_bad(name, a, ~((a == 0) | (a == 1)), "binary (0/1)", pre)
+    return a.astype(np.intp)
+
+
+def _prepare(y_true, y_pred, c, score=None, sample_weight=None, source: str | None = None) -> _Data:
+    pre = _prefix(source)
+    arrays = {"y_true": _binary("y_true", y_true, pre), "y_pred": _binary("y_pred", y_pred, pre),
+              "c": _binary("c", c, pre)}
+    if score is not None:
+        arrays["score"] = _array("score", score, pre).astype(np.float64)
+    if sample_weight is not None:
+        arrays["sample_weight"] = _array("sample_weight", sample_weight, pre).astype(np.float64)
+    lengths = {k: len(v) for k, v in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise DataError(f"{pre}inputs differ in length: "
+                        + ", ".join(f"{k}={v}" for k, v in lengths.items()))
+    if lengths["y_true"] == 0:
+        raise DataError(f"{pre}empty input: no rows to evaluate")
+    y, p, c = arrays["y_true"], arrays["y_pred"], arrays["c"]
+    s, w = arrays.get("score"), arrays.get("sample_weight")
+    if s is not None:
+        _first_bad("score", s, ~np.isfinite(s), "finite (no NaN/inf)", pre)
+        _first_bad("score", s, (s < 0) | (s > 1), "a probability in [0, 1]", pre)
+    if w is not None:
+        _first_bad("sample_weight", w, ~np.isfinite(w), "finite (no NaN/inf)", pre)
+        _first_bad("sample_weight", w, w < 0, "non-negative", pre)
+    rows = tuple(np.flatnonzero(c == g) for g in GROUPS)
+    for g in GROUPS:
+        if len(rows[g]) == 0:
+            raise DataError(f"{pre}only group c={1 - g} is present ({len(rows[1 - g])} rows); "
+                            f"fairness metrics need rows of both groups c=0 and c=1")
+        if w is not None and not w[rows[g]].sum() > 0:
+            raise DataError(f"{pre}all {len(rows[g])} sample weights of group c={g} are 0")
+    cell = 2 * y + p
+    hist_code, k = None, 0
+    if s is not None:
+        levels, rank = np.unique(s, return_inverse=True)
+        k = len(levels)
+        code = y * k + rank.reshape(-1)
+        hist_code = tuple(code[r] for r in rows)
+    return _Data(cell=tuple(cell[r] for r in rows),
+                 weight=None if w is None else tuple(w[r] for r in rows),
+                 hist_code=hist_code, n_levels=k, source=source or "")
+
+
+def _check_params(privileged, n_boot, level, seed) -> None:
+    if isinstance(privileged, bool) or privileged not in GROUPS:
+        raise DataError(f"privileged must be 0 or 1 (the privileged value of c), got {privileged!r}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, numbers.Integral) or n_boot < 0:
+        raise DataError(f"n_boot must be a non-negative integer, got {n_boot!r}")
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
+        raise DataError(f"level must be a number in (0, 1), got {level!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise DataError(f"seed must be a non-negative integer, got {seed!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# vectorised metrics
+
+
+def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, NaN where den == 0 (the metric is undefined there)."""
+    num, den = np.broadcast_arrays(np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64))
+    out = np.full(num.shape, np.nan)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def _sums(data: _Data, idx: tuple[np.ndarray, np.ndarray]):
+    """Cell sums of the resamples ``idx[g]`` (B, n_g) of positions within group g.
+
+    Returns W (B, 2, 4) weighted cell sums, N (B, 2, 4) row counts and H (B, 2, 2, K) score
+    histograms [resample, group, y_true, score level] (None without scores).
+    """
+    b = idx[0].shape[0]
+    n_cells = np.empty((b, 2, 4))
+    w_cells = n_cells if data.weight is None else np.empty((b, 2, 4))
+    hist = None if data.hist_code is None else np.empty((b, 2, 2, data.n_levels))
+    for g in GROUPS:
+        rows = idx[g]
+        code = (data.cell[g][rows] + 4 * np.arange(b)[:, None]).ravel()
+        n_cells[:, g] = np.bincount(code, minlength=4 * b).reshape(b, 4)
+        w = None if data.weight is None else data.weight[g][rows].ravel()
+        if w is not None:
+            w_cells[:, g] = np.bincount(code, weights=w, minlength=4 * b).reshape(b, 4)
+        if hist is not None:
+            k2 = 2 * data.n_levels
+            hcode = (data.hist_code[g][rows] + k2 * np.arange(b)[:, None]).ravel()
+            hist[:, g] = np.bincount(hcode, weights=w, minlength=k2 * b).reshape(b, 2, data.n_levels)
+    return w_cells, n_cells, hist
+
+
+def _auc(hist: np.ndarray) -> np.ndarray:
+    """ROC AUC from (..., 2, K) histograms over ascending score levels; ties count 1/2."""
+    neg, pos = hist[..., 0, :], hist[..., 1, :]
+    below = np.cumsum(neg, axis=-1) - 0.5 * neg  # negative weight strictly below + half at the level
+    return _div((pos * below).sum(-1), pos.sum(-1) * neg.sum(-1))
+
+
+def _rates(w: np.ndarray, n: np.ndarray, hist: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Counts and rates from cell sums (..., 4) (weighted w, rows n)."""
+    tn, fp, fn, tp = (w[..., i] for i in (TN, FP, FN, TP))
+    pos, neg = tp + fn, tn + fp
+    total = pos + neg
+    out = {
+        "n": n.sum(-1), "positives": n[..., FN] + n[..., TP], "weight": total,
+        "selection_rate": _div(tp + fp, total), "base_rate": _div(pos, total),
+        "tpr": _div(tp, pos), "fpr": _div(fp, neg), "fnr": _div(fn, pos), "tnr": _div(tn, neg),
+        "error_rate": _div(fp + fn, total), "accuracy": _div(tp + tn, total),
+    }
+    out["balanced_accuracy"] = 0.5 * (out["tpr"] + out["tnr"])
+    if hist is not None:
+        out["auc"] = _auc(hist)
+    return out
+
+
+def _metric_arrays(w: np.ndarray, n: np.ndarray, hist: np.ndarray | None,
+                   privileged: int) -> dict[str, np.ndarray]:
+    """All flat metrics, each an array over the leading (resample) axis."""
+    out = _rates(w.sum(1), n.sum(1), None if hist is None else hist.sum(1))
+    per_group = [_rates(w[:, g], n[:, g], None if hist is None else hist[:, g]) for g in GROUPS]
+    for g in GROUPS:
+        out.update({f"{k}_c{g}": v for k, v in per_group[g].items()})
+    g0, g1 = per_group
+    u, p = per_group[1 - privileged], per_group[privileged]
+    tpr_gap, fpr_gap = np.abs(g0["tpr"] - g1["tpr"]), np.abs(g0["fpr"] - g1["fpr"])
+    sr_lo = np.minimum(g0["selection_rate"], g1["selection_rate"])
+    sr_hi = np.maximum(g0["selection_rate"], g1["selection_rate"])
+    out.update({
+        "demographic_parity_difference": sr_hi - sr_lo,
+        "demographic_parity_ratio": _div(sr_lo, sr_hi),
+        "equal_opportunity_difference": tpr_gap,
+        "false_positive_rate_difference": fpr_gap,
+        "equalized_odds_difference": np.maximum(tpr_gap, fpr_gap),
+        "error_rate_gap": np.abs(g0["error_rate"] - g1["error_rate"]),
+        "statistical_parity_difference": u["selection_rate"] - p["selection_rate"],
+        "disparate_impact": _div(u["selection_rate"], p["selection_rate"]),
+        "equal_opportunity_difference_signed": u["tpr"] - p["tpr"],
+        "average_odds_difference": 0.5 * ((u["fpr"] - p["fpr"]) + (u["tpr"] - p["tpr"])),
+    })
+    return out
+
+
+def _base(name: str) -> str:
+    """Metric name without its group suffix: ``tpr_c1`` -> ``tpr``."""
+    return name[:-3] if name[-3:] in ("_c0", "_c1") else name
+
+
+def _is_count(name: str) -> bool:
+    return _base(name) in COUNT_METRICS
+
+
+# --------------------------------------------------------------------------------------------
+# point estimate
+
+
+def _point(data: _Data, privileged: int):
+    w, n, hist = _sums(data, tuple(np.arange(m)[None, :] for m in data.n))
+    arrays = _metric_arrays(w, n, hist, privileged)
+    point = {k: (int(v[0]) if _base(k) in ("n", "positives") else float(v[0]))
+             for k, v in arrays.items()}
+    return point, w[0]
+
+
+def _undefined_reasons(point: dict, cells: np.ndarray) -> dict[str, str]:
+    """Why each NaN metric of ``point`` is undefined; ``cells`` = weighted (2, 4) cell sums."""
+    reasons: dict[str, str] = {}
+    scopes = [("", "overall", cells.sum(0))] + [(f"_c{g}", f"group c={g}", cells[g]) for g in GROUPS]
+    for suffix, scope, wc in scopes:
+        weight = {1: wc[FN] + wc[TP], 0: wc[TN] + wc[FP]}
+        for metric, classes in _NEEDS_CLASS.items():
+            missing = [k for k in classes if weight[k] == 0]
+            if missing and f"{metric}{suffix}" in point:
+                what = " or ".join(f"y_true={k}" for k in missing)
+                reasons[f"{metric}{suffix}"] = (f"{LABELS[metric]} of {scope} is undefined: it has no rows "
+                                                f"with {what} (or they all have sample weight 0)")
+    for metric in FAIRNESS_METRICS:
+        if not np.isnan(point[metric]):
+            continue
+        deps = [f"{d}_c{g}" for d in _DEPENDS[metric] for g in GROUPS if f"{d}_c{g}" in reasons]
+        if deps:
+            reasons[metric] = f"{metric} is undefined because {deps[0]} is: {reasons[deps[0]]}"
+        elif metric == "disparate_impact":
+            reasons[metric] = "disparate_impact is undefined: the privileged group's selection rate is 0"
+        else:
+            reasons[metric] = f"{metric} is undefined: the selection rate is 0 in both groups"
+    missed = sorted(k for k, v in point.items() if isinstance(v, float) and np.isnan(v) and k not in reasons)
+    assert not missed, f"NaN metrics without a reason: {missed}"
+    return reasons
+
+
+def _estimate(y_true, y_pred, c, score, sample_weight, privileged, allow_undefined, source):
+    data = _prepare(y_true, y_pred, c, score, sample_weight, source)
+    point, cells = _point(data, privileged)
+    undefined = _undefined_reasons(point, cells)
+    if undefined and not allow_undefined:
+        first, *rest = undefined
+        more = f"; also undefined: {', '.join(rest)}" if rest else ""
+        raise DataError(f"{_prefix(source)}metric '{first}': {undefined[first]}{more} "
+                        f"(pass allow_undefined=True to get None for undefined metrics)")
+    return data, point, undefined
+
+
+# --------------------------------------------------------------------------------------------
+# bootstrap
+
+
+def _fold_abs(lo: float, hi: float) -> tuple[float, float]:
+    """Image of the interval [lo, hi] under |x|."""
+    a, b = abs(lo), abs(hi)
+    return (0.0 if lo <= 0 <= hi else min(a, b)), max(a, b)
+
+
+def _fold_ratio(lo: float, hi: float) -> tuple[float, float]:
+    """Image of [lo, hi] under t -> min(t, 1-t) / max(t, 1-t), t = SR(0) / (SR(0) + SR(1))."""
+    f = [min(t, 1 - t) / max(t, 1 - t) for t in (lo, hi)]
+    return min(f), (1.0 if lo <= 0.5 <= hi else max(f))
+
+
+def _percentile(x: np.ndarray, level: float) -> tuple[float, float]:
+    q = 100 * (1 - level) / 2
+    lo, hi = np.percentile(x, [q, 100 - q])
+    return float(lo), float(hi)
+
+
+def _resample_metrics(data: _Data, privileged: int, n_boot: int, seed: int) -> dict[str, np.ndarray]:
+    # One stream per group and a chunk size that does not depend on n_boot: the first k
+    # resamples are the same for every n_boot >= k.
+    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(GROUPS))]
+    per_resample = sum(data.n) + 4 * data.n_levels + 16
+    chunk = max(1, _CHUNK_ELEMENTS // per_resample)
+    parts: list[dict[str, np.ndarray]] = []
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        idx = tuple(rng.integers(0, m, size=(b, m)) for rng, m in zip(rngs, data.n))
+        arrays = _metric_arrays(*_sums(data, idx), privileged)
+        parts.append({k: v for k, v in arrays.items() if not _is_count(k)})
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _interval(name: str, boot: dict[str, np.ndarray], level: float):
+    """(lower, upper, valid mask) of one metric; folded metrics use their signed quantity."""
+    ok = np.isfinite(boot[name])
+    if not ok.any():
+        return None, None, ok
+    if name == "demographic_parity_ratio":
+        t = _div(boot["selection_rate_c0"], boot["selection_rate_c0"] + boot["selection_rate_c1"])
+        return (*_fold_ratio(*_percentile(t[ok], level)), ok)
+    if name in UNSIGNED_METRICS:  # max over the folded gaps it is built from
+        folded = [_fold_abs(*_percentile((boot[f"{d}_c0"] - boot[f"{d}_c1"])[ok], level))
+                  for d in _DEPENDS[name]]
+        return max(f[0] for f in folded), max(f[1] for f in folded), ok
+    return (*_percentile(boot[name][ok], level), ok)
+
+
+def _bootstrap(data: _Data, point: dict, privileged: int, n_boot: int, level: float, seed: int):
+    boot = _resample_metrics(data, privileged, n_boot, seed)
+    out = {}
+    for name, x in boot.items():
+        lo, hi, ok = _interval(name, boot, level)
+        n_valid = int(ok.sum())
+        if n_valid < n_boot:
+            log.warning("%s%s: defined in %d of %d bootstrap resamples (a resampled group lacked "
+                        "the rows it needs); its interval uses those %d", _prefix(data.source), name,
+                        n_valid, n_boot, n_valid)
+        est = point[name]
+        out[name] = {
+            "estimate": None if np.isnan(est) else est,
+            "lower": lo, "upper": hi,
+            "std": float(np.std(x[ok], ddof=1)) if n_valid > 1 else None,
+            "n_valid": n_valid,
+        }
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+
+
+def bootstrap_ci(y_true, y_pred, c, score=None, sample_weight=None, *, privileged: int = 1,
+                 n_boot: int = 1000, level: float = 0.95, seed: int = 0,
+                 allow_undefined: bool = False, source: str | None = None) -> dict[str, dict]:
+    """Percentile bootstrap intervals for every rate and fairness metric (not the counts).
+
+    Rows are resampled with replacement within each group c (both groups keep their sizes);
+    all ``n_boot`` resamples are evaluated with array operations in memory-bounded chunks.
+    Returns ``{metric: {"estimate", "lower", "upper", "std", "n_valid"}}`` where ``estimate``
+    is the full-data value, ``std`` the bootstrap standard deviation and ``n_valid`` the number
+    of resamples in which the metric was defined (a resampled group can lose all its
+    positives; the interval then uses the resamples that define it and a warning is logged).
+    Folded metrics (absolute gaps, min/max ratio) get the folded interval of their signed
+    quantity (see the module docstring). Deterministic for a given ``seed``.
+    Raises DataError on bad input or an undefined point estimate (see :func:`evaluate`).
+    """
+    _check_params(privileged, n_boot, level, seed)
+    if n_boot < 2:
+        raise DataError(f"n_boot must be at least 2 for a bootstrap interval, got {n_boot}")
+    data, point, undefined = _estimate(y_true, y_pred, c, score, sample_weight, privileged,
+                                       allow_undefined, source)
+    return _bootstrap(data, point, privileged, n_boot, level, seed)
+
+
+def evaluate(y_true, y_pred, c, score=None, sample_weight=None, *, privileged: int = 1,
+             n_boot: int = 1000, level: float = 0.95, seed: int = 0,
+             allow_undefined: bool = False, source: str | None = None) -> dict:
+    """All metrics of one classifier, JSON-serialisable.
+
+    ``y_true``, ``y_pred``, ``c``: 0/1 (or bool) arrays of one length; ``score``: optional
+    probabilities of y=1 in [0, 1] (adds ``auc``); ``sample_weight``: optional non-negative
+    weights. ``privileged``: the value of c treated as privileged by the signed metrics.
+    ``n_boot``: bootstrap resamples for ``ci`` (0 = no intervals). ``source`` prefixes error
+    messages (e.g. the predictions file the arrays came from).
+
+    Returns ``{"n", "privileged", "overall": {...}, "groups": {"0": {...}, "1": {...}},
+    "fairness": {...}, "ci": {metric: [lo, hi]}, "bootstrap": {...}, "undefined": {...}}``.
+    ``bootstrap`` holds ``n_boot``, ``level``, ``seed``, ``std`` and ``n_valid`` per metric.
+
+    Raises DataError for: empty input, lengths that differ, non-binary labels, a single group,
+    NaN/inf or out-of-range scores or weights, a group whose weights are all 0, and any
+    undefined metric (e.g. TPR of a group with no positives) -- unless ``allow_undefined``,
+    in which case undefined metrics are ``None`` and ``undefined`` maps each to its reason.
+    """
+    _check_params(privileged, n_boot, level, seed)
+    if n_boot == 1:
+        raise DataError("n_boot must be 0 (no intervals) or at least 2, got 1")
+    data, point, undefined = _estimate(y_true, y_pred, c, score, sample_weight, privileged,
+                                       allow_undefined, source)
+    value = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in point.items()}
+    base = COUNT_METRICS + RATE_METRICS + (SCORE_METRICS if data.hist_code is not None else ())
+    ci = _bootstrap(data, point, privileged, n_boot, level, seed) if n_boot else {}
+    return {
+        "n": value["n"],
+        "privileged": privileged,
+        "overall": {k: value[k] for k in base},
+        "groups": {str(g): {k: value[f"{k}_c{g}"] for k in base} for g in GROUPS},
+        "fairness": {k: value[k] for k in FAIRNESS_METRICS},
+        "ci": {k: [v["lower"], v["upper"]] for k, v in ci.items()},
+        "bootstrap": {
+            "n_boot": n_boot, "level": level, "seed": seed, "stratified_by": "c",
+            "method": "percentile; absolute gaps and min/max ratio folded from their signed quantity",
+            "std": {k: v["std"] for k, v in ci.items()},
+            "n_valid": {k: v["n_valid"] for k, v in ci.items()},
+        },
+        "undefined": undefined,
+    }
+
+
+def flatten(result: dict) -> dict:
+    """One :func:`evaluate` result as ``{metric: value}`` with the flat metric names."""
+    try:
+        flat = dict(result["overall"])
+        for g in GROUPS:
+            flat.update({f"{k}_c{g}": v for k, v in result["groups"][str(g)].items()})
+        flat.update(result["fairness"])
+        result["ci"]
+    except (KeyError, TypeError) as e:
+        raise DataError(f"not a fairgen.fairness.evaluate result (missing {e})") from None
+    return flat
+
+
+def metrics_table(results: dict[str, dict]):
+    """Several classifiers' :func:`evaluate` results as one DataFrame.
+
+    One row per method (column ``method``, in the order given), then for each metric its
+    value and, where intervals were computed, ``<metric>_lo`` / ``<metric>_hi``. A metric a
+    method does not have (``auc`` without scores, an interval with ``n_boot=0``, an undefined
+    metric under ``allow_undefined``) is missing (NaN) in that row.
+    """
+    import pandas as pd
+
+    if not results:
+        raise DataError("metrics_table needs at least one result")
+    flats, metrics, with_ci = {}, [], set()
+    for method, result in results.items():
+        try:
+            flats[method] = flatten(result)
+        except DataError as e:
+            raise DataError(f"method '{method}': {e}") from None
+        metrics += [k for k in flats[method] if k not in metrics]
+        with_ci |= set(result["ci"])
+    columns = ["method"] + [col for k in metrics
+                            for col in ((k, f"{k}_lo", f"{k}_hi") if k in with_ci else (k,))]
+    rows = []
+    for method, flat in flats.items():
+        row = {"method": method, **flat}
+        for k, (lo, hi) in results[method]["ci"].items():
+            row[f"{k}_lo"], row[f"{k}_hi"] = lo, hi
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=columns)
+    for col in columns[1:]:
+        if _base(col) not in ("n", "positives") or df[col].isna().any():
+            df[col] = df[col].astype(np.float64)
+    return df
