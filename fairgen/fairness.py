@@ -493,6 +493,7 @@ def evaluate(y_true, y_pred, c, score=None, sample_weight=None, *, privileged: i
     in which case undefined metrics are ``None`` and ``undefined`` maps each to its reason.
     """
     _check_params(privileged, n_boot, level, seed)
+    privileged, n_boot, level, seed = int(privileged), int(n_boot), float(level), int(seed)  # plain JSON types
     if n_boot == 1:
         raise DataError("n_boot must be 0 (no intervals) or at least 2, got 1")
     data, point, undefined = _estimate(y_true, y_pred, c, score, sample_weight, privileged,

@@ -443,6 +443,9 @@ def test_evaluate_output_is_json_and_complete():
     assert set(res["ci"]) == {k for k in flat if not F._is_count(k)}
     assert set(res["bootstrap"]["std"]) == set(res["ci"])
     assert isinstance(res["n"], int) and isinstance(res["groups"]["1"]["positives"], int)
+    numpy_args = F.evaluate(y, p, c, privileged=np.int64(0), n_boot=np.int64(20), level=np.float32(0.9),
+                            seed=np.uint8(3))
+    json.dumps(numpy_args)  # numpy scalars in the arguments do not leak into the result
     no_score = F.evaluate(y, p, c, n_boot=0)
     assert "auc" not in no_score["overall"] and no_score["ci"] == {}
 
