@@ -346,7 +346,7 @@ def render_table(v: dict, attrs: dict, pid: np.ndarray, n_people: int, seed: int
     smile = A["Smiling"]
     nose = np.stack([cx + 6 * yaw, ey + 24 + ri.normal(0, 1.4, n)], axis=1)
     my = ey + 41 + ri.normal(0, 1.6, n) + 0.6 * A["Mouth_Slightly_Open"]
-    mw = 16 + ri.normal(0, 1.1, n) + 2.5 * smile
+    mw = 14.8 + ri.normal(0, 1.1, n) + 2.5 * smile  # mean ~16: corners near (73, 152) and (105, 152)
     mx = cx + 4 * yaw
     pts = np.stack([
         np.stack([cx - iod / 2, ey], 1), np.stack([cx + iod / 2, ey], 1), nose,
@@ -432,13 +432,7 @@ def render_face(row: dict, rng: np.random.Generator):
     wavy = bool(a["Wavy_Hair"])
     vol = row["hair_vol"]
 
-    # Clothes, neck, tie, necklace.
-    d.ellipse([fcx - 86, chin + 14, fcx + 86, chin + 150], fill=_rgb(row["cloth"]))
-    d.rectangle([fcx - 0.42 * hw, chin - 24, fcx + 0.42 * hw, chin + 26], fill=shade)
-    if a["Wearing_Necktie"]:
-        d.polygon([(fcx - 22, chin + 18), (fcx, chin + 44), (fcx + 22, chin + 18)], fill=(235, 235, 235))
-        d.polygon([(fcx - 5, chin + 24), (fcx + 5, chin + 24), (fcx + 8, H), (fcx - 8, H)], fill=_rgb(row["tie_col"]))
-    # Long hair behind the head.
+    # Long hair behind the head and shoulders.
     if long_hair:  # widens from the crown down to the shoulders
         k = 36
         ys = np.linspace(ecy - 34, chin + 42 + 12 * vol, k)
@@ -448,19 +442,25 @@ def render_face(row: dict, rng: np.random.Generator):
         left = [(fcx - w_, y) for y, w_ in zip(ys, spread)]
         right = [(fcx + w_, y) for y, w_ in zip(ys[::-1], spread[::-1])]
         d.polygon(left + right, fill=hair)
-    # Ears and earrings.
+    # Neck, clothes, shirt collar and tie.
+    d.rectangle([fcx - 0.42 * hw, chin - 24, fcx + 0.42 * hw, chin + 26], fill=shade)
+    d.ellipse([fcx - 86, chin + 14, fcx + 86, chin + 150], fill=_rgb(row["cloth"]))
+    if a["Wearing_Necktie"]:
+        d.polygon([(fcx - 22, chin + 18), (fcx, chin + 44), (fcx + 22, chin + 18)], fill=(235, 235, 235))
+        d.polygon([(fcx - 5, chin + 24), (fcx + 5, chin + 24), (fcx + 8, H), (fcx - 8, H)], fill=_rgb(row["tie_col"]))
+    # Ears.
     for side in (-1, 1):
         ex = fcx + side * (hw - 2) - 1.5 * yaw * side
         d.ellipse([ex - 7, ecy - 6, ex + 7, ny + 8], fill=shade)
-        if a["Wearing_Earrings"] and not long_hair:
-            d.ellipse([ex - 3, ny + 8, ex + 3, ny + 14], fill=(230, 200, 80))
-        elif a["Wearing_Earrings"]:
-            d.ellipse([ex - 3, ny + 6, ex + 3, ny + 12], fill=(235, 205, 90), outline=(120, 100, 30))
     # Hair volume on top (drawn before the face so the face covers its lower part).
     if not a["Bald"] and not a["Wearing_Hat"]:
         d.ellipse([fcx - hw - 5 * vol, top - 12 * vol, fcx + hw + 5 * vol, top + 2.2 * hh * 0.55], fill=hair)
     # Face.
     d.polygon(face_pts, fill=skin_c)
+    if a["Wearing_Earrings"]:  # at the ear lobes, just outside the face outline
+        for side in (-1, 1):
+            ex = fcx + side * (hw + 2) - 1.5 * yaw * side
+            d.ellipse([ex - 3, ny + 7, ex + 3, ny + 13], fill=(235, 205, 90), outline=(120, 100, 30))
     if a["Double_Chin"]:
         d.arc([fcx - 0.5 * hw, chin - 14, fcx + 0.5 * hw, chin + 6], 20, 160, fill=shade, width=2)
     # Stubble, beard, goatee, mustache, sideburns.
@@ -546,7 +546,7 @@ def render_face(row: dict, rng: np.random.Generator):
             d.line([(ex - 11, by + 1), (ex + 11, by + 1 - 1.2 * side)], fill=brow_col, width=bw)
     # Nose: bridge and base at the nose landmark.
     nw = 9 if a["Big_Nose"] else 6
-    d.line([(ecx + yaw * 3, ecy + 4), (nx - (2 if a["Pointy_Nose"] else 1), ny - 3)], fill=shade, width=1)
+    d.line([(ecx + yaw * 3, ecy + 4), (nx - 1, ny - 9)], fill=shade, width=1)
     if a["Pointy_Nose"]:
         d.polygon([(nx - nw, ny + 1), (nx, ny - 9), (nx + nw, ny + 1), (nx, ny + 4)], outline=shade)
     else:
