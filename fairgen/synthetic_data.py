@@ -5,7 +5,7 @@ Layout of a dataset folder::
     samples.parquet   fairgen kind "synthetic_samples": one row per image (columns below)
     images/           000000.png, 000001.png, ... (8-bit RGB, all the same size)
     images.npy        the same images packed as one (N, H, W, 3) uint8 array, rows in table order
-    previews/         optional grids for people to look at (ignored by the reader)
+    previews/         optional contact sheets for people to look at (ignored by the reader)
 
 The PNG files are the dataset; ``images.npy`` is a cache written with them so that readers do
 not decode thousands of PNGs. Its SHA-256 is recorded in the table's metadata and the cache is
@@ -228,21 +228,3 @@ def _decode_pngs(files: list[Path], table: pd.DataFrame, where: Path) -> np.ndar
         images[row] = arr
     return images
 
-
-def save_grid(images: np.ndarray, path: str | os.PathLike, ncol: int = 8, pad: int = 2) -> None:
-    """Write up to ``ncol * ncol`` uint8 (N, H, W, 3) images as one PNG grid (atomically)."""
-    from PIL import Image
-
-    images = np.asarray(images)[: ncol * ncol]
-    if len(images) == 0:
-        raise DataError(f"{path}: no images for the preview grid")
-    _check_images(images)
-    n, h, w, _ = images.shape
-    cols = min(ncol, n)
-    rows = -(-n // cols)
-    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, dtype=np.uint8)
-    for i, img in enumerate(images):
-        r, k = divmod(i, cols)
-        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + k * (w + pad): pad + k * (w + pad) + w] = img
-    with io.atomic_path(path) as tmp:
-        Image.fromarray(grid).save(tmp, format="PNG")

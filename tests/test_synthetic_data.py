@@ -8,8 +8,7 @@ from PIL import Image
 
 from fairgen import io
 from fairgen.errors import DataError, FormatVersionError
-from fairgen.synthetic_data import (COLUMNS, PACKED_FILE, SAMPLES_FILE, read_synthetic, save_grid,
-                                    write_synthetic)
+from fairgen.synthetic_data import COLUMNS, PACKED_FILE, SAMPLES_FILE, read_synthetic, write_synthetic
 
 N = 6
 
@@ -181,11 +180,3 @@ def test_writer_rejects_inconsistent_inputs(tmp_path):
         write_synthetic(tmp_path / "x", _images().astype(float), np.zeros(6), np.zeros(6), model="m",
                         checkpoint_step=0, seed=0)
 
-
-def test_save_grid(tmp_path):
-    save_grid(_images(10), tmp_path / "grid.png", ncol=4, pad=2)
-    with Image.open(tmp_path / "grid.png") as im:
-        # 10 images in 4 columns -> 3 rows of 8 px images with 2 px padding
-        assert im.size == (4 * 10 + 2, 3 * 10 + 2)
-    with pytest.raises(DataError, match="no images"):
-        save_grid(_images(0), tmp_path / "empty.png")

@@ -1,0 +1,103 @@
+# Downstream: sample a synthetic dataset from each GAN run, train one outcome classifier per
+# method (real, reweighing, each GAN run's synthetic set, real + synthetic) and audit all of them
+# on the same real test split; combine their metrics into one table.
+import shlex
+
+SYNTHETIC = "results/synthetic"
+CLASSIFIERS = "results/classifiers"
+GAN_RUNS = ["fgan_dp", "fgan_eqopp", "acgan"]
+CLASSIFIER_METHODS = ["real", "reweighing", *GAN_RUNS, "real_plus_synthetic"]
+
+
+wildcard_constraints:
+    run="|".join(GAN_RUNS),
+    method="|".join(CLASSIFIER_METHODS),
+
+
+# The synthetic set folders each classifier method trains on (none for real/reweighing).
+CLASSIFIER_SYNTHETIC = {
+    "real": [],
+    "reweighing": [],
+    **{run: [f"{SYNTHETIC}/{run}"] for run in GAN_RUNS},
+    "real_plus_synthetic": [f"{SYNTHETIC}/{config['classifier']['synthetic_for_mix']}"],
+}
+# Top-level config a classifier depends on, besides its own section.
+CLASSIFIER_CONFIG_KEYS = ("seed", "device", "precision", "protected", "outcome")
+
+
+rule generate:
+    input:
+        checkpoint="results/gan/{run}/checkpoint.pt",
+    output:
+        directory(f"{SYNTHETIC}/{{run}}"),
+    params:
+        cfg=lambda wildcards: cfg_json("seed", "device", "precision", "protected", "outcome", "generate"),
+    log:
+        "results/logs/generate/{run}.log",
+    threads: 4
+    resources:
+        gpu=1,
+    conda:
+        "../envs/fairgen.yaml"
+    shell:
+        "fairgen generate --config-json {params.cfg:q} --run {wildcards.run}"
+        " --checkpoint {input.checkpoint} --out-dir {output} > {log} 2>&1"
+
+
+rule train_classifier:
+    input:
+        array=rules.crops.output.array,
+        index=rules.crops.output.index,
+        synthetic=lambda wildcards: CLASSIFIER_SYNTHETIC[wildcards.method],
+    output:
+        predictions=f"{CLASSIFIERS}/{{method}}/predictions.parquet",
+        metrics=f"{CLASSIFIERS}/{{method}}/metrics.json",
+        model=f"{CLASSIFIERS}/{{method}}/model.pt",
+        curve=f"{CLASSIFIERS}/{{method}}/curve.json",
+    params:
+        # the classifier section without the list of methods (adding a method must not retrain the
+        # others) and without synthetic_for_mix unless this is the mixing method
+        cfg=lambda wildcards: json.dumps(
+            {
+                **{k: config[k] for k in CLASSIFIER_CONFIG_KEYS if k in config},
+                "classifier": {
+                    k: v
+                    for k, v in config["classifier"].items()
+                    if k != "methods" and (k != "synthetic_for_mix" or wildcards.method == "real_plus_synthetic")
+                },
+            },
+            sort_keys=True,
+        ),
+        synthetic=lambda wildcards, input: " ".join(f"--synthetic {shlex.quote(p)}" for p in input.synthetic),
+        out_dir=f"{CLASSIFIERS}/{{method}}",
+    log:
+        "results/logs/classifiers/{method}.log",
+    threads: 4
+    resources:
+        gpu=1,
+    conda:
+        "../envs/fairgen.yaml"
+    shell:
+        "fairgen train-classifier --config-json {params.cfg:q} --method {wildcards.method}"
+        " --array {input.array} --index {input.index} {params.synthetic}"
+        " --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule metrics_table:
+    input:
+        metrics=expand(f"{CLASSIFIERS}/{{method}}/metrics.json", method=config["classifier"]["methods"]),
+    output:
+        parquet=report(f"{CLASSIFIERS}/metrics_table.parquet", caption="../report/downstream_metrics_table.rst",
+                       category="Classifiers", labels={"table": "metrics (Parquet)"}),
+        csv=report(f"{CLASSIFIERS}/metrics_table.csv", caption="../report/downstream_metrics_table.rst",
+                   category="Classifiers", labels={"table": "metrics (CSV)"}),
+    params:
+        cfg=lambda wildcards: cfg_json("protected", "outcome"),
+    log:
+        "results/logs/metrics_table.log",
+    threads: 1
+    conda:
+        "../envs/fairgen.yaml"
+    shell:
+        "fairgen metrics-table --config-json {params.cfg:q} --metrics {input.metrics} --out-parquet {output.parquet}"
+        " --out-csv {output.csv} > {log} 2>&1"
