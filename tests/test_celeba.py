@@ -8,7 +8,6 @@ import hashlib
 import http.server
 import io
 import re
-import shutil
 import threading
 import urllib.parse
 import zipfile

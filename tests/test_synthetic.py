@@ -10,7 +10,7 @@ from PIL import Image
 
 from fairgen.data import celeba as C
 from fairgen.data import synthetic as S
-from fairgen.errors import ConfigError
+from fairgen.errors import ConfigError, DataError
 
 DEFAULTS = dict(p_protected=0.42, p_outcome_given_protected_0=0.65, p_outcome_given_protected_1=0.25,
                 feature_strength=1.0)
@@ -281,6 +281,15 @@ def test_failure_leaves_no_partial_dataset(tmp_path, monkeypatch):
         S.make_synthetic_celeba(root, n_images=30, seed=2, workers=1, progress=False, **DEFAULTS)
     assert _digests(root) == before  # the old dataset is untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["syn"]  # no temporary folder left
+
+
+def test_refuses_to_replace_a_folder_it_did_not_make(tmp_path):
+    precious = tmp_path / "celeba"
+    precious.mkdir()
+    (precious / C.ATTR_FILE).write_text("real data")
+    with pytest.raises(DataError, match="not a fairgen synthetic dataset"):
+        S.make_synthetic_celeba(precious, n_images=10, seed=0, workers=1, progress=False, **DEFAULTS)
+    assert (precious / C.ATTR_FILE).read_text() == "real data"
 
 
 @pytest.mark.parametrize("kwargs, key", [

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from fairgen.data import celeba as C
-from fairgen.errors import ConfigError
+from fairgen.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -799,6 +799,10 @@ def make_synthetic_celeba(root: str | os.PathLike, n_images: int = 20000, seed: 
     """
     from fairgen.io import atomic_path
 
+    root = Path(root)
+    if root.exists() and (not root.is_dir() or (any(root.iterdir()) and not (root / PARAMS_FILE).exists())):
+        raise DataError(f"{root}: exists and is not a fairgen synthetic dataset (no {PARAMS_FILE}); "
+                        "refusing to replace it - choose another dataset.synthetic_root or remove it")
     t0 = time.perf_counter()
     params = synthetic_parameters(n_images, seed, p_protected, p_outcome_given_protected_0,
                                   p_outcome_given_protected_1, feature_strength, split_fractions,
