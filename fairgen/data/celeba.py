@@ -255,7 +255,7 @@ def _diagnose(path: Path, spec: _Spec, lines: list[str], first: int) -> None:
         if not _IMAGE_ID.match(tokens[0]):
             raise DataError(f"{where(path, no)}: {tokens[0]!r} is not an image file name like '000001.jpg'")
         for name, tok in zip(spec.values, tokens[1:]):
-            if not _INT.match(tok):
+            if not _INT.match(tok) or abs(int(tok)) > _INT32_MAX:
                 raise DataError(f"{where(path, no)}: {spec.describe(name)} of {tokens[0]} is {tok!r}, "
                                 f"expected {spec.describe_allowed()}")
 

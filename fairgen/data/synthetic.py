@@ -193,17 +193,27 @@ def _trait_list() -> list[Trait]:
 # Traits the default Attractive label depends on (when Attractive is not the outcome).
 ATTRACTIVE_PARENTS = ("male", "young", "hair_color", "bald", "texture", "chubby", "double_chin", "bags",
                       "big_nose", "oval", "smiling", "cheekbones", "glasses", "makeup", "arched", "blurry")
-TRAITS: dict[str, Trait] = {}
-ATTR_TRAIT: dict[str, str] = {}
-for _t in _trait_list():
-    TRAITS[_t.name] = _t
-    for _a in _t.attrs:
-        ATTR_TRAIT[_a] = _t.name
-    for _p in _t.parents:
-        assert _p in TRAITS, f"trait {_t.name}: parent {_p} must come first"
-        assert not (_t.level == "person" and TRAITS[_p].level == "image"), _t.name
-assert set(C.ATTRIBUTE_NAMES) <= set(ATTR_TRAIT), set(C.ATTRIBUTE_NAMES) - set(ATTR_TRAIT)
-assert all(a in C.ATTRIBUTE_NAMES for a in FEATURE_WEIGHTS)
+
+
+def _index_traits() -> tuple[dict[str, Trait], dict[str, str]]:
+    """Traits by name (in sampling order) and the trait rendering each attribute; checks the DAG."""
+    traits: dict[str, Trait] = {}
+    attr_trait: dict[str, str] = {}
+    for t in _trait_list():
+        for p in t.parents:
+            if p not in traits:
+                raise AssertionError(f"trait {t.name}: parent {p} must come first")
+            if t.level == "person" and traits[p].level == "image":
+                raise AssertionError(f"person trait {t.name} cannot depend on image trait {p}")
+        traits[t.name] = t
+        attr_trait.update({a: t.name for a in t.attrs})
+    missing = set(C.ATTRIBUTE_NAMES) - set(attr_trait)
+    if missing or not set(FEATURE_WEIGHTS) <= set(C.ATTRIBUTE_NAMES):
+        raise AssertionError(f"attributes without a trait: {sorted(missing)}")
+    return traits, attr_trait
+
+
+TRAITS, ATTR_TRAIT = _index_traits()
 
 
 def descendants(trait: str) -> set[str]:
