@@ -263,18 +263,17 @@ class _Runner:
         with self.torch.autocast(**self.autocast):
             return self.model(x).float().reshape(-1)
 
-    def predict(self, split: Split, desc: str, progress: bool = True) -> np.ndarray:
-        """Probabilities of y=1 for every image of ``split``."""
+    def predict(self, images_t, desc: str, progress: bool = True) -> np.ndarray:
+        """Probabilities of y=1 for every image of ``images_t`` (from :meth:`tensor`)."""
         from tqdm import tqdm
 
         torch = self.torch
         self.model.eval()
-        images_t = self.tensor(split.images)
-        out = []
+        n, out = len(images_t), []
         with torch.inference_mode():
-            for start in tqdm(range(0, len(split), self.batch_size), desc=desc, unit="batch",
+            for start in tqdm(range(0, n, self.batch_size), desc=desc, unit="batch",
                               disable=not progress, leave=False):
-                idx = torch.arange(start, min(start + self.batch_size, len(split)), device=self.device)
+                idx = torch.arange(start, min(start + self.batch_size, n), device=self.device)
                 out.append(torch.sigmoid(self.forward(images_t, idx)).cpu())
         return torch.cat(out).double().numpy()
 
@@ -295,7 +294,7 @@ def fit(cfg: dict, runner: _Runner, train: Split, valid: Split, seed: int, progr
     model, device = runner.model, runner.device
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=cc["lr"], weight_decay=cc["weight_decay"])
-    images_t = runner.tensor(train.images)
+    images_t, valid_t = runner.tensor(train.images), runner.tensor(valid.images)
     y_t = torch.from_numpy(train.y.astype(np.float32)).to(device)
     w_t = torch.from_numpy(train.weight.astype(np.float32)).to(device) if train.weight is not None else None
     n, bs = len(train), runner.batch_size
@@ -321,7 +320,7 @@ def fit(cfg: dict, runner: _Runner, train: Split, valid: Split, seed: int, progr
             loss_sum += float(loss.detach()) * len(idx)
             correct += float(((logits.detach() > 0).float() == y_t[idx]).sum())
             seen += len(idx)
-        scores = runner.predict(valid, "valid", progress)
+        scores = runner.predict(valid_t, "valid", progress)
         val_acc = float(np.mean((scores >= cc["threshold"]) == valid.y))
         curve.append({"epoch": epoch, "train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
                       "valid_loss": _bce(scores, valid.y), "valid_accuracy": val_acc,
@@ -345,6 +344,7 @@ def train_classifier(cfg: dict, method: str, array: str, index: str, synthetic: 
     Writes predictions.parquet, metrics.json, model.pt and curve.json into ``out_dir`` and
     returns the metrics dict. See the module docstring.
     """
+    import pandas as pd
     import torch
 
     from fairgen import fairness
@@ -372,21 +372,10 @@ def train_classifier(cfg: dict, method: str, array: str, index: str, synthetic: 
     curve, best_epoch = fit(cfg, runner, train, real["valid"], seed, progress)
     train_seconds = time.perf_counter() - t0
 
-    score = runner.predict(test, "test", progress)
+    score = runner.predict(runner.tensor(test.images), "test", progress)
     y_pred = (score >= cc["threshold"]).astype(np.int64)
-    import pandas as pd
-
-    preds = pd.DataFrame({"image_id": test.image_id, "c": test.c, "y_true": test.y, "score": score, "y_pred": y_pred})
-    out_dir.mkdir(parents=True, exist_ok=True)
     pred_path = out_dir / "predictions.parquet"
-    provenance = {"method": method, "arch": cc["arch"], "threshold": cc["threshold"], "best_epoch": best_epoch,
-                  "protected": cfg["protected"], "outcome": cfg["outcome"]}
-    with io.atomic_path(out_dir / "model.pt") as tmp:
-        torch.save({"state_dict": {k: v.cpu() for k, v in runner.model.state_dict().items()},
-                    "arch": cc["arch"], "resolution": resolution, "width": cc["width"], "method": method}, tmp)
-    io.write_json({"method": method, "selection": SELECTION, "best_epoch": best_epoch, "epochs": curve}, out_dir / "curve.json")
-    io.write_parquet(preds, pred_path, "predictions", metadata=provenance)
-
+    # evaluate first: a DataError here leaves no partial set of outputs behind
     result = fairness.evaluate(test.y, y_pred, test.c, score=score, privileged=privileged, n_boot=cc["bootstrap"],
                                level=cc["ci_level"], seed=seed_for(cfg, f"bootstrap/{method}"),
                                allow_undefined=True, source=str(pred_path))
@@ -405,6 +394,17 @@ def train_classifier(cfg: dict, method: str, array: str, index: str, synthetic: 
                      "arch": cc["arch"], "epochs": cc["epochs"], "seed": seed, "device": str(device),
                      "precision": cfg["precision"], "seconds": train_seconds},
     })
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with io.atomic_path(out_dir / "model.pt") as tmp:
+        torch.save({"state_dict": {k: v.cpu() for k, v in runner.model.state_dict().items()},
+                    "arch": cc["arch"], "resolution": resolution, "width": cc["width"], "method": method}, tmp)
+    io.write_json({"method": method, "selection": SELECTION, "best_epoch": best_epoch, "epochs": curve},
+                  out_dir / "curve.json")
+    preds = pd.DataFrame({"image_id": test.image_id, "c": test.c, "y_true": test.y, "score": score, "y_pred": y_pred})
+    io.write_parquet(preds, pred_path, "predictions",
+                     metadata={"method": method, "arch": cc["arch"], "threshold": cc["threshold"],
+                               "best_epoch": best_epoch, "protected": cfg["protected"], "outcome": cfg["outcome"]})
     io.write_json(result, out_dir / "metrics.json")
     log.info("method %s: test accuracy %.4f, demographic parity difference %.4f, equal opportunity difference %s",
              method, result["overall"]["accuracy"], result["fairness"]["demographic_parity_difference"],
