@@ -173,7 +173,7 @@ BAD_CASES = [
     (C.LANDMARKS_FILE, _replace_line(LANDMARKS, 5, LANDMARKS.split("\n")[4].replace("128", "12.8")), 5, "landmark 'nose_y'"),
     (C.LANDMARKS_FILE, _replace_line(LANDMARKS, 2, "lefteye_x lefteye_y"), 2, "header does not match"),
     (C.LANDMARKS_FILE, _replace_line(LANDMARKS, 3, LANDMARKS.split("\n")[2].replace("69", "99999999999", 1)), 3,
-     "landmark 'lefteye_x' of 000001.jpg is '99999999999', expected an integer"),
+     "landmark 'lefteye_x' of 000001.jpg is 99999999999, expected an integer from -2147483647 to 2147483647"),
     (C.LANDMARKS_FILE, _replace_line(LANDMARKS, 4, LANDMARKS.split("\n")[3].replace("000002", "000009")), 4, "unknown image id 000009.jpg"),
     (C.PARTITION_FILE, _replace_line(PARTITION, 2, "000002.jpg 3"), 2, "split code of 000002.jpg is 3, expected 0, 1 or 2"),
     (C.PARTITION_FILE, PARTITION + "000004.jpg 0\n", 4, "unknown image id 000004.jpg (not in list_attr_celeba.txt)"),

@@ -127,9 +127,8 @@ class _Spec:
         if self.allowed is not None:
             return ", ".join(str(a) for a in self.allowed[:-1]) + f" or {self.allowed[-1]}" + (
                 f" ({'/'.join(SPLITS)})" if self.values == ("split",) else "")
-        if self.minimum is not None:
-            return f"an integer >= {self.minimum}"
-        return "an integer"
+        lo = self.minimum if self.minimum is not None else -_INT32_MAX
+        return f"an integer from {lo} to {_INT32_MAX}"
 
 
 _SPECS = {
