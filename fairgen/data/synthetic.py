@@ -367,7 +367,6 @@ def render_table(v: dict, attrs: dict, pid: np.ndarray, n_people: int, seed: int
     d = pts - centre
     rot = np.stack([c * d[..., 0] - s * d[..., 1], s * d[..., 0] + c * d[..., 1]], -1) + centre
     r["landmarks"] = np.rint(rot.reshape(n, 10)).astype(np.int32)
-    r["roll"] = roll
     # In-the-wild boxes (no wild images exist; plausible boxes scaled from the face size).
     scale = ri.uniform(1.2, 3.5, n)
     w = np.rint(iod * 2.6 * scale)
@@ -401,12 +400,12 @@ _THETA = np.linspace(0, 2 * np.pi, 56, endpoint=False)
 _COS, _SIN = np.cos(_THETA), np.sin(_THETA)
 
 
-def _superellipse(cx, cy, a, b, n, top_scale=1.0):
+def _superellipse(cx, cy, a, b, n):
+    """Face outline: a superellipse of exponent ``n`` (squarer jaw for larger n), round on top."""
     c, s = _COS, _SIN
     x = cx + a * np.sign(c) * np.abs(c) ** (2 / n)
-    # the lower half (y > 0) uses the jaw exponent, the upper half is rounder
-    ex = np.where(s > 0, 2 / n, 1.0)
-    y = cy + b * np.sign(s) * np.abs(s) ** ex * np.where(s < 0, top_scale, 1.0)
+    ex = np.where(s > 0, 2 / n, 1.0)  # the lower half (y > 0) uses the jaw exponent
+    y = cy + b * np.sign(s) * np.abs(s) ** ex
     return np.stack([x, y], 1)
 
 
@@ -436,7 +435,7 @@ def render_face(row: dict, rng: np.random.Generator):
     chin = (lmy + rmy) / 2 + 32 * row["face_h"]
     fcy = (top + chin) / 2 + 6
     hh = (chin - top) / 2 + 3
-    face = _superellipse(fcx, fcy, hw, hh, row["jaw"], top_scale=1.0)
+    face = _superellipse(fcx, fcy, hw, hh, row["jaw"])
     face_pts = [tuple(p) for p in face]
     long_hair = bool(row["long_hair"]) and not a["Bald"]
     wavy = bool(a["Wavy_Hair"])
