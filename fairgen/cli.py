@@ -63,6 +63,24 @@ command(
     arg("--out-parquet", required=True, help="output Parquet (kind metrics_table)"),
     arg("--out-csv", required=True, help="output CSV"),
 )
+command(
+    "audit", "fairgen.report:audit",
+    "Fairness audit report: one self-contained HTML file (inline CSS, images as data URIs, no "
+    "network references) with the dataset card, GAN training, classifier comparison with "
+    "confidence intervals, trade-off plot, synthetic-data quality, the paper's reference numbers "
+    "and a generated summary; the figures are also written as PNG files. Optional inputs that are "
+    "absent are reported as absent in their section.",
+    arg("--dataset", required=True, help="dataset manifest JSON ('fairgen dataset')"),
+    arg("--classifiers-dir", required=True,
+        help="folder with METHOD/metrics.json for every classifier.methods entry (required)"),
+    arg("--crops-index", default=None, help="crops Parquet index (real base rates per split)"),
+    arg("--crops-summary", default=None, help="crops summary JSON"),
+    arg("--gan-dir", default=None, help="folder with one folder per GAN run (RUN/log.jsonl, sample grids)"),
+    arg("--synthetic-dir", default=None, help="folder with one synthetic set per GAN run (RUN/samples.parquet)"),
+    arg("--quality", default=None, help="quality.json written by 'fairgen quality'"),
+    arg("--out-html", required=True, help="HTML report to write"),
+    arg("--figures-dir", required=True, help="folder to write the report's figures into (PNG)"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,969 @@
+"""The fairness audit report: one self-contained HTML file plus its figures as PNG files.
+
+``fairgen audit`` (:func:`audit`) reads what the pipeline wrote and renders
+``fairgen/templates/audit.html.j2`` into ONE HTML file a reviewer can open offline: the CSS is
+inline, every image is a base64 ``data:`` URI, and there are no scripts, fonts or links that
+would reach the network. The same figures are written as PNG files into a figures folder.
+
+Sections
+--------
+summary
+    Plain-language findings generated from the numbers: the fairest method by demographic-parity
+    difference, its accuracy cost against the ``real`` baseline, and whether the confidence
+    intervals overlap (then the data do not show the difference to be significant).
+dataset card
+    The manifest (source, root, sizes per split) and P(y=1 | c) of the real splits and of every
+    synthetic set.
+GAN training
+    Curves from each run's ``log.jsonl`` and its per-(c, y) sample grid.
+classifiers
+    The comparison table with bootstrap intervals, per-group rates, and the accuracy-vs-fairness
+    trade-off plot.
+synthetic-data quality
+    Per-group FID labelled with its feature extractor, label statistics real vs synthetic,
+    c-conditioning accuracy (``quality.json`` of :mod:`fairgen.quality`).
+paper reference
+    Table 1 of Sattigeri et al. (2019) beside our numbers, with the paper's "DP" column named
+    for what it is (an error-rate gap).
+
+Inputs: the dataset manifest and every configured classifier's ``metrics.json`` are required
+(a missing or invalid one is a :class:`~fairgen.errors.DataError` naming the file). Everything
+else is optional: a part that is absent (not configured, or not produced) is reported as absent
+in its section. A part that is present but malformed is a DataError naming the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fairgen import __version__
+from fairgen import io as fio
+from fairgen import report_plots as plots
+from fairgen.errors import DataError, FairgenError
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+TEMPLATE = "audit.html.j2"
+STYLESHEET = "audit.css"
+BASELINE = "real"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SMALL_IMAGE_PX = 320
+
+# (key in fairness.evaluate's "overall"/"fairness", column label, tooltip, better direction)
+COMPARISON = (
+    ("accuracy", "Accuracy", "fraction of correct predictions on the real test split", "higher"),
+    ("balanced_accuracy", "Balanced acc.", "(TPR + TNR) / 2", "higher"),
+    ("demographic_parity_difference", "DP diff.", "demographic parity difference |SR(0) - SR(1)|, "
+     "SR = selection rate P(y_pred = 1)", "lower"),
+    ("demographic_parity_ratio", "DP ratio", "demographic parity ratio min(SR) / max(SR)", "higher"),
+    ("equal_opportunity_difference", "EO diff.", "equal opportunity difference |TPR(0) - TPR(1)|",
+     "lower"),
+    ("equalized_odds_difference", "Eq. odds diff.", "equalized odds difference max(|TPR gap|, |FPR gap|)",
+     "lower"),
+    ("error_rate_gap", "Error-rate gap", "|err(0) - err(1)|: the column Sattigeri et al. (2019) label "
+     "'Demographic Parity'", "lower"),
+)
+GROUP_RATES = (
+    ("selection_rate", "Selection rate", "P(y_pred = 1)"),
+    ("tpr", "TPR", "true positive rate"),
+    ("fpr", "FPR", "false positive rate"),
+    ("fnr", "FNR", "false negative rate"),
+    ("error_rate", "Error rate", "fraction misclassified"),
+)
+TRADEOFF = (
+    ("demographic_parity_difference", "DP difference"),
+    ("equalized_odds_difference", "equalized-odds difference"),
+    ("error_rate_gap", "error-rate gap"),
+)
+
+# Sattigeri et al. (2019), Table 1: CelebA, c = Male, y = Attractive, groups Male=0 / Male=1.
+PAPER = {
+    "citation": ("P. Sattigeri, S. C. Hoffman, V. Chenthamarakshan, K. R. Varshney: Fairness GAN: "
+                 "Generating datasets with fairness properties using a generative adversarial network. "
+                 "IBM J. Res. Dev. 63(4/5), 2019 (ICLR 2019 SafeML workshop), Table 1"),
+    "protected": "Male",
+    "outcome": "Attractive",
+    "rows": (
+        {"method": "real", "paper_name": "No debiasing", "error_rate": 0.2023, "error_rate_gap": 0.0447,
+         "equal_opportunity_difference": 0.3009, "fpr_c0": 0.4043, "fpr_c1": 0.0927, "fnr_c0": 0.1213,
+         "fnr_c1": 0.4222, "error_rate_c0": 0.2196, "error_rate_c1": 0.1749},
+        {"method": "fgan_dp", "paper_name": "FGAN-DP", "error_rate": 0.2910, "error_rate_gap": 0.0204,
+         "equal_opportunity_difference": 0.2253},
+        {"method": "fgan_eqopp", "paper_name": "FGAN-EqOpp", "error_rate": 0.2657, "error_rate_gap": 0.0507,
+         "equal_opportunity_difference": 0.2253},
+        {"method": "reweighing", "paper_name": "Reweighing", "error_rate": 0.2447, "error_rate_gap": 0.1144,
+         "equal_opportunity_difference": 0.0123},
+    ),
+}
+PAPER_COLUMNS = (
+    ("error_rate", "Error rate"),
+    ("error_rate_c0", "err (c=0)"),
+    ("error_rate_c1", "err (c=1)"),
+    ("error_rate_gap", "Error-rate gap (paper\u2019s \u201cDP\u201d)"),
+    ("equal_opportunity_difference", "EO diff. (paper\u2019s \u201cEO\u201d)"),
+    ("demographic_parity_difference", "DP diff. (not in paper)"),
+)
+PAPER_GROUP_COLUMNS = (
+    ("fpr_c0", "FPR (c=0)"),
+    ("fpr_c1", "FPR (c=1)"),
+    ("fnr_c0", "FNR (c=0)"),
+    ("fnr_c1", "FNR (c=1)"),
+    ("error_rate_c0", "err (c=0)"),
+    ("error_rate_c1", "err (c=1)"),
+)
+
+SOURCE_NAMES = {
+    "synthetic": "the embedded synthetic stand-in for CelebA (rendered faces in CelebA's file format)",
+    "celeba_download": "CelebA (downloaded, checksums verified)",
+    "celeba_local": "CelebA (a local copy)",
+}
+
+
+# ============================================================================ small helpers
+
+
+def fmt(v, digits: int = 3) -> str:
+    """A number for a table cell; an em dash for a missing value."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "\u2014"
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return f"{int(v):,}"
+    return f"{float(v):.{digits}f}"
+
+
+def fmt_ci(lo, hi, digits: int = 3) -> str:
+    if lo is None or hi is None:
+        return ""
+    return f"[{float(lo):.{digits}f}, {float(hi):.{digits}f}]"
+
+
+def overlaps(a: tuple | None, b: tuple | None) -> bool | None:
+    """Whether two closed intervals overlap; None when either is unknown."""
+    if a is None or b is None or None in a or None in b:
+        return None
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def group_labels(protected: str) -> tuple[str, str]:
+    return f"{protected} = 0", f"{protected} = 1"
+
+
+@dataclass
+class Missing:
+    """An optional input that is absent, shown as a notice in its section."""
+
+    what: str
+    path: str
+    reason: str = "not found"
+
+
+@dataclass
+class Figure:
+    name: str  # file stem in the figures folder
+    title: str
+    caption: str
+    png: bytes
+
+    @property
+    def uri(self) -> str:
+        return data_uri(self.png)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels, from the PNG header."""
+        if len(self.png) < 24 or not self.png.startswith(PNG_MAGIC):
+            raise DataError(f"figure '{self.name}': not a PNG image")
+        return int.from_bytes(self.png[16:20], "big"), int.from_bytes(self.png[20:24], "big")
+
+    @property
+    def small(self) -> bool:
+        """A raw sample grid too small to look at 1:1; shown enlarged with crisp pixels."""
+        return self.size[0] < SMALL_IMAGE_PX
+
+
+@dataclass
+class Inputs:
+    """Every file the report read, for the provenance table."""
+
+    files: list[tuple[str, str, Path]] = field(default_factory=list)  # (role, path shown, path)
+
+    def add(self, role: str, path: Path) -> None:
+        self.files.append((role, str(path), Path(path)))
+
+    def rows(self) -> list[dict]:
+        out = []
+        for role, shown, path in self.files:
+            size = path.stat().st_size
+            out.append({"role": role, "path": shown, "size": f"{size:,} B", "sha256": _sha256(path)[:16]})
+        return out
+
+
+def _read_json(path: Path, inputs: Inputs, role: str) -> dict:
+    obj = fio.read_json(path)
+    if not isinstance(obj, dict):
+        raise DataError(f"{path}: expected a JSON object, found {type(obj).__name__}")
+    inputs.add(role, path)
+    return obj
+
+
+def _get(obj: dict, path: Path, *keys, types=None):
+    """``obj[k1][k2]...`` or a DataError naming the file and the dotted key."""
+    cur = obj
+    for i, k in enumerate(keys):
+        if not isinstance(cur, dict) or k not in cur:
+            raise DataError(f"{path}: missing key '{'.'.join(map(str, keys[:i + 1]))}'")
+        cur = cur[k]
+    if types is not None and not isinstance(cur, types):
+        raise DataError(f"{path}: key '{'.'.join(map(str, keys))}' has the wrong type ({type(cur).__name__})")
+    return cur
+
+
+def _prob(value, path: Path, key: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value <= 1):
+        raise DataError(f"{path}: '{key}' must be a probability in [0, 1], found {value!r}")
+    return float(value)
+
+
+# ============================================================================ classifiers
+
+
+@dataclass
+class MethodResult:
+    """One classifier's ``metrics.json`` (a :func:`fairgen.fairness.evaluate` result + provenance)."""
+
+    method: str
+    path: Path
+    result: dict
+    flat: dict
+
+    def value(self, metric: str):
+        v = self.flat.get(metric)
+        return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)
+
+    def interval(self, metric: str) -> tuple[float, float] | None:
+        ci = self.result.get("ci", {}).get(metric)
+        if not ci or ci[0] is None or ci[1] is None:
+            return None
+        return float(ci[0]), float(ci[1])
+
+    def triple(self, metric: str) -> tuple:
+        ci = self.interval(metric) or (None, None)
+        return self.value(metric), ci[0], ci[1]
+
+
+def load_classifier(path: Path, method: str) -> MethodResult:
+    from fairgen.fairness import flatten
+
+    result = fio.read_json(path)
+    if not isinstance(result, dict):
+        raise DataError(f"{path}: expected a JSON object (fairgen.fairness.evaluate result)")
+    try:
+        flat = flatten(result)
+    except DataError as e:
+        raise DataError(f"{path}: {e}") from None
+    got = result.get("method", method)
+    if got != method:
+        raise DataError(f"{path}: metrics of method '{got}', expected '{method}'")
+    for key in ("accuracy", "demographic_parity_difference"):
+        if key not in flat:
+            raise DataError(f"{path}: no '{key}' in the metrics")
+    return MethodResult(method, path, result, flat)
+
+
+def load_classifiers(methods: list[str], classifiers_dir: Path, inputs: Inputs) -> list[MethodResult]:
+    if not methods:
+        raise DataError("classifier.methods is empty: the audit needs at least one classifier")
+    out = []
+    for method in methods:
+        path = classifiers_dir / method / "metrics.json"
+        out.append(load_classifier(path, method))
+        inputs.add(f"classifier {method}", path)
+    levels = {round(float(m.result.get("bootstrap", {}).get("level", 0.95)), 6) for m in out}
+    if len(levels) > 1:
+        log.warning("classifier metrics use different CI levels: %s", sorted(levels))
+    return out
+
+
+def ci_level(results: list[MethodResult]) -> float | None:
+    for m in results:
+        b = m.result.get("bootstrap") or {}
+        if b.get("n_boot"):
+            return float(b.get("level", 0.95))
+    return None
+
+
+# ============================================================================ summary
+
+
+@dataclass
+class Summary:
+    fairest: str | None
+    sentences: list[str]
+    facts: dict
+
+
+def _pct_points(d: float) -> str:
+    return f"{abs(d) * 100:.1f} percentage point{'s' if round(abs(d) * 100, 1) != 1 else ''}"
+
+
+def _with_ci(m: MethodResult, metric: str) -> str:
+    v, lo, hi = m.triple(metric)
+    ci = f" {fmt_ci(lo, hi)}" if lo is not None else ""
+    return f"{fmt(v)}{ci}"
+
+
+def summarize(results: list[MethodResult], level: float | None, baseline: str = BASELINE) -> Summary:
+    """Plain-language findings generated from the classifier metrics.
+
+    Fairest = smallest demographic-parity difference (ties: the earlier method in the configured
+    order). Differences are called significant only when the confidence intervals do not overlap.
+    """
+    level_txt = f"{round(level * 100):d}% " if level else ""
+    dp = "demographic_parity_difference"
+    scored = [m for m in results if m.value(dp) is not None]
+    facts: dict = {"baseline": baseline if any(m.method == baseline for m in results) else None}
+    if not scored:
+        return Summary(None, ["No classifier has a defined demographic-parity difference, so no "
+                              "method can be called fairest."], facts)
+    best = min(scored, key=lambda m: m.value(dp))
+    facts["fairest"] = best.method
+    facts["fairest_dp"] = best.value(dp)
+    sentences = []
+    base = next((m for m in results if m.method == baseline), None)
+    ties = [m.method for m in scored if m is not best and m.value(dp) == best.value(dp)]
+    tie_txt = f" (tied with {', '.join(ties)})" if ties else ""
+    sentences.append(f"Fairest by demographic-parity (DP) difference: {best.method}{tie_txt}, "
+                     f"{_with_ci(best, dp)} (|P(\u0177=1 | c=0) \u2212 P(\u0177=1 | c=1)| on the real test split).")
+    if len(results) == 1:
+        sentences.append("Only one classifier was evaluated, so there is nothing to compare it with.")
+        return Summary(best.method, sentences, facts)
+    if base is None:
+        sentences.append(f"The '{baseline}' baseline (a classifier trained on the real data without "
+                         "debiasing) was not evaluated, so no accuracy cost can be stated.")
+    elif best is base:
+        sentences.append(f"No debiasing method reached a lower DP difference than the '{baseline}' baseline.")
+    else:
+        ov = overlaps(best.interval(dp), base.interval(dp))
+        facts["dp_overlap_with_baseline"] = ov
+        change = f"down from {_with_ci(base, dp)} for the '{baseline}' baseline"
+        if ov is None:
+            sig = " (no confidence intervals, so significance is not assessed)"
+        elif ov:
+            sig = (f"; the {level_txt}confidence intervals overlap, so this reduction is not "
+                   "significant on this test set")
+        else:
+            sig = f"; the {level_txt}confidence intervals do not overlap"
+        sentences.append(f"That is {change}{sig}.")
+        da = (best.value("accuracy") or 0.0) - (base.value("accuracy") or 0.0)
+        facts["accuracy_change"] = da
+        acc_ov = overlaps(best.interval("accuracy"), base.interval("accuracy"))
+        facts["accuracy_overlap_with_baseline"] = acc_ov
+        direction = "cost" if da < 0 else "gain"
+        if abs(da) < 5e-4:
+            acc = f"Its accuracy, {_with_ci(best, 'accuracy')}, equals the baseline's"
+        else:
+            acc = (f"Its accuracy is {_with_ci(best, 'accuracy')} against {_with_ci(base, 'accuracy')}: "
+                   f"a {direction} of {_pct_points(da)}")
+        if acc_ov is True:
+            acc += f" (the {level_txt}intervals overlap: not a significant difference)"
+        elif acc_ov is False:
+            acc += f" (the {level_txt}intervals do not overlap)"
+        sentences.append(acc + ".")
+    others = [m for m in scored if m is not best]
+    if others:
+        runner = min(others, key=lambda m: m.value(dp))
+        ov = overlaps(best.interval(dp), runner.interval(dp))
+        facts["runner_up"] = runner.method
+        facts["dp_overlap_with_runner_up"] = ov
+        if ov:
+            sentences.append(f"The next fairest, {runner.method} ({_with_ci(runner, dp)}), has an overlapping "
+                             f"interval, so the data do not single out {best.method} as significantly fairer.")
+    extremes = (
+        ("error_rate_gap", min, "smallest_error_rate_gap",
+         "Smallest error-rate gap |err(c=0) \u2212 err(c=1)| (what the paper's Table 1 calls \u201cDP\u201d)"),
+        ("equalized_odds_difference", min, "smallest_equalized_odds_difference", "Smallest equalized-odds difference"),
+        ("accuracy", max, "most_accurate", "Most accurate"),
+    )
+    for metric, pick, fact, phrase in extremes:
+        defined = [m for m in results if m.value(metric) is not None]
+        if defined:
+            chosen = pick(defined, key=lambda m: m.value(metric))
+            facts[fact] = chosen.method
+            sentences.append(f"{phrase}: {chosen.method}, {_with_ci(chosen, metric)}.")
+    return Summary(best.method, sentences, facts)
+
+
+# ============================================================================ dataset card
+
+
+def load_manifest(path: Path, inputs: Inputs) -> dict:
+    manifest = _read_json(path, inputs, "dataset manifest")
+    for key in ("source", "root"):
+        _get(manifest, path, key, types=str)
+    return manifest
+
+
+def _split_counts(manifest: dict) -> dict:
+    for key in ("splits", "split_counts", "counts"):
+        v = manifest.get(key)
+        if isinstance(v, dict):
+            return {k: (x["n"] if isinstance(x, dict) and "n" in x else x) for k, x in v.items()}
+    return {}
+
+
+def real_base_rates(cfg: dict, manifest: dict, manifest_path: Path, crops_index: Path | None,
+                    inputs: Inputs) -> tuple[list[dict], str]:
+    """P(y=1 | c) per real split: from the crops index (the images actually used) when given,
+    else from the manifest. Returns (rows, where the numbers come from)."""
+    protected, outcome = cfg["protected"], cfg["outcome"]
+    if crops_index is not None:
+        df, _ = fio.read_parquet(crops_index, "crops_index", columns=["split", protected, outcome])
+        inputs.add("crops index", crops_index)
+        rows = []
+        for split in ("train", "valid", "test"):
+            part = df[df["split"] == split]
+            if len(part):
+                rows.append(_rates_row(f"real {split}", part[protected].to_numpy(), part[outcome].to_numpy(),
+                                       crops_index))
+        return rows, f"crops index {crops_index}"
+    rates, counts = manifest.get("base_rates"), manifest.get("group_counts") or {}
+    if not isinstance(rates, dict):
+        return [], "not available (no crops index given and no 'base_rates' in the manifest)"
+    rows = []
+    for split, r in rates.items():
+        if split == "all":
+            continue
+        if not isinstance(r, dict):
+            raise DataError(f"{manifest_path}: 'base_rates.{split}' must be an object")
+        p = [_prob(r.get(str(g)), manifest_path, f"base_rates.{split}.{g}") for g in (0, 1)]
+        n = [(counts.get(split) or {}).get(str(g)) for g in (0, 1)]
+        n = n if all(isinstance(v, int) for v in n) else None
+        rows.append({"label": f"real {split}", "p": p, "n": n,
+                     "p_c1": n[1] / sum(n) if n and sum(n) else None})
+    return rows, f"manifest {manifest_path}"
+
+
+def _rates_row(label: str, c, y, where) -> dict:
+    c, y = np.asarray(c).astype(np.int64), np.asarray(y).astype(np.int64)
+    for name, v in (("c", c), ("y", y)):
+        if not np.isin(v, (0, 1)).all():
+            raise DataError(f"{where}: {label}: {name} must be 0/1")
+    n = [int((c == g).sum()) for g in (0, 1)]
+    p = [float(y[c == g].mean()) if n[g] else None for g in (0, 1)]
+    return {"label": label, "p": p, "n": n, "p_c1": float(c.mean()) if len(c) else None}
+
+
+# ============================================================================ synthetic sets
+
+
+@dataclass
+class SyntheticSet:
+    run: str
+    folder: Path
+    n: int
+    rates: dict
+    mean_y_prob: list
+    checkpoint_step: int | None
+    grid: Figure | None
+
+
+def load_synthetic_sets(cfg: dict, runs: list[str], synthetic_dir: Path | None, inputs: Inputs,
+                        labels) -> tuple[list[SyntheticSet], list[Missing]]:
+    from fairgen.synthetic_data import SAMPLES_FILE, read_synthetic
+
+    found, missing = [], []
+    if synthetic_dir is None:
+        return [], [Missing("synthetic sets", "(no --synthetic-dir given)", "not given")] if runs else []
+    for run in runs:
+        folder = synthetic_dir / run
+        if not (folder / SAMPLES_FILE).is_file():
+            missing.append(Missing(f"synthetic set '{run}'", str(folder / SAMPLES_FILE)))
+            continue
+        table, images, _ = read_synthetic(folder)
+        inputs.add(f"synthetic set {run}", folder / SAMPLES_FILE)
+        c, y = table["c"].to_numpy(), table["y"].to_numpy()
+        rates = _rates_row(f"synthetic {run}", c, y, folder / SAMPLES_FILE)
+        mean_prob = [float(table["y_prob"][c == g].mean()) if (c == g).any() else None for g in (0, 1)]
+        steps = table["checkpoint_step"].unique()
+        cells = {}
+        for cc in (0, 1):
+            for yy in (0, 1):
+                cells[(cc, yy)] = images[np.flatnonzero((c == cc) & (y == yy))[:36]]
+        grid = Figure(f"synthetic_{run}_samples", f"Synthetic set {run}: samples per (c, y)",
+                      f"The first samples of the synthetic set '{run}' in each cell ({cfg['protected']}, "
+                      f"{cfg['outcome']}); y is the generator's outcome output thresholded at 0.5.",
+                      plots.sample_grid(cells, f"{run}: samples by ({cfg['protected']}, {cfg['outcome']})",
+                                        labels, cfg["outcome"]))
+        found.append(SyntheticSet(run, folder, len(table), rates, mean_prob,
+                                  int(steps[0]) if len(steps) == 1 else None, grid))
+    return found, missing
+
+
+# ============================================================================ GAN runs
+
+
+@dataclass
+class GanRun:
+    run: str
+    folder: Path
+    curves: Figure | None
+    grids: list[Figure]
+    last: dict
+    n_records: int
+
+
+LOG_FILE = "log.jsonl"
+SAMPLES_DIR = "samples"
+# Logged fields that are bookkeeping, not training signals.
+NOT_CURVES = ("step", "time_s", "images_per_s", "lr_g", "lr_d")
+
+
+def read_log(path: Path) -> list[dict]:
+    """The complete records of a training ``log.jsonl`` (see :mod:`fairgen.training.logs`)."""
+    from fairgen.training.logs import read_jsonl
+
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    records = read_jsonl(path)
+    for i, r in enumerate(records, 1):
+        if not isinstance(r, dict) or not isinstance(r.get("step"), int) or isinstance(r.get("step"), bool):
+            raise DataError(f"{path}: record {i} is not an object with an integer 'step'")
+    return records
+
+
+def curve_series(records: list[dict]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Numeric fields of training records as curves: ``{"losses": {...}, "D/G metrics": {...}}``.
+
+    ``loss_*`` fields go to the first panel, the other numeric signals (discriminator accuracies,
+    fool rates, ...) to the second; bookkeeping (learning rates, speed, time) is left out.
+    Missing or non-finite values (a diverged interval logs null) leave gaps.
+    """
+    keys = sorted({k for r in records for k, v in r.items()
+                   if k not in NOT_CURVES and isinstance(v, (int, float)) and not isinstance(v, bool)})
+    steps = np.array([r["step"] for r in records], dtype=np.float64)
+    panels: dict[str, dict] = {"losses": {}, "D/G metrics": {}}
+    for k in keys:
+        values = np.array([_finite_or_nan(r.get(k)) for r in records])
+        panels["losses" if k.startswith("loss_") else "D/G metrics"][k] = (steps, values)
+    return panels
+
+
+def _finite_or_nan(v) -> float:
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+        return float(v)
+    return math.nan
+
+
+def load_gan_runs(cfg: dict, runs: list[str], gan_dir: Path | None, inputs: Inputs) -> tuple[list[GanRun], list[Missing]]:
+    found, missing = [], []
+    if gan_dir is None:
+        return [], [Missing("GAN runs", "(no --gan-dir given)", "not given")] if runs else []
+    for run in runs:
+        folder = gan_dir / run
+        if not folder.is_dir():
+            missing.append(Missing(f"GAN run '{run}'", str(folder)))
+            continue
+        log_path = folder / LOG_FILE
+        curves, last, n_records = None, {}, 0
+        if log_path.is_file():
+            records = read_log(log_path)
+            inputs.add(f"GAN {run} log", log_path)
+            n_records = len(records)
+            if records:
+                last = records[-1]
+                curves = Figure(f"gan_{run}_curves", f"GAN run {run}: training curves",
+                                f"Interval means logged during training of '{run}' ({log_path.name}): losses, "
+                                "and the discriminator/generator metrics.",
+                                plots.gan_curves(curve_series(records), run))
+        else:
+            missing.append(Missing(f"training log of GAN run '{run}'", str(log_path)))
+        grids = []
+        for png in grid_files(folder):
+            data = png.read_bytes()
+            if not data.startswith(PNG_MAGIC):
+                raise DataError(f"{png}: not a PNG file")
+            inputs.add(f"GAN {run} samples", png)
+            rel = png.relative_to(folder).with_suffix("")
+            stem = "_".join(rel.parts)
+            grids.append(Figure(f"gan_{run}_{stem}", f"GAN run {run}: {str(rel).replace('_', ' ')}",
+                                f"{png.relative_to(folder)} written by the training of '{run}'.", data))
+        found.append(GanRun(run, folder, curves, grids, last, n_records))
+    return found, missing
+
+
+def grid_files(folder: Path) -> list[Path]:
+    """Sample grids of a GAN run folder: its top-level PNGs other than curve plots (e.g. the
+    per-(c, y) grid), then the latest ``samples/step_*.png``."""
+    top = sorted(p for p in folder.glob("*.png") if "curve" not in p.name.lower())
+    steps = sorted((folder / SAMPLES_DIR).glob("step_*.png"))
+    return top + steps[-1:]
+
+
+# ============================================================================ quality
+
+
+def load_quality(path: Path | None, inputs: Inputs) -> tuple[dict | None, list[Missing]]:
+    if path is None:
+        return None, [Missing("synthetic-data quality", "(no --quality given)", "not given")]
+    if not path.is_file():
+        return None, [Missing("synthetic-data quality", str(path))]
+    q = _read_json(path, inputs, "quality")
+    if q.get("format") != "fairgen.quality":
+        raise DataError(f"{path}: not a fairgen quality file (format {q.get('format')!r})")
+    for key in ("extractors", "real", "runs"):
+        _get(q, path, key, types=dict)
+    for run, r in q["runs"].items():
+        for key in ("fid", "label_statistics", "c_conditioning"):
+            _get(q, path, "runs", run, key, types=dict)
+    return q, []
+
+
+# ============================================================================ tables
+
+
+def _cell(text: str, sub: str = "", cls: str = "", title: str = "") -> dict:
+    return {"text": text, "sub": sub, "cls": cls, "title": title}
+
+
+def comparison_table(results: list[MethodResult], baseline: str) -> dict:
+    columns = [{"label": "Method", "title": "training data of the classifier"},
+               {"label": "n test", "title": "rows of the real test split", "num": True}]
+    best = {}
+    for key, label, tip, better in COMPARISON:
+        arrow = "\u2191" if better == "higher" else "\u2193"
+        columns.append({"label": f"{label} {arrow}", "title": f"{tip} ({better} is better)", "num": True})
+        vals = [m.value(key) for m in results if m.value(key) is not None]
+        if vals and len(results) > 1:
+            best[key] = max(vals) if better == "higher" else min(vals)
+    rows = []
+    for m in results:
+        row = [_cell(m.method, "baseline" if m.method == baseline else "", "method"),
+               _cell(fmt(m.result.get("n")), "", "num")]
+        for key, *_ in COMPARISON:
+            v, lo, hi = m.triple(key)
+            cls = "num best" if key in best and v is not None and v == best[key] else "num"
+            row.append(_cell(fmt(v), fmt_ci(lo, hi), cls))
+        rows.append(row)
+    return {"columns": columns, "rows": rows}
+
+
+def group_table(results: list[MethodResult], labels) -> dict:
+    columns = [{"label": "Method", "title": ""}, {"label": "Group", "title": "protected attribute value"},
+               {"label": "n", "title": "test rows in the group", "num": True},
+               {"label": "Base rate", "title": "P(y = 1) in the group", "num": True}]
+    columns += [{"label": label, "title": tip, "num": True} for _, label, tip in GROUP_RATES]
+    rows = []
+    for m in results:
+        for g in (0, 1):
+            row = [_cell(m.method if g == 0 else "", "", "method"), _cell(labels[g]),
+                   _cell(fmt(m.result["groups"][str(g)].get("n")), "", "num"),
+                   _cell(fmt(m.value(f"base_rate_c{g}")), "", "num")]
+            for key, *_ in GROUP_RATES:
+                v, lo, hi = m.triple(f"{key}_c{g}")
+                row.append(_cell(fmt(v), fmt_ci(lo, hi), "num"))
+            rows.append({"cells": row, "cls": "group-start" if g == 0 else ""})
+    return {"columns": columns, "rows": [r["cells"] for r in rows], "row_cls": [r["cls"] for r in rows]}
+
+
+def paper_table(results: list[MethodResult], columns=PAPER_COLUMNS, rows=None) -> dict:
+    """Paper rows (as published, 4 decimals) each followed by our matching method's numbers."""
+    ours = {m.method: m for m in results}
+    header = [{"label": "Method", "title": ""}, {"label": "Source", "title": ""}]
+    header += [{"label": label, "title": key, "num": True} for key, label in columns]
+    out, row_cls = [], []
+    for p in rows or PAPER["rows"]:
+        out.append([_cell(p["paper_name"], "", "method"), _cell("paper (CelebA)", "", "nowrap")]
+                   + [_cell(fmt(p.get(k), 4), "", "num") for k, _ in columns])
+        row_cls.append("group-start")
+        m = ours.get(p["method"])
+        if m is None:
+            out.append([_cell(""), _cell(f"ours: '{p['method']}' not evaluated", "", "muted nowrap")]
+                       + [_cell("") for _ in columns])
+        else:
+            cells = [_cell(""), _cell(f"ours ({p['method']})", "", "nowrap")]
+            for key, _ in columns:
+                v, lo, hi = m.triple(key)
+                cells.append(_cell(fmt(v, 4), fmt_ci(lo, hi), "num"))
+            out.append(cells)
+        row_cls.append("")
+    return {"columns": header, "rows": out, "row_cls": row_cls}
+
+
+# ============================================================================ rendering
+
+
+def _render_html(context: dict) -> str:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+                             autoescape=jinja2.select_autoescape(("html", "j2")),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    css = (TEMPLATE_DIR / STYLESHEET).read_text(encoding="utf-8")
+    return env.get_template(TEMPLATE).render(css=css, **context)
+
+
+def build(cfg: dict, dataset: str | os.PathLike, classifiers_dir: str | os.PathLike,
+          crops_index: str | os.PathLike | None = None, crops_summary: str | os.PathLike | None = None,
+          gan_dir: str | os.PathLike | None = None, synthetic_dir: str | os.PathLike | None = None,
+          quality: str | os.PathLike | None = None) -> tuple[str, list[Figure], Summary]:
+    """Read every input and return ``(html, figures, summary)`` without writing anything."""
+    protected, outcome = cfg["protected"], cfg["outcome"]
+    labels = group_labels(protected)
+    inputs = Inputs()
+    p = (lambda x: Path(x) if x else None)
+    dataset, classifiers_dir = Path(dataset), Path(classifiers_dir)
+
+    manifest = load_manifest(dataset, inputs)
+    for key, want in (("protected", protected), ("outcome", outcome)):
+        if key in manifest and manifest[key] != want:
+            raise DataError(f"{dataset}: manifest has {key} '{manifest[key]}' but the config has '{want}'")
+    methods = list(cfg["classifier"]["methods"])
+    results = load_classifiers(methods, classifiers_dir, inputs)
+    level = ci_level(results)
+    summary = summarize(results, level)
+
+    figures: list[Figure] = []
+    missing: dict[str, list[Missing]] = {k: [] for k in ("dataset", "gan", "synthetic", "quality")}
+
+    crops = None
+    if crops_summary is not None:
+        if Path(crops_summary).is_file():
+            crops = _read_json(Path(crops_summary), inputs, "crops summary")
+        else:
+            missing["dataset"].append(Missing("crops summary", str(crops_summary)))
+    if crops_index is not None and not Path(crops_index).is_file():
+        missing["dataset"].append(Missing("crops index", str(crops_index)))
+        crops_index = None
+    real_rows, rates_source = real_base_rates(cfg, manifest, dataset, p(crops_index), inputs)
+    synth, miss = load_synthetic_sets(cfg, list(cfg["gan"]["runs"]), p(synthetic_dir), inputs, labels)
+    missing["synthetic"] += miss
+    rate_rows = real_rows + [s.rates for s in synth]
+    if rate_rows:
+        figures.append(Figure("base_rates", f"Base rate P({outcome} = 1 | {protected})",
+                              f"P({outcome} = 1) per group in the real splits ({rates_source}) and in each "
+                              "synthetic set.", plots.base_rates(rate_rows, labels, outcome)))
+
+    gans, miss = load_gan_runs(cfg, list(cfg["gan"]["runs"]), p(gan_dir), inputs)
+    missing["gan"] += miss
+    for g in gans:
+        figures += ([g.curves] if g.curves else []) + g.grids
+    figures += [s.grid for s in synth if s.grid]
+
+    tradeoff_fig = Figure(
+        "tradeoff", "Accuracy vs fairness",
+        "Each point is one classifier evaluated on the real test split; error bars are "
+        f"{_level_txt(level)}bootstrap confidence intervals. Lower on the x axis is fairer; higher on "
+        "the y axis is more accurate.",
+        plots.tradeoff([{"method": m.method, "accuracy": m.triple("accuracy"),
+                         **{k: m.triple(k) for k, _ in TRADEOFF}} for m in results], TRADEOFF,
+                       BASELINE if any(m.method == BASELINE for m in results) else None))
+    rates_fig = Figure(
+        "group_rates", "Per-group rates",
+        f"Rates of each classifier per group ({labels[0]} / {labels[1]}) on the real test split, with "
+        f"{_level_txt(level)}bootstrap intervals.",
+        plots.group_rates([m.method for m in results], [(k, label) for k, label, _ in GROUP_RATES],
+                          {(m.method, k, g): m.triple(f"{k}_c{g}") for m in results
+                           for k, *_ in GROUP_RATES for g in (0, 1)}, labels))
+    figures += [tradeoff_fig, rates_fig]
+
+    q, miss = load_quality(p(quality), inputs)
+    missing["quality"] += miss
+    quality_ctx = _quality_context(q, labels, figures) if q else None
+
+    source = manifest["source"]
+    context = {
+        "title": f"Fairness audit: {outcome} by {protected}",
+        "version": __version__,
+        "protected": protected, "outcome": outcome, "labels": labels,
+        "source": source, "source_name": SOURCE_NAMES.get(source, source),
+        "is_synthetic_source": source == "synthetic",
+        "summary": summary, "level_txt": _level_txt(level),
+        "methods": methods, "baseline": BASELINE,
+        "dataset": _dataset_context(manifest, crops, rate_rows, rates_source, synth),
+        "gans": gans, "gan_runs": list(cfg["gan"]["runs"]), "synth": synth,
+        "comparison": comparison_table(results, BASELINE),
+        "groups": group_table(results, labels),
+        "paper": {**PAPER, "table": paper_table(results),
+                  "groups": paper_table(results, PAPER_GROUP_COLUMNS,
+                                        [r for r in PAPER["rows"] if "fpr_c0" in r]),
+                  "same_task": (protected, outcome) == (PAPER["protected"], PAPER["outcome"])},
+        "results": results,
+        "training": [_training_row(m) for m in results],
+        "quality": quality_ctx,
+        "missing": missing,
+        "figures": {f.name: f for f in figures},
+        "inputs": inputs.rows(),
+        "config": json.dumps(cfg, indent=2, sort_keys=True),
+        "bootstrap": _bootstrap_text(results),
+    }
+    return _render_html(context), figures, summary
+
+
+def _level_txt(level: float | None) -> str:
+    return f"{round(level * 100):d}% " if level else ""
+
+
+def _bootstrap_text(results: list[MethodResult]) -> str:
+    b = next((m.result.get("bootstrap") for m in results if (m.result.get("bootstrap") or {}).get("n_boot")), None)
+    if not b:
+        return "No bootstrap intervals were computed (classifier.bootstrap = 0)."
+    return (f"Intervals: {_level_txt(b.get('level'))}percentile bootstrap over {b['n_boot']:,} resamples of the "
+            f"test rows, stratified by {b.get('stratified_by', 'c')}; absolute gaps and the min/max ratio use the "
+            "folded interval of their signed quantity.")
+
+
+def _training_row(m: MethodResult) -> dict:
+    t = m.result.get("training") or {}
+    sel = m.result.get("selection") or {}
+    return {"method": m.method, "source": t.get("source", "\u2014"), "n": fmt(t.get("n")),
+            "weighted": "yes" if t.get("weighted") else "no", "arch": t.get("arch", "\u2014"),
+            "epochs": fmt(t.get("epochs")), "best_epoch": fmt(sel.get("best_epoch")),
+            "privileged": fmt(m.result.get("privileged"))}
+
+
+def _dataset_context(manifest: dict, crops: dict | None, rate_rows: list[dict], rates_source: str,
+                     synth: list[SyntheticSet]) -> dict:
+    facts = [("Source", SOURCE_NAMES.get(manifest["source"], manifest["source"])), ("Root", manifest["root"])]
+    if "n_images" in manifest:
+        facts.append(("Images", fmt(manifest["n_images"])))
+    splits = _split_counts(manifest)
+    if splits:
+        facts.append(("Split sizes", ", ".join(f"{k} {fmt(v)}" for k, v in splits.items())))
+    if crops:
+        facts.append(("Crops", f"{crops.get('method', '?')}, {crops.get('resolution', '?')} px; "
+                               f"{fmt(crops.get('n_cropped'))} cropped, {fmt(crops.get('n_skipped'))} skipped"))
+    rows = []
+    for r in rate_rows:
+        gap = None if None in r["p"] else r["p"][1] - r["p"][0]
+        n = r["n"] if r["n"] and None not in r["n"] else None
+        rows.append({"label": r["label"], "n": fmt(sum(n)) if n else "\u2014",
+                     "n0": fmt(n[0]) if n else "\u2014", "n1": fmt(n[1]) if n else "\u2014",
+                     "p_c1": fmt(r.get("p_c1")), "p0": fmt(r["p"][0]), "p1": fmt(r["p"][1]),
+                     "gap": fmt(gap)})
+    return {"facts": facts, "rates": rows, "rates_source": rates_source}
+
+
+def _quality_context(q: dict, labels, figures: list[Figure]) -> dict:
+    runs = list(q["runs"])
+    fid_tables = []
+    for key, ex in q["extractors"].items():
+        label = ex.get("label", key)
+        values, reference = {}, {}
+        ref = q["real"].get("reference_fid", {}).get(key)
+        rows = []
+        if ref:
+            for part in ("overall", "0", "1"):
+                reference[part] = _fid_value(ref, part)
+            rows.append({"run": "real train vs real eval (reference)", "cls": "muted",
+                         **{k: fmt(reference[p], 2) for k, p in (("all", "overall"), ("c0", "0"), ("c1", "1"))},
+                         "n": fmt((ref.get("overall") or {}).get("n_synthetic"))})
+        for run in runs:
+            f = q["runs"][run]["fid"].get(key)
+            if f is None:
+                continue
+            for part in ("overall", "0", "1"):
+                values[(run, part)] = _fid_value(f, part)
+            rows.append({"run": run, "cls": "",
+                         **{k: fmt(values[(run, p)], 2) for k, p in (("all", "overall"), ("c0", "0"), ("c1", "1"))},
+                         "n": fmt((f.get("overall") or {}).get("n_synthetic"))})
+        fig = None
+        if runs:
+            fig = Figure(f"fid_{key}", label, f"{label} per synthetic set and group. {ex.get('note', '')}",
+                         plots.fid_bars(runs, values, reference, label, labels))
+            figures.append(fig)
+        fid_tables.append({"key": key, "label": label, "note": ex.get("note", ""), "rows": rows, "figure": fig})
+    label_rows = []
+    real_ls = q["real"].get("label_statistics")
+    if real_ls:
+        label_rows.append(_label_row("real train", real_ls, None, "muted"))
+    for run in runs:
+        ls = q["runs"][run]["label_statistics"]
+        label_rows.append(_label_row(run, ls.get("synthetic", {}), ls.get("gap_synthetic_minus_real"), ""))
+    cond_rows = []
+    ceiling = (q.get("classifier_accuracy_real") or {}).get("c") or {}
+    if ceiling:
+        cond_rows.append({"run": "real eval images (ceiling)", "cls": "muted", "acc": fmt(ceiling.get("accuracy")),
+                          "c0": fmt((ceiling.get("by_group") or {}).get("0")),
+                          "c1": fmt((ceiling.get("by_group") or {}).get("1")), "n": fmt(ceiling.get("n"))})
+    for run in runs:
+        cc = q["runs"][run]["c_conditioning"]
+        cond_rows.append({"run": run, "cls": "", "acc": fmt(cc.get("accuracy")),
+                          "c0": fmt((cc.get("by_group") or {}).get("0")),
+                          "c1": fmt((cc.get("by_group") or {}).get("1")), "n": fmt(cc.get("n"))})
+    return {"fid": fid_tables, "labels": label_rows, "conditioning": cond_rows,
+            "real_split": q.get("real_split", "?"), "n_samples": q.get("n_samples"),
+            "classifier": next((r["c_conditioning"].get("classifier") for r in q["runs"].values()
+                                if r["c_conditioning"].get("classifier")), "the c classifier")}
+
+
+def _fid_value(f: dict, part: str):
+    entry = f.get("overall") if part == "overall" else (f.get("by_group") or {}).get(part)
+    return None if not entry else entry.get("value")
+
+
+def _label_row(name: str, ls: dict, gap: dict | None, cls: str) -> dict:
+    by = ls.get("by_group") or {}
+    gap_by = (gap or {}).get("by_group") or {}
+
+    def signed(v):
+        return "" if v is None else f"{v:+.3f}"
+
+    return {"run": name, "cls": cls, "n": fmt(ls.get("n")),
+            "p0": fmt((by.get("0") or {}).get("p_y1")), "p1": fmt((by.get("1") or {}).get("p_y1")),
+            "g0": signed((gap_by.get("0") or {}).get("p_y1")), "g1": signed((gap_by.get("1") or {}).get("p_y1")),
+            "dp": signed(ls.get("dp_difference_c1_minus_c0"))}
+
+
+# ============================================================================ CLI target
+
+
+def audit(cfg: dict, dataset: str, classifiers_dir: str, out_html: str, figures_dir: str,
+          crops_index: str | None = None, crops_summary: str | None = None, gan_dir: str | None = None,
+          synthetic_dir: str | None = None, quality: str | None = None) -> int:
+    """CLI target of ``fairgen audit``: write the self-contained HTML report and its figures.
+
+    Required: ``dataset`` (manifest JSON) and ``classifiers_dir`` holding ``METHOD/metrics.json``
+    for every ``classifier.methods`` entry. Optional parts (crops index/summary, GAN runs under
+    ``gan_dir/RUN/``, synthetic sets under ``synthetic_dir/RUN/``, ``quality`` JSON) are shown as
+    absent in their sections when missing. Both outputs are written atomically.
+    """
+    html, figures, summary = build(cfg, dataset, classifiers_dir, crops_index=crops_index,
+                                   crops_summary=crops_summary, gan_dir=gan_dir,
+                                   synthetic_dir=synthetic_dir, quality=quality)
+    names = [f.name for f in figures]
+    if len(set(names)) != len(names):
+        raise FairgenError(f"duplicate figure names: {sorted(n for n in names if names.count(n) > 1)}")
+    with fio.atomic_path(figures_dir, is_dir=True) as tmp:
+        for f in figures:
+            (tmp / f"{f.name}.png").write_bytes(f.png)
+    with fio.atomic_path(out_html) as tmp:
+        tmp.write_text(html, encoding="utf-8")
+    log.info("audit report: %s (%d KiB, %d figures in %s)", out_html, len(html.encode()) // 1024,
+             len(figures), figures_dir)
+    for s in summary.sentences:
+        log.info("summary: %s", s)
+    return 0

@@ -1,0 +1,257 @@
+"""Figures of the fairness audit report (matplotlib, Agg backend), each returned as PNG bytes.
+
+Every function takes plain numbers (already read and validated by :mod:`fairgen.report`) and
+returns the encoded PNG, so the report can both write it to the figures folder and inline it as
+a data URI. The look is shared: one colour per protected group, one per method, light grid,
+no top/right spines. PNGs carry no timestamp, so the same numbers give the same bytes.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import math
+from typing import Sequence
+
+import numpy as np
+
+# Okabe-Ito palette (colour-blind safe).
+GROUP_COLORS = ("#E69F00", "#0072B2")  # c=0, c=1
+METHOD_COLORS = ("#444444", "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
+                 "#F0E442")
+REAL_COLOR = "#7f7f7f"
+DPI = 130
+
+_STYLE = {
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 9,
+    "axes.edgecolor": "#888888",
+    "axes.linewidth": 0.8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#e6e6e6",
+    "grid.linewidth": 0.8,
+    "axes.axisbelow": True,
+    "legend.frameon": False,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "figure.facecolor": "white",
+    "savefig.facecolor": "white",
+}
+
+
+def _render(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _styled(func):
+    """Run a figure function inside the report's style (matplotlib rcParams context)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        import matplotlib
+
+        with matplotlib.rc_context(_STYLE):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+def _figure(nrows: int, ncols: int, width: float, height: float):
+    """A pyplot-free Figure (Agg canvas on savefig): no global figure state, no GUI backend."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def _legend(ax, **kwargs):
+    return ax.legend(**kwargs)
+
+
+def _err(value: float | None, lo: float | None, hi: float | None) -> tuple[float, float]:
+    """Non-negative (below, above) error-bar lengths; 0 where the interval is missing."""
+    if value is None or lo is None or hi is None:
+        return 0.0, 0.0
+    return max(value - lo, 0.0), max(hi - value, 0.0)
+
+
+def _nan(v):
+    return np.nan if v is None else float(v)
+
+
+@_styled
+def base_rates(rows: Sequence[dict], group_labels: Sequence[str], outcome: str) -> bytes:
+    """Grouped bars of P(y=1 | c) per dataset. ``rows``: ``{"label", "p": [p0, p1], "n": [n0, n1]}``."""
+    n = len(rows)
+    fig, axes = _figure(1, 1, max(5.0, 1.05 * n + 2.2), 3.0)
+    ax = axes[0, 0]
+    x = np.arange(n)
+    width = 0.38
+    for g in (0, 1):
+        values = [_nan(r["p"][g]) for r in rows]
+        bars = ax.bar(x + (g - 0.5) * width, values, width, color=GROUP_COLORS[g], label=group_labels[g])
+        for rect, v in zip(bars, values):
+            if np.isfinite(v):
+                ax.annotate(f"{v:.2f}", (rect.get_x() + rect.get_width() / 2, v), xytext=(0, 2),
+                            textcoords="offset points", ha="center", va="bottom", fontsize=7, color="#333333")
+    ax.set_xticks(x, [r["label"] for r in rows], rotation=20 if n > 4 else 0, ha="right" if n > 4 else "center")
+    ax.set_ylim(0, 1.08)
+    ax.set_ylabel(f"P({outcome} = 1 | group)")
+    ax.set_title(f"Base rate of {outcome} per group")
+    _legend(ax, loc="upper right", ncol=2)
+    return _render(fig)
+
+
+@_styled
+def gan_curves(series: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], run: str) -> bytes:
+    """Training curves of one GAN run: one panel per series family (``{panel: {name: (step, value)}}``)."""
+    panels = [(title, lines) for title, lines in series.items() if lines]
+    ncols = max(1, len(panels))
+    fig, axes = _figure(1, ncols, 4.4 * ncols, 3.0)
+    for ax, (title, lines) in zip(axes.flat, panels):
+        for k, (name, (step, value)) in enumerate(lines.items()):
+            ax.plot(step, value, lw=1.3, color=METHOD_COLORS[k % len(METHOD_COLORS)], label=name)
+        ax.set_title(f"{run}: {title}")
+        ax.set_xlabel("training step")
+        if title.lower().startswith("acc"):
+            ax.set_ylim(-0.02, 1.02)
+        _legend(ax, loc="best", ncol=1 if len(lines) < 5 else 2)
+    return _render(fig)
+
+
+@_styled
+def tradeoff(points: Sequence[dict], fairness: Sequence[tuple[str, str]], baseline: str | None) -> bytes:
+    """Accuracy against each fairness metric, one point per method with CI error bars.
+
+    ``points``: ``{"method", "accuracy": (v, lo, hi), <metric>: (v, lo, hi), ...}``;
+    ``fairness``: ``[(metric key, axis label), ...]`` (lower is fairer).
+    """
+    ncols = len(fairness)
+    fig, axes = _figure(1, ncols, 4.0 * ncols, 3.4)
+    for ax, (key, label) in zip(axes.flat, fairness):
+        for k, p in enumerate(points):
+            fx, flo, fhi = p[key]
+            ay, alo, ahi = p["accuracy"]
+            if fx is None or ay is None:
+                continue
+            is_base = p["method"] == baseline
+            color = REAL_COLOR if is_base else METHOD_COLORS[(k + 1) % len(METHOD_COLORS)]
+            xerr = np.array(_err(fx, flo, fhi)).reshape(2, 1)
+            yerr = np.array(_err(ay, alo, ahi)).reshape(2, 1)
+            ax.errorbar(fx, ay, xerr=xerr, yerr=yerr, fmt="s" if is_base else "o", ms=6, color=color,
+                        ecolor=color, elinewidth=1.0, capsize=2.5, label=p["method"], zorder=3)
+            ax.annotate(p["method"], (fx, ay), xytext=(5, 4), textcoords="offset points", fontsize=7.5,
+                        color="#222222")
+        ax.set_xlabel(f"{label}  (lower is fairer)")
+        ax.set_ylabel("accuracy")
+        right = max([p[key][2] or p[key][0] or 0.0 for p in points if p[key][0] is not None] or [0.0])
+        ax.set_xlim(-0.04 * max(right, 0.05), None)
+        ax.set_title(f"Accuracy vs {label}")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6))
+    return _render(fig)
+
+
+@_styled
+def group_rates(methods: Sequence[str], rates: Sequence[tuple[str, str]], values: dict,
+                group_labels: Sequence[str]) -> bytes:
+    """Per-group rates per method: one panel per rate, bars c=0 / c=1 with CI error bars.
+
+    ``values[(method, rate, group)] = (v, lo, hi)``.
+    """
+    ncols = min(3, len(rates))
+    nrows = math.ceil(len(rates) / ncols)
+    fig, axes = _figure(nrows, ncols, 4.0 * ncols, 2.7 * nrows)
+    x = np.arange(len(methods))
+    width = 0.38
+    for ax, (rate, label) in zip(axes.flat, rates):
+        for g in (0, 1):
+            vals = [values.get((m, rate, g), (None, None, None)) for m in methods]
+            heights = [_nan(v[0]) for v in vals]
+            errs = np.array([_err(*v) for v in vals]).T if vals else None
+            ax.bar(x + (g - 0.5) * width, heights, width, color=GROUP_COLORS[g], label=group_labels[g],
+                   yerr=errs, error_kw={"elinewidth": 0.9, "capsize": 2, "ecolor": "#333333"})
+        ax.set_xticks(x, methods, rotation=25, ha="right")
+        ax.set_ylim(0, 1.05)
+        ax.set_title(label)
+    for ax in list(axes.flat)[len(rates):]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncol=2)
+    return _render(fig)
+
+
+@_styled
+def fid_bars(runs: Sequence[str], values: dict, reference: dict, label: str, group_labels: Sequence[str]) -> bytes:
+    """FID per run: overall and per group; dashed lines = the real-vs-real reference.
+
+    ``values[(run, part)]`` and ``reference[part]`` with part in ("overall", "0", "1").
+    """
+    parts = (("overall", "all images", "#555555"), ("0", group_labels[0], GROUP_COLORS[0]),
+             ("1", group_labels[1], GROUP_COLORS[1]))
+    fig, axes = _figure(1, 1, max(5.0, 1.4 * len(runs) + 2.5), 3.0)
+    ax = axes[0, 0]
+    x = np.arange(len(runs))
+    width = 0.26
+    for k, (part, name, color) in enumerate(parts):
+        heights = [_nan(values.get((r, part))) for r in runs]
+        ax.bar(x + (k - 1) * width, heights, width, color=color, label=name)
+        ref = reference.get(part)
+        if ref is not None:
+            ax.axhline(ref, color=color, lw=1.0, ls="--", alpha=0.8)
+    ax.set_xticks(x, runs)
+    ax.set_ylabel(label)
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"{label} per synthetic set (dashed: real vs real reference)")
+    _legend(ax, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return _render(fig)
+
+
+@_styled
+def sample_grid(cells: dict[tuple[int, int], np.ndarray], title: str, group_labels: Sequence[str],
+                outcome: str, ncol: int = 6) -> bytes:
+    """A 2x2 panel of image grids, one per (c, y): ``cells[(c, y)]`` is uint8 (N, H, W, 3)."""
+    nrow = max([-(-len(v) // ncol) for v in cells.values() if v is not None and len(v)] or [1])
+    shape = next((v.shape[1:3] for v in cells.values() if v is not None and len(v)), (1, 1))
+    panel_w = 3.5
+    panel_h = panel_w * nrow * (shape[0] + 1) / (ncol * (shape[1] + 1))
+    fig, axes = _figure(2, 2, 2 * panel_w + 0.2, 2 * (panel_h + 0.3) + 0.4)
+    for (c, y), ax in zip([(c, y) for c in (0, 1) for y in (0, 1)], axes.flat):
+        ax.grid(False)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for side in ax.spines.values():
+            side.set_visible(False)
+        images = cells.get((c, y))
+        ax.set_title(f"{group_labels[c]}, {outcome} = {y}", fontsize=9)
+        if images is None or len(images) == 0:
+            ax.text(0.5, 0.5, "no samples", ha="center", va="center", color="#888888", transform=ax.transAxes)
+            continue
+        ax.imshow(tile(images, ncol, nrow), interpolation="nearest")
+    fig.suptitle(title, fontsize=10, fontweight="bold")
+    return _render(fig)
+
+
+def tile(images: np.ndarray, ncol: int, nrow: int | None = None, pad: int = 1) -> np.ndarray:
+    """Up to ``ncol * nrow`` uint8 images (N, H, W, 3) as one white-padded grid array of
+    ``ncol`` columns and ``nrow`` rows (default: as many as the images need); empty slots are white."""
+    import torch
+    from torchvision.utils import make_grid
+
+    images = np.asarray(images)
+    nrow = nrow or -(-len(images) // ncol)
+    images = images[: ncol * nrow]
+    blank = np.full((ncol * nrow - len(images), *images.shape[1:]), 255, dtype=np.uint8)
+    batch = torch.from_numpy(np.ascontiguousarray(np.concatenate([images, blank]))).permute(0, 3, 1, 2)
+    grid = make_grid(batch, nrow=ncol, padding=pad, pad_value=255)
+    return grid.permute(1, 2, 0).numpy()

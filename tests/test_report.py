@@ -1,0 +1,418 @@
+"""The fairness audit report (fairgen.report): self-contained HTML, contents, generated summary,
+missing inputs, the CLI subcommand and the Snakemake rule.
+
+Inputs are written by tests/browser/report_inputs.py with the producing modules' own functions.
+One full report is rendered per module (fixture ``full``) and inspected by several tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import html.parser
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
+import report_inputs as ri  # noqa: E402
+
+from fairgen import fairness, report  # noqa: E402
+from fairgen.cli import main as cli_main  # noqa: E402
+from fairgen.errors import DataError  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class _Collector(html.parser.HTMLParser):
+    """Tags, attributes and text of an HTML document."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+        self._stack: list[str] = []
+        self.style = ""
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag in self._stack:
+            while self._stack and self._stack.pop() != tag:
+                pass
+
+    def handle_data(self, data):
+        if self._stack and self._stack[-1] == "style":
+            self.style += data
+        else:
+            self.text.append(data)
+
+    def by_id(self, ident: str):
+        return [(t, a) for t, a in self.tags if a.get("id") == ident]
+
+
+def parse(html_text: str) -> _Collector:
+    c = _Collector()
+    c.feed(html_text)
+    c.close()
+    return c
+
+
+URL_ATTRS = ("src", "href", "srcset", "action", "formaction", "poster", "data", "background", "xlink:href",
+             "cite", "longdesc", "manifest", "ping")
+
+
+def external_references(html_text: str) -> list[str]:
+    """Every reference in the document that would make a browser load something: URL-valued
+    attributes that are not in-page anchors or data: URIs, CSS url()/@import not to data:,
+    and any script, link, iframe, object, embed, base or meta-refresh element."""
+    doc = parse(html_text)
+    bad = []
+    for tag, attrs in doc.tags:
+        if tag in ("script", "link", "iframe", "object", "embed", "base", "frame", "audio", "video", "source"):
+            bad.append(f"<{tag}>")
+        if tag == "meta" and attrs.get("http-equiv", "").lower() == "refresh":
+            bad.append("<meta http-equiv=refresh>")
+        for name in URL_ATTRS:
+            value = (attrs.get(name) or "").strip()
+            if name in attrs and not (value.startswith("#") or value.startswith("data:")):
+                bad.append(f"<{tag} {name}={value[:80]!r}>")
+        style = attrs.get("style") or ""
+        bad += [f"style url({u})" for u in re.findall(r"url\(\s*['\"]?([^'\")]*)", style) if not u.startswith("data:")]
+    css = doc.style
+    bad += [f"css url({u})" for u in re.findall(r"url\(\s*['\"]?([^'\")]*)", css) if not u.startswith("data:")]
+    bad += [f"css @import {m}" for m in re.findall(r"@import[^;]*", css)]
+    bad += [f"protocol-relative {m}" for m in re.findall(r"""(?:src|href)\s*=\s*["']?//[^"'\s>]*""", html_text)]
+    bad += [f"absolute URL in attribute {m}" for m in
+            re.findall(r"""(?:src|href|action)\s*=\s*["']?\s*(?:https?|ftp|wss?):[^"'\s>]*""", html_text, re.I)]
+    return bad
+
+
+SMALL = {"methods": ["real", "acgan"], "runs": ["fgan_dp", "acgan"], "n_boot": 0}
+
+
+@pytest.fixture(scope="module")
+def small_inputs(tmp_path_factory):
+    """Complete inputs for a smaller configuration, written once; tests copy them (``small``)."""
+    root = tmp_path_factory.mktemp("small")
+    cfg = ri.tiny_cfg(**SMALL)
+    return cfg, root, ri.make_inputs(root / "in", cfg)
+
+
+@pytest.fixture
+def small(small_inputs, tmp_path):
+    """A private copy of the small inputs (tests may damage it)."""
+    cfg, root, paths = small_inputs
+    shutil.copytree(root / "in", tmp_path / "in")
+    return cfg, {k: v.replace(str(root / "in"), str(tmp_path / "in")) for k, v in paths.items()}
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    """One complete report from every input (5 classifiers, 3 GAN runs, quality)."""
+    root = tmp_path_factory.mktemp("audit")
+    cfg = ri.tiny_cfg()
+    paths = ri.make_inputs(root / "in", cfg)
+    out_html, figures = root / "out" / "report.html", root / "out" / "figures"
+    assert report.audit(cfg, out_html=str(out_html), figures_dir=str(figures), **paths) == 0
+    html_text = out_html.read_text(encoding="utf-8")
+    return {"cfg": cfg, "paths": paths, "html": html_text, "doc": parse(html_text), "figures": figures,
+            "root": root}
+
+
+# ------------------------------------------------------------------------ self-containment
+
+
+def test_report_has_no_network_references(full):
+    assert external_references(full["html"]) == []
+    imgs = [a for t, a in full["doc"].tags if t == "img"]
+    assert imgs and all(a["src"].startswith("data:image/png;base64,") for a in imgs)
+
+
+def test_reference_checker_flags_what_a_browser_would_load():
+    """The checker itself must catch each kind of external reference (else the test above proves nothing)."""
+    cases = ['<img src="http://example.org/a.png">', '<img src="//cdn.example.org/a.png">',
+             '<a href="https://example.org">x</a>', '<script>1</script>',
+             '<link rel="stylesheet" href="x.css">', '<style>@import "x.css";</style>',
+             '<style>body{background:url(https://example.org/bg.png)}</style>',
+             '<div style="background: url(x.png)"></div>', '<img src="figures/a.png">']
+    for snippet in cases:
+        assert external_references(f"<html><body>{snippet}</body></html>"), snippet
+    assert external_references('<a href="#x">x</a><img src="data:image/png;base64,AAAA">') == []
+
+
+def test_embedded_images_are_the_figure_files(full):
+    """Every figure PNG is embedded exactly once, byte for byte, and nothing else is embedded."""
+    embedded = sorted(base64.b64decode(a["src"].split(",", 1)[1])
+                      for t, a in full["doc"].tags if t == "img")
+    files = sorted(p.read_bytes() for p in full["figures"].glob("*.png"))
+    assert embedded == files
+    names = {p.stem for p in full["figures"].glob("*.png")}
+    runs = full["cfg"]["gan"]["runs"]
+    expected = {"base_rates", "tradeoff", "group_rates", "fid_own_cnn"}
+    expected |= {f"gan_{r}_curves" for r in runs} | {f"synthetic_{r}_samples" for r in runs}
+    expected |= {f"gan_{r}_grid_cy" for r in runs} | {f"gan_{r}_samples_step_0000100" for r in runs}
+    assert names == expected
+    for p in full["figures"].glob("*.png"):
+        assert p.read_bytes().startswith(report.PNG_MAGIC)
+
+
+# ------------------------------------------------------------------------ contents
+
+
+def _table_text(html_text: str, table_id: str) -> str:
+    m = re.search(rf'<table[^>]*id="{re.escape(table_id)}".*?</table>', html_text, re.S)
+    assert m, f"table #{table_id} missing"
+    return re.sub(r"<[^>]+>", " ", m.group(0))
+
+
+def test_comparison_table_has_every_method_metric_and_interval(full):
+    text = _table_text(full["html"], "comparison-table")
+    results = {m: json.loads((Path(full["paths"]["classifiers_dir"]) / m / "metrics.json").read_text())
+               for m in full["cfg"]["classifier"]["methods"]}
+    for label in ("Accuracy", "Balanced acc.", "DP diff.", "DP ratio", "EO diff.", "Eq. odds diff.", "Error-rate gap"):
+        assert label in text
+    for method, r in results.items():
+        assert method in text
+        for key, _, _, _ in report.COMPARISON:
+            value = r["overall"].get(key, r["fairness"].get(key))
+            lo, hi = r["ci"][key]
+            assert f"{value:.3f}" in text, (method, key)
+            assert f"[{lo:.3f}, {hi:.3f}]" in text, (method, key)
+
+
+def test_group_table_has_rates_per_group(full):
+    text = _table_text(full["html"], "group-table")
+    r = json.loads((Path(full["paths"]["classifiers_dir"]) / "fgan_dp" / "metrics.json").read_text())
+    for label in ("Selection rate", "TPR", "FPR", "FNR", "Error rate", "Male = 0", "Male = 1"):
+        assert label in text
+    for g in ("0", "1"):
+        for key in ("selection_rate", "tpr", "fpr", "fnr", "error_rate"):
+            lo, hi = r["ci"][f"{key}_c{g}"]
+            assert f"{r['groups'][g][key]:.3f}" in text and f"[{lo:.3f}, {hi:.3f}]" in text
+
+
+def test_dataset_card_base_rates(full):
+    text = _table_text(full["html"], "base-rates")
+    index = ri.crops_index_frame(full["cfg"])
+    for split in ("train", "valid", "test"):
+        part = index[index["split"] == split]
+        for g in (0, 1):
+            p = part[part["Male"] == g]["Attractive"].mean()
+            assert f"{p:.3f}" in text
+    for run in full["cfg"]["gan"]["runs"]:
+        assert f"synthetic {run}" in text
+    assert "embedded synthetic stand-in" in full["html"]
+
+
+def test_quality_section(full):
+    q = json.loads(Path(full["paths"]["quality"]).read_text())
+    fid = _table_text(full["html"], "fid-own_cnn")
+    assert "FID (own-CNN features)" in full["html"]
+    for run, r in q["runs"].items():
+        assert f"{r['fid']['own_cnn']['overall']['value']:.2f}" in fid
+        assert f"{r['fid']['own_cnn']['by_group']['1']['value']:.2f}" in fid
+        assert f"{r['c_conditioning']['accuracy']:.3f}" in _table_text(full["html"], "conditioning")
+        assert f"{r['label_statistics']['synthetic']['by_group']['0']['p_y1']:.3f}" in \
+            _table_text(full["html"], "label-stats")
+
+
+def test_paper_reference_named_honestly(full):
+    text = _table_text(full["html"], "paper-table")
+    for number in ("0.2023", "0.0447", "0.3009", "0.2910", "0.0204", "0.2657", "0.0507", "0.2447", "0.1144", "0.0123"):
+        assert number in text
+    assert "Error-rate gap (paper\u2019s \u201cDP\u201d)" in text
+    assert "error-rate gap" in full["html"] and "not CelebA" in full["html"]
+
+
+def test_output_is_deterministic(small):
+    cfg, paths = small
+    html1, figures1, _ = report.build(cfg, **paths)
+    html2, figures2, _ = report.build(cfg, **paths)
+    assert html1 == html2
+    assert [(f.name, f.png) for f in figures1] == [(f.name, f.png) for f in figures2]
+
+
+# ------------------------------------------------------------------------ generated summary
+
+
+def _result(method: str, sr0: float, sr1: float, flip: float, n_boot: int = 200, seed: int = 0):
+    y, p, c = ri.predictions(sr0, sr1, flip, seed)
+    r = fairness.evaluate(y, p, c, privileged=0, n_boot=n_boot, seed=seed)
+    r["method"] = method
+    return report.MethodResult(method, Path(f"{method}/metrics.json"), r, fairness.flatten(r))
+
+
+@pytest.mark.parametrize("rates, fairest", [
+    ({"real": (0.70, 0.30), "reweighing": (0.55, 0.50), "fgan_dp": (0.60, 0.40)}, "reweighing"),
+    ({"real": (0.70, 0.30), "reweighing": (0.62, 0.40), "fgan_dp": (0.51, 0.50)}, "fgan_dp"),
+])
+def test_summary_names_fairest_method_and_accuracy_cost(rates, fairest):
+    results = [_result(m, *r, flip=0.1 if m == "real" else 0.2, seed=k) for k, (m, r) in enumerate(rates.items())]
+    s = report.summarize(results, level=0.95)
+    assert s.fairest == fairest == s.facts["fairest"]
+    best = next(m for m in results if m.method == fairest)
+    base = next(m for m in results if m.method == "real")
+    assert s.facts["fairest_dp"] == pytest.approx(abs(rates[fairest][0] - rates[fairest][1]))
+    da = best.value("accuracy") - base.value("accuracy")
+    assert s.facts["accuracy_change"] == pytest.approx(da)
+    assert da < 0
+    text = " ".join(s.sentences)
+    assert f"Fairest by demographic-parity (DP) difference: {fairest}," in text
+    assert f"a cost of {abs(da) * 100:.1f} percentage points" in text
+    # large reductions with 800 rows: the DP intervals of the fairest and the baseline are disjoint
+    assert s.facts["dp_overlap_with_baseline"] is False
+    assert "do not overlap" in s.sentences[1]
+
+
+def test_summary_says_when_intervals_overlap():
+    # 0.40 vs 0.36 DP difference on 800 rows: bootstrap intervals overlap
+    results = [_result("real", 0.70, 0.30, 0.1, seed=1), _result("fgan_dp", 0.68, 0.32, 0.1, seed=2)]
+    s = report.summarize(results, level=0.95)
+    assert s.fairest == "fgan_dp"
+    assert s.facts["dp_overlap_with_baseline"] is True
+    assert "overlap, so this reduction is not significant" in s.sentences[1]
+    assert "95%" in s.sentences[1]
+
+
+def test_summary_runner_up_overlap_and_baseline_fairest():
+    results = [_result("real", 0.52, 0.50, 0.1, seed=1), _result("fgan_dp", 0.70, 0.30, 0.1, seed=2),
+               _result("acgan", 0.53, 0.50, 0.1, seed=3)]
+    s = report.summarize(results, level=0.95)
+    assert s.fairest == "real"
+    assert any("No debiasing method reached a lower DP difference" in t for t in s.sentences)
+    assert s.facts["runner_up"] == "acgan" and s.facts["dp_overlap_with_runner_up"] is True
+    assert any("do not single out real" in t for t in s.sentences)
+
+
+def test_summary_without_baseline_or_intervals():
+    results = [_result("fgan_dp", 0.55, 0.45, 0.1, n_boot=0), _result("acgan", 0.70, 0.30, 0.1, n_boot=0)]
+    s = report.summarize(results, level=None)
+    assert s.fairest == "fgan_dp"
+    assert any("'real' baseline" in t and "not evaluated" in t for t in s.sentences)
+    assert "[" not in s.sentences[0]  # no interval to quote
+
+
+def test_summary_in_html_names_fairest(full):
+    doc = full["doc"]
+    assert doc.by_id("fairest-method")
+    html_text = full["html"]
+    fairest = re.search(r'id="fairest-method">([^<]+)<', html_text).group(1)
+    expected = min(ri.DEFAULT_RATES, key=lambda m: abs(ri.DEFAULT_RATES[m][0] - ri.DEFAULT_RATES[m][1]))
+    assert fairest == expected == "fgan_dp"
+    findings = re.search(r'<ul class="findings" id="findings">(.*?)</ul>', html_text, re.S).group(1)
+    assert f"Fairest by demographic-parity (DP) difference: {expected}" in findings
+
+
+# ------------------------------------------------------------------------ missing / bad inputs
+
+
+def test_missing_optional_parts_are_reported_not_fatal(tmp_path):
+    cfg = ri.tiny_cfg(methods=["real", "fgan_dp"], runs=["fgan_dp"], n_boot=0)
+    paths = ri.make_inputs(tmp_path / "in", cfg, with_optional=False)
+    html_text, figures, _ = report.build(cfg, **paths, gan_dir=str(tmp_path / "gan"),
+                                         synthetic_dir=str(tmp_path / "synthetic"),
+                                         quality=str(tmp_path / "quality.json"),
+                                         crops_summary=str(tmp_path / "crops_summary.json"))
+    for missing in ("gan/fgan_dp", "synthetic/fgan_dp/samples.parquet", "quality.json", "crops_summary.json"):
+        assert re.search(rf"Absent:</strong>[^<]*<code>[^<]*{re.escape(missing)}</code>", html_text), missing
+    assert external_references(html_text) == []
+    assert {f.name for f in figures} == {"base_rates", "tradeoff", "group_rates"}  # base rates from the manifest
+    assert "No bootstrap intervals were computed" in html_text
+
+
+def test_no_gan_runs_configured(tmp_path):
+    cfg = ri.tiny_cfg(methods=["real", "reweighing"], runs=[], n_boot=0)
+    paths = ri.make_inputs(tmp_path / "in", cfg)
+    html_text, _, s = report.build(cfg, **paths)
+    assert "No GAN runs are configured" in html_text
+    assert s.fairest == "reweighing"
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda p: os.remove(Path(p["classifiers_dir"]) / "acgan" / "metrics.json"), r"acgan/metrics\.json: file not found"),
+    (lambda p: os.remove(p["dataset"]), r"dataset\.json: file not found"),
+    (lambda p: Path(p["classifiers_dir"], "real", "metrics.json").write_text("{oops"),
+     r"real/metrics\.json, line 1: invalid JSON"),
+    (lambda p: Path(p["classifiers_dir"], "real", "metrics.json").write_text('{"method": "real"}'),
+     r"real/metrics\.json: not a fairgen\.fairness\.evaluate result"),
+    (lambda p: shutil.copy(Path(p["classifiers_dir"], "real", "metrics.json"),
+                           Path(p["classifiers_dir"], "acgan", "metrics.json")),
+     r"acgan/metrics\.json: metrics of method 'real', expected 'acgan'"),
+    (lambda p: Path(p["quality"]).write_text('{"format": "other"}'), r"quality\.json: not a fairgen quality file"),
+    (lambda p: Path(p["gan_dir"], "fgan_dp", "log.jsonl").write_text('{"loss_d": 1}\n'),
+     r"fgan_dp/log\.jsonl: record 1 is not an object with an integer 'step'"),
+    (lambda p: Path(p["gan_dir"], "acgan", "grid_cy.png").write_bytes(b"GIF89a"), r"acgan/grid_cy\.png: not a PNG"),
+])
+def test_bad_inputs_raise_data_error_naming_the_file(small, tmp_path, damage, message):
+    cfg, paths = small
+    damage(paths)
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match=message):
+        report.audit(cfg, out_html=str(out / "r.html"), figures_dir=str(out / "fig"), **paths)
+    assert not out.exists() or not any(out.iterdir())  # nothing half-written
+
+
+# ------------------------------------------------------------------------ CLI and Snakemake
+
+
+def test_cli_audit(full, tmp_path, capsys):
+    p = full["paths"]
+    args = ["audit", "--set", "classifier.bootstrap=60", "--dataset", p["dataset"],
+            "--classifiers-dir", p["classifiers_dir"], "--out-html", str(tmp_path / "r.html"),
+            "--figures-dir", str(tmp_path / "fig")]
+    assert cli_main(args) == 0
+    assert (tmp_path / "r.html").stat().st_size > 0
+    assert {f.stem for f in (tmp_path / "fig").glob("*.png")} == {"tradeoff", "group_rates", "base_rates"}
+    args[args.index("--classifiers-dir") + 1] = str(tmp_path / "nowhere")
+    assert cli_main(args) == 2
+    assert "nowhere/real/metrics.json: file not found" in capsys.readouterr().err
+
+
+@pytest.mark.e2e
+def test_snakemake_audit_rule_and_native_report(small, tmp_path):
+    """The rule runs on existing stage outputs, and `snakemake --report` embeds its outputs."""
+    work = tmp_path / "wf"
+    cfg, paths = small
+    src = Path(paths["dataset"]).parent.parent
+    res = work / "results"
+    shutil.copytree(src / "data", res / "data")
+    for name in ("classifiers", "gan", "synthetic", "quality"):
+        shutil.copytree(src / name, res / name)
+    (res / "data" / "crops.npy").write_bytes(b"")
+    (res / "data" / "previews").mkdir()
+    for f in ("Snakefile", "config", "workflow"):
+        os.symlink(REPO / f, work / f)
+    (work / "extra.yaml").write_text(json.dumps({"classifier": {"methods": SMALL["methods"], "bootstrap": 0},
+                                                 "gan": {"runs": SMALL["runs"]}}))
+    base = [sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", "config/config.yaml", "extra.yaml",
+            "--snakefile", str(work / "test.smk")]
+    # the repository's Snakefile may not include the audit rule yet: include it explicitly here
+    (work / "test.smk").write_text(
+        'configfile: "config/config.yaml"\n'
+        'report: "workflow/report/workflow.rst"\n'
+        'include: "workflow/rules/common.smk"\n'
+        'include: "workflow/rules/data.smk"\n'
+        'include: "workflow/rules/report.smk"\n')
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    run = subprocess.run(base + ["--allowed-rules", "audit", "--", "results/audit/report.html"], cwd=work,
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    html_text = (res / "audit" / "report.html").read_text()
+    assert external_references(html_text) == []
+    _, figures, _ = report.build(cfg, **paths)
+    assert sorted(p.stem for p in (res / "audit" / "figures").glob("*.png")) == sorted(f.name for f in figures)
+    assert "audit report: results/audit/report.html" in (res / "logs" / "audit.log").read_text()
+    rep = subprocess.run(base + ["--report", "native.html", "--", "results/audit/report.html"], cwd=work,
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert rep.returncode == 0, rep.stderr[-3000:]
+    native = (work / "native.html").read_text()
+    assert "tradeoff.png" in native and "report.html" in native

@@ -1,0 +1,40 @@
+# The fairness audit: one self-contained HTML report (results/audit/report.html) plus its figures
+# as PNG files, from the outputs of every other stage. Both are also in Snakemake's own report
+# (`snakemake --report report.html`), category "Audit".
+AUDIT = "results/audit"
+
+
+rule audit:
+    input:
+        manifest=rules.dataset.output.manifest,
+        index=rules.crops.output.index,
+        crops_summary=rules.crops.output.summary,
+        metrics=expand("results/classifiers/{method}/metrics.json", method=config["classifier"]["methods"]),
+        gan_logs=expand("results/gan/{run}/log.jsonl", run=config["gan"]["runs"]),
+        synthetic=expand("results/synthetic/{run}/samples.parquet", run=config["gan"]["runs"]),
+        quality="results/quality/quality.json",
+    output:
+        html=report(f"{AUDIT}/report.html", caption="../report/audit.rst", category="Audit",
+                    labels={"what": "self-contained audit report"}),
+        figures=report(directory(f"{AUDIT}/figures"), patterns=["{name}.png"],
+                       caption="../report/audit_figures.rst", category="Audit", subcategory="Figures",
+                       labels={"figure": "{name}"}),
+    params:
+        cfg=lambda wildcards: cfg_json("seed", "protected", "outcome", "dataset", "gan", "classifier", "quality"),
+        # the folders holding METHOD/metrics.json, RUN/log.jsonl and RUN/samples.parquet
+        classifiers_dir=lambda wildcards, input: os.path.dirname(os.path.dirname(input.metrics[0])),
+        # (no GAN runs configured: an empty folder name; the audit then looks for none)
+        gan_dir=lambda wildcards, input: os.path.dirname(os.path.dirname(input.gan_logs[0])) if input.gan_logs else "",
+        synthetic_dir=lambda wildcards, input: (
+            os.path.dirname(os.path.dirname(input.synthetic[0])) if input.synthetic else ""
+        ),
+    log:
+        "results/logs/audit.log",
+    conda:
+        "../envs/fairgen.yaml"
+    shell:
+        "fairgen audit --config-json {params.cfg:q} --dataset {input.manifest}"
+        " --classifiers-dir {params.classifiers_dir:q} --crops-index {input.index}"
+        " --crops-summary {input.crops_summary} --gan-dir {params.gan_dir:q}"
+        " --synthetic-dir {params.synthetic_dir:q} --quality {input.quality}"
+        " --out-html {output.html} --figures-dir {output.figures} > {log} 2>&1"
