@@ -24,10 +24,10 @@ DPI = 130
 
 _STYLE = {
     "font.family": "DejaVu Sans",
-    "font.size": 9,
-    "axes.titlesize": 10,
+    "font.size": 10,
+    "axes.titlesize": 11,
     "axes.titleweight": "bold",
-    "axes.labelsize": 9,
+    "axes.labelsize": 10,
     "axes.edgecolor": "#888888",
     "axes.linewidth": 0.8,
     "axes.spines.top": False,
@@ -37,9 +37,9 @@ _STYLE = {
     "grid.linewidth": 0.8,
     "axes.axisbelow": True,
     "legend.frameon": False,
-    "legend.fontsize": 8,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
+    "legend.fontsize": 9,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
     "figure.facecolor": "white",
     "savefig.facecolor": "white",
 }
@@ -102,7 +102,7 @@ def base_rates(rows: Sequence[dict], group_labels: Sequence[str], outcome: str) 
         for rect, v in zip(bars, values):
             if np.isfinite(v):
                 ax.annotate(f"{v:.2f}", (rect.get_x() + rect.get_width() / 2, v), xytext=(0, 2),
-                            textcoords="offset points", ha="center", va="bottom", fontsize=7, color="#333333")
+                            textcoords="offset points", ha="center", va="bottom", fontsize=8, color="#333333")
     ax.set_xticks(x, [r["label"] for r in rows], rotation=20 if n > 4 else 0, ha="right" if n > 4 else "center")
     ax.set_ylim(0, 1.08)
     ax.set_ylabel(f"P({outcome} = 1 | group)")
@@ -149,7 +149,7 @@ def tradeoff(points: Sequence[dict], fairness: Sequence[tuple[str, str]], baseli
             yerr = np.array(_err(ay, alo, ahi)).reshape(2, 1)
             ax.errorbar(fx, ay, xerr=xerr, yerr=yerr, fmt="s" if is_base else "o", ms=6, color=color,
                         ecolor=color, elinewidth=1.0, capsize=2.5, label=p["method"], zorder=3)
-            ax.annotate(p["method"], (fx, ay), xytext=(5, 4), textcoords="offset points", fontsize=7.5,
+            ax.annotate(p["method"], (fx, ay), xytext=(5, 4), textcoords="offset points", fontsize=8.5,
                         color="#222222")
         ax.set_xlabel(f"{label}  (lower is fairer)")
         ax.set_ylabel("accuracy")
@@ -208,11 +208,11 @@ def fid_bars(runs: Sequence[str], values: dict, reference: dict, label: str, gro
         ax.bar(x + (k - 1) * width, heights, width, color=color, label=name)
         ref = reference.get(part)
         if ref is not None:
-            ax.axhline(ref, color=color, lw=1.0, ls="--", alpha=0.8)
+            ax.axhline(ref, color=color, lw=1.0, ls="--", alpha=0.8, label=f"{name}: real vs real")
     ax.set_xticks(x, runs)
     ax.set_ylabel(label)
     ax.set_ylim(bottom=0)
-    ax.set_title(f"{label} per synthetic set (dashed: real vs real reference)")
+    ax.set_title(f"{label} per synthetic set")
     _legend(ax, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _render(fig)
 
@@ -233,12 +233,12 @@ def sample_grid(cells: dict[tuple[int, int], np.ndarray], title: str, group_labe
         for side in ax.spines.values():
             side.set_visible(False)
         images = cells.get((c, y))
-        ax.set_title(f"{group_labels[c]}, {outcome} = {y}", fontsize=9)
+        ax.set_title(f"{group_labels[c]}, {outcome} = {y}", fontsize=11)
         if images is None or len(images) == 0:
             ax.text(0.5, 0.5, "no samples", ha="center", va="center", color="#888888", transform=ax.transAxes)
             continue
         ax.imshow(tile(images, ncol, nrow), interpolation="nearest")
-    fig.suptitle(title, fontsize=10, fontweight="bold")
+    fig.suptitle(title, fontsize=12, fontweight="bold")
     return _render(fig)
 
 

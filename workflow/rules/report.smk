@@ -9,9 +9,9 @@ rule audit:
         manifest=rules.dataset.output.manifest,
         index=rules.crops.output.index,
         crops_summary=rules.crops.output.summary,
-        metrics=expand("results/classifiers/{method}/metrics.json", method=config["classifier"]["methods"]),
+        metrics=expand(rules.train_classifier.output.metrics, method=config["classifier"]["methods"]),
         gan_logs=expand("results/gan/{run}/log.jsonl", run=config["gan"]["runs"]),
-        synthetic=expand("results/synthetic/{run}/samples.parquet", run=config["gan"]["runs"]),
+        synthetic=expand(rules.generate.output[0], run=config["gan"]["runs"]),
         quality="results/quality/quality.json",
     output:
         html=report(f"{AUDIT}/report.html", caption="../report/audit.rst", category="Audit",
@@ -21,13 +21,11 @@ rule audit:
                        labels={"figure": "{name}"}),
     params:
         cfg=lambda wildcards: cfg_json("seed", "protected", "outcome", "dataset", "gan", "classifier", "quality"),
-        # the folders holding METHOD/metrics.json, RUN/log.jsonl and RUN/samples.parquet
+        # the folders holding METHOD/metrics.json, RUN/log.jsonl and the RUN synthetic sets
         classifiers_dir=lambda wildcards, input: os.path.dirname(os.path.dirname(input.metrics[0])),
         # (no GAN runs configured: an empty folder name; the audit then looks for none)
         gan_dir=lambda wildcards, input: os.path.dirname(os.path.dirname(input.gan_logs[0])) if input.gan_logs else "",
-        synthetic_dir=lambda wildcards, input: (
-            os.path.dirname(os.path.dirname(input.synthetic[0])) if input.synthetic else ""
-        ),
+        synthetic_dir=lambda wildcards, input: os.path.dirname(input.synthetic[0]) if input.synthetic else "",
     log:
         "results/logs/audit.log",
     conda:
