@@ -555,20 +555,29 @@ def read_log(path: Path) -> list[dict]:
     return records
 
 
-def curve_series(records: list[dict]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Numeric fields of training records as curves: ``{"losses": {...}, "D/G metrics": {...}}``.
+def curve_panel(key: str) -> str:
+    """Which panel of the training-curve figure a logged field belongs to."""
+    k = key.lower()
+    if "loss" in k or k.endswith("_ce") or "penalty" in k:
+        return "losses"
+    if "acc" in k or "fool" in k or "rate" in k:
+        return "accuracies and rates"
+    return "other signals"
 
-    ``loss_*`` fields go to the first panel, the other numeric signals (discriminator accuracies,
-    fool rates, ...) to the second; bookkeeping (learning rates, speed, time) is left out.
-    Missing or non-finite values (a diverged interval logs null) leave gaps.
+
+def curve_series(records: list[dict]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Numeric fields of training records as curves, by panel (see :func:`curve_panel`):
+    ``{"losses": {name: (step, value)}, "accuracies and rates": {...}, "other signals": {...}}``.
+
+    Bookkeeping (learning rates, speed, time) is left out. Missing or non-finite values (a
+    diverged interval logs null) leave gaps.
     """
     keys = sorted({k for r in records for k, v in r.items()
                    if k not in NOT_CURVES and isinstance(v, (int, float)) and not isinstance(v, bool)})
     steps = np.array([r["step"] for r in records], dtype=np.float64)
-    panels: dict[str, dict] = {"losses": {}, "D/G metrics": {}}
+    panels: dict[str, dict] = {"losses": {}, "accuracies and rates": {}, "other signals": {}}
     for k in keys:
-        values = np.array([_finite_or_nan(r.get(k)) for r in records])
-        panels["losses" if k.startswith("loss_") else "D/G metrics"][k] = (steps, values)
+        panels[curve_panel(k)][k] = (steps, np.array([_finite_or_nan(r.get(k)) for r in records]))
     return panels
 
 

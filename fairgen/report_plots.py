@@ -112,20 +112,33 @@ def base_rates(rows: Sequence[dict], group_labels: Sequence[str], outcome: str) 
 
 
 @_styled
-def gan_curves(series: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], run: str) -> bytes:
-    """Training curves of one GAN run: one panel per series family (``{panel: {name: (step, value)}}``)."""
+def gan_curves(series: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], run: str,
+               unit_interval: Sequence[str] = ("accuracies and rates",)) -> bytes:
+    """Training curves of one GAN run: one panel per non-empty series family
+    (``{panel: {name: (step, value)}}``); panels named in ``unit_interval`` get a [0, 1] axis.
+    Series ending in ``_fake`` are dashed, so real/fake pairs read at a glance."""
     panels = [(title, lines) for title, lines in series.items() if lines]
     ncols = max(1, len(panels))
-    fig, axes = _figure(1, ncols, 4.4 * ncols, 3.0)
+    fig, axes = _figure(1, ncols, 4.2 * ncols, 3.6)
     for ax, (title, lines) in zip(axes.flat, panels):
-        for k, (name, (step, value)) in enumerate(lines.items()):
-            ax.plot(step, value, lw=1.3, color=METHOD_COLORS[k % len(METHOD_COLORS)], label=name)
+        colors = _line_colors(len(lines))
+        for color, (name, (step, value)) in zip(colors, lines.items()):
+            ax.plot(step, value, lw=1.3, color=color, ls="--" if name.endswith("_fake") else "-", label=name)
         ax.set_title(f"{run}: {title}")
         ax.set_xlabel("training step")
-        if title.lower().startswith("acc"):
+        if title in unit_interval:
             ax.set_ylim(-0.02, 1.02)
-        _legend(ax, loc="best", ncol=1 if len(lines) < 5 else 2)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2 if len(lines) > 3 else 1, fontsize=8)
     return _render(fig)
+
+
+def _line_colors(n: int) -> list:
+    if n <= len(METHOD_COLORS):
+        return list(METHOD_COLORS[:n])
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab20"]
+    return [cmap(i % 20) for i in range(n)]
 
 
 @_styled
