@@ -90,6 +90,14 @@ def run_stage(tmp_path, manifest, c, tag="out"):
     return result, paths
 
 
+def tilted_landmarks(scale: float) -> np.ndarray:
+    """MEAN_LANDMARKS scaled about the face centre, right eye and mouth corner 6 px higher."""
+    centre = np.array([89.0, 120.0])
+    lm = np.rint(centre + (MEAN_LANDMARKS - centre) * scale).astype(int)
+    lm[[1, 4], 1] -= 6
+    return lm
+
+
 def blob_centroid(img: np.ndarray, background) -> np.ndarray:
     """Intensity-weighted (x, y) centroid of what is brighter than the background (pixel index)."""
     excess = np.clip(img.astype(np.float64).mean(axis=2) - np.mean(background) - 8, 0, None)
@@ -239,31 +247,66 @@ def test_center_box_larger_than_image_is_a_config_error():
     ("eye_offset", 64, 1.0),   # full decode, resize
     ("eye_offset", 32, 1.0),   # JPEG draft 1/2 then resize
     ("center", 64, 1.0),
-    ("aligned", 64, 1.0),      # shrink ~2: draft or antialiased pre-shrink + warp
-    ("aligned", 32, 1.0),      # shrink ~4: draft 1/4 (or 1/2 + pre-shrink)
-    ("aligned", 64, 0.55),     # small face: shrink ~1.1, warp only
+    ("center", 32, 1.0),
+    ("aligned", 64, 1.0),      # shrink 2.06: JPEG draft 1/2, then the warp alone
+    ("aligned", 32, 1.0),      # shrink 4.1: draft 1/4
+    ("aligned", 64, 0.55),     # small face, shrink 1.17: warp only
+    ("aligned", 64, 0.8),      # shrink 1.66: full decode, antialiased pre-shrink, warp
+    ("aligned", 32, 0.75),     # shrink 3.1: draft 1/2, pre-shrink, warp
 ])
 def test_marker_at_left_eye_lands_at_expected_pixel(tmp_path, method, resolution, lm_scale):
-    centre = np.array([89.0, 120.0])
-    lm = np.rint(centre + (MEAN_LANDMARKS - centre) * lm_scale).astype(int)
-    # Tilt the face by moving the right side up: aligned must rotate it back.
-    lm[[1, 4], 1] -= 6
+    # A face scaled by lm_scale about its centre and tilted (right side 6 px up): aligned must
+    # rotate it back.
+    lm = tilted_landmarks(lm_scale)
     path = tmp_path / "000001.jpg"
     face_image(lm, (60, 70, 80)).save(path, quality=100, subsampling=0)
     df = pd.DataFrame([lm.reshape(-1)], columns=list(LANDMARK_NAMES))
     plan = crops.plan_crops(df, method, resolution, W, H)
     spec = crops.RenderSpec("warp" if method == "aligned" else "box", resolution, W, H)
-    params = plan.forward.reshape(-1, 6)[0] if spec.kind == "warp" else plan.boxes[0]
-    out = crops.render(str(path), params, int(plan.draft[0]), spec)
+    out = crops.render(str(path), crops.render_params(plan)[0], int(plan.draft[0]), spec)
     assert out.shape == (resolution, resolution, 3) and out.dtype == np.uint8
     expected = crops.apply_affine(plan.forward[0], lm[:1].astype(float))[0]
     got = blob_centroid(out, (60, 70, 80))
-    np.testing.assert_allclose(got, expected, atol=0.3)
+    np.testing.assert_allclose(got, expected, atol=0.1)
     if method == "aligned":
         np.testing.assert_allclose(expected, crops.template_points(resolution)[0], atol=0.06 * resolution)
     else:
         # Far from the marker the crop is the flat background colour.
         assert np.abs(out[-4:, -4:].astype(int) - (60, 70, 80)).max() <= 3
+
+
+def _tilted_plan(lm_scale: float, resolution: int):
+    df = pd.DataFrame([tilted_landmarks(lm_scale).reshape(-1)], columns=list(LANDMARK_NAMES))
+    return crops.plan_crops(df, "aligned", resolution, W, H)
+
+
+@pytest.mark.parametrize("lm_scale,resolution", [(0.55, 64), (0.8, 64), (1.0, 64), (0.75, 32), (1.0, 32)])
+def test_aligned_crop_matches_supersampled_reference_warp(tmp_path, lm_scale, resolution):
+    """Whole-crop geometry (draft + pre-shrink + warp) against an 8x supersampled warp of the full image."""
+    rng = np.random.default_rng(4)
+    smooth = Image.fromarray(rng.integers(0, 255, size=(9, 8, 3), dtype=np.uint8)).resize((W, H), Image.Resampling.BICUBIC)
+    path = tmp_path / "smooth.jpg"
+    smooth.save(path, quality=100, subsampling=0)
+    plan = _tilted_plan(lm_scale, resolution)
+    inv = crops.render_params(plan)[0]
+    out = crops.render(str(path), inv, int(plan.draft[0]), crops.RenderSpec("warp", resolution, W, H))
+    k = 8
+    a, b, c, d, e, f = inv
+    ref = Image.open(path).convert("RGB").transform((resolution * k,) * 2, Image.Transform.AFFINE,
+                                                    (a / k, b / k, c, d / k, e / k, f), Image.Resampling.BILINEAR)
+    diff = np.abs(out.astype(float) - np.asarray(ref.reduce(k), dtype=float))
+    assert diff.mean() < 1.0 and diff.max() <= 8
+
+
+@pytest.mark.parametrize("lm_scale,resolution", [(0.8, 64), (1.0, 64), (0.75, 32)])
+def test_aligned_crop_does_not_alias(lm_scale, resolution):
+    """A 1-px checkerboard shrunk by >1.25 must come out flat grey, not as a moire pattern."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    board = Image.fromarray(np.repeat((((xx + yy) % 2) * 255).astype(np.uint8)[..., None], 3, axis=2))
+    plan = _tilted_plan(lm_scale, resolution)
+    out = np.asarray(crops.render_warp(board, crops.render_params(plan)[0], 1.0, resolution), dtype=float)
+    inner = out[4:-4, 4:-4]
+    assert abs(inner.mean() - 127.5) < 2 and inner.std() < 3
 
 
 def test_draft_decoding_matches_full_decoding(tmp_path):

@@ -323,47 +323,59 @@ def render_box(im: Image.Image, box: np.ndarray, scale: float, resolution: int) 
     return padded.resize((resolution, resolution), RESIZE_FILTER, box=(x0 - ix0, y0 - iy0, x1 - ix0, y1 - iy0))
 
 
-def render_warp(im: Image.Image, forward: np.ndarray, scale: float, resolution: int) -> Image.Image:
-    """Warp ``im`` (decoded at 1/``scale``) with ``forward`` (source index -> output index).
+def pil_inverse(forward: np.ndarray) -> np.ndarray:
+    """PIL ``AFFINE`` data ``(N, 6)`` of each forward transform: output -> source, continuous coords.
+
+    PIL samples output pixel ``(i, j)`` at its centre ``(i + 0.5, j + 0.5)`` and reads the source
+    in the same convention; with ``s = B o + t`` in pixel-index coordinates,
+    ``s_c = B o_c + t + 0.5 - B (0.5, 0.5)``.
+    """
+    inv = invert_affine(forward)
+    lin, t = inv[..., :2], inv[..., 2]
+    off = t + 0.5 - lin.sum(axis=-1) * 0.5
+    return np.concatenate([lin, off[..., None]], axis=-1).reshape(-1, 6)
+
+
+def render_warp(im: Image.Image, inverse, scale: float, resolution: int) -> Image.Image:
+    """Warp ``im`` (decoded at 1/``scale``) by ``inverse`` (see :func:`pil_inverse`) to a square.
 
     When the warp would shrink by more than :data:`MAX_WARP_SHRINK`, the region it reads is
     first shrunk with an antialiased resize so that the bilinear warp does not alias.
     """
-    inv = invert_affine(forward)  # output index -> source index
-    # In PIL's continuous coordinates (pixel centre at i + 0.5) of the decoded image:
-    # s_c = (B (o_c - 0.5) + t + 0.5) / scale
-    lin = inv[:, :2] / scale
-    off = (inv[:, 2] + 0.5 - inv[:, :2].sum(axis=1) * 0.5) / scale
-    shrink = 1.0 / math.sqrt(abs(np.linalg.det(lin)))
+    a, b, c, d, e, f = (float(v) / scale for v in inverse)  # decoded continuous coords
+    shrink = math.sqrt(abs(a * e - b * d))  # decoded px per output px
     if shrink > MAX_WARP_SHRINK:
         # Region of the decoded image the warp reads (+1 px for the bilinear footprint).
-        corners = np.array([[0, 0], [resolution, 0], [0, resolution], [resolution, resolution]], dtype=np.float64)
-        src = corners @ lin.T + off
+        r = resolution
+        xs = (c, a * r + c, b * r + c, a * r + b * r + c)
+        ys = (f, d * r + f, e * r + f, d * r + e * r + f)
         w, h = im.size
-        rx0 = max(0, math.floor(src[:, 0].min()) - 1)
-        ry0 = max(0, math.floor(src[:, 1].min()) - 1)
-        rx1 = min(w, math.ceil(src[:, 0].max()) + 1)
-        ry1 = min(h, math.ceil(src[:, 1].max()) + 1)
+        rx0, ry0 = max(0, math.floor(min(xs)) - 1), max(0, math.floor(min(ys)) - 1)
+        rx1, ry1 = min(w, math.ceil(max(xs)) + 1), min(h, math.ceil(max(ys)) + 1)
         if rx1 > rx0 and ry1 > ry0:
             sw = max(1, round((rx1 - rx0) / shrink))
             sh = max(1, round((ry1 - ry0) / shrink))
             im = im.resize((sw, sh), RESIZE_FILTER, box=(rx0, ry0, rx1, ry1))
-            fx, fy = sw / (rx1 - rx0), sh / (ry1 - ry0)
-            # new continuous coords: n = (s - r0) * f
-            lin = lin * np.array([[fx], [fy]])
-            off = (off - np.array([rx0, ry0])) * np.array([fx, fy])
-    data = (lin[0, 0], lin[0, 1], off[0], lin[1, 0], lin[1, 1], off[1])
-    return im.transform((resolution, resolution), Image.Transform.AFFINE, data,
+            # coordinates in the shrunk region: n = (s - r0) * k
+            kx, ky = sw / (rx1 - rx0), sh / (ry1 - ry0)
+            a, b, c = a * kx, b * kx, (c - rx0) * kx
+            d, e, f = d * ky, e * ky, (f - ry0) * ky
+    return im.transform((resolution, resolution), Image.Transform.AFFINE, (a, b, c, d, e, f),
                         Image.Resampling.BILINEAR, fillcolor=(0, 0, 0))
 
 
+def render_params(plan: Plan) -> np.ndarray:
+    """What :func:`render` needs per image: the box (box methods) or :func:`pil_inverse` (aligned)."""
+    return pil_inverse(plan.forward) if plan.method == "aligned" else plan.boxes
+
+
 def render(path: str, params: np.ndarray, draft: int, spec: RenderSpec) -> np.ndarray:
-    """One crop as an ``(H, W, 3)`` uint8 array; ``params`` is a box (4) or a forward affine (6)."""
+    """One crop as an ``(H, W, 3)`` uint8 array; ``params`` is a row of :func:`render_params`."""
     im, scale = decode(path, spec, draft)
     if spec.kind == "box":
-        out = render_box(im, params[:4], scale, spec.resolution)
+        out = render_box(im, params, scale, spec.resolution)
     else:
-        out = render_warp(im, params.reshape(2, 3), scale, spec.resolution)
+        out = render_warp(im, params, scale, spec.resolution)
     return np.asarray(out)
 
 
@@ -375,8 +387,9 @@ def _init_worker(array_path: str, spec: RenderSpec) -> None:
     _WORKER["spec"] = spec
 
 
-def _render_chunk(job) -> tuple[int, list[tuple[int, str, str]]]:
-    """Render a chunk into the shared output; return (count, [(row, reason, detail), ...])."""
+def _render_chunk(job) -> tuple[int, list[tuple[int, str, str]], float]:
+    """Render a chunk into the shared output; return (count, [(row, reason, detail), ...], CPU s)."""
+    cpu0 = time.process_time()
     start, paths, params, drafts = job
     out, spec = _WORKER["out"], _WORKER["spec"]
     failures = []
@@ -387,7 +400,7 @@ def _render_chunk(job) -> tuple[int, list[tuple[int, str, str]]]:
             except BadImage as e:
                 out[start + j] = 0
                 failures.append((start + j, e.code, e.detail))
-    return len(paths), failures
+    return len(paths), failures, time.process_time() - cpu0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,11 +424,12 @@ def _chunks(n: int, workers: int) -> list[tuple[int, int]]:
 
 def render_all(paths: list[str], params: np.ndarray, drafts: np.ndarray, spec: RenderSpec,
                array_path: Path, workers: int, stop_at_first_failure: bool,
-               progress: bool = True) -> list[tuple[int, str, str]]:
+               progress: bool = True) -> tuple[list[tuple[int, str, str]], float]:
     """Render every image into a new ``.npy`` memory map at ``array_path`` (rows in order).
 
-    Returns the failures ``(row, reason, detail)`` in row order; with ``stop_at_first_failure``
-    returns as soon as the first chunk (in order) that has one is done.
+    Returns the failures ``(row, reason, detail)`` in row order and the CPU seconds the rendering
+    took (all workers); with ``stop_at_first_failure`` returns as soon as the first chunk (in
+    order) that has a failure is done.
     """
     from tqdm import tqdm
 
@@ -426,6 +440,7 @@ def render_all(paths: list[str], params: np.ndarray, drafts: np.ndarray, spec: R
     chunks = _chunks(n, workers)
     jobs = ((s, paths[s:e], params[s:e], drafts[s:e]) for s, e in chunks)
     failures: list[tuple[int, str, str]] = []
+    cpu = 0.0
     workers = min(workers, len(chunks))
     with tqdm(total=n, unit="img", desc="crops", file=sys.stderr, disable=not progress,
               mininterval=1.0, smoothing=0.1) as bar:
@@ -433,8 +448,9 @@ def render_all(paths: list[str], params: np.ndarray, drafts: np.ndarray, spec: R
             _init_worker(str(array_path), spec)
             try:
                 results: Iterator = map(_render_chunk, jobs)
-                for count, fails in results:
+                for count, fails, seconds in results:
                     bar.update(count)
+                    cpu += seconds
                     failures.extend(fails)
                     if fails and stop_at_first_failure:
                         break
@@ -443,12 +459,13 @@ def render_all(paths: list[str], params: np.ndarray, drafts: np.ndarray, spec: R
         else:
             ctx = mp.get_context("spawn")
             with ctx.Pool(workers, initializer=_init_worker, initargs=(str(array_path), spec)) as pool:
-                for count, fails in pool.imap(_render_chunk, jobs):
+                for count, fails, seconds in pool.imap(_render_chunk, jobs):
                     bar.update(count)
+                    cpu += seconds
                     failures.extend(fails)
                     if fails and stop_at_first_failure:
                         break
-    return failures
+    return failures, cpu
 
 
 def _compact(array_path: Path, keep: np.ndarray, block: int = 4096) -> None:
@@ -563,7 +580,7 @@ def run(cfg: dict, dataset: str, array: str, index: str, summary: str, png_dir: 
         bad(int(row), *plan.problem[row])
     candidates = np.flatnonzero(plan.problem == None)  # noqa: E711
     spec = RenderSpec("warp" if method == "aligned" else "box", resolution, IMAGE_WIDTH, IMAGE_HEIGHT)
-    params = (plan.forward.reshape(-1, 6) if spec.kind == "warp" else plan.boxes)[candidates]
+    params = render_params(plan)[candidates]
     log.info("cropping %d images (%s, %dx%d) from %s with %d worker(s)", len(candidates), method,
              resolution, resolution, root, workers)
 
@@ -571,7 +588,7 @@ def run(cfg: dict, dataset: str, array: str, index: str, summary: str, png_dir: 
     previews = atomic_path(png_dir, is_dir=True) if png_dir is not None else contextlib.nullcontext()
     with atomic_path(array) as tmp_array, previews as tmp_png:
         t_crop = time.perf_counter()
-        failures = render_all([paths[i] for i in candidates], params, plan.draft[candidates], spec,
+        failures, render_cpu = render_all([paths[i] for i in candidates], params, plan.draft[candidates], spec,
                               tmp_array, workers, stop_at_first_failure=(on_bad == "error"), progress=progress)
         crop_seconds = time.perf_counter() - t_crop
         for k, code, detail in failures:
@@ -624,6 +641,9 @@ def run(cfg: dict, dataset: str, array: str, index: str, summary: str, png_dir: 
         "crop_seconds": round(crop_seconds, 3),
         "images_per_second": round(len(rows) / seconds, 1) if seconds > 0 else None,
         "crop_images_per_second": round(len(candidates) / crop_seconds, 1) if crop_seconds > 0 else None,
+        # CPU time of the decode+crop work in all workers (robust to other load on the machine)
+        "render_cpu_seconds": round(render_cpu, 3),
+        "render_cpu_us_per_image": round(1e6 * render_cpu / len(candidates), 1),
         "array": str(array),
         "index": str(index),
         "shape": [len(rows), resolution, resolution, 3],
