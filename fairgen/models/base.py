@@ -162,6 +162,11 @@ class GAN(nn.Module):
         """The conditioning of a real batch, for ``sample_latent(..., **gan.condition_from(real))``."""
         return {k: real[k] for k in self.cond_keys}
 
+    @property
+    def sample_grid_nrow(self) -> int:
+        """Images per row in sample grids (conditional models: one class per column)."""
+        return 8
+
     def fixed_latent(self, n: int, generator: torch.Generator, device: torch.device) -> Batch:
         """Latents for the sample grids (drawn once per run and checkpointed). Conditional models
         override this to lay the conditioning out along the grid (e.g. one class per row)."""
@@ -215,6 +220,35 @@ class GAN(nn.Module):
         for p in self.parameters():
             return p.device
         return torch.device("cpu")
+
+
+class ClassConditionalGAN(GAN):
+    """A GAN whose G is ``G(z, label)`` for one categorical conditioning key (``label_key``).
+
+    Subclasses call ``super().__init__(...)`` and then set ``self.n_classes``. Labels are drawn
+    uniformly when not given, and sample grids show one class per column.
+    """
+
+    label_key: ClassVar[str] = "label"
+    cond_keys = ("label",)
+    data_keys = ("x", "label")
+    n_classes: int
+
+    @property
+    def cond_classes(self) -> dict[str, int]:  # type: ignore[override]
+        return {self.label_key: self.n_classes}
+
+    @property
+    def sample_grid_nrow(self) -> int:
+        return self.n_classes
+
+    def fixed_latent(self, n: int, generator: torch.Generator, device: torch.device) -> Batch:
+        """Labels ``0, 1, ..., n_classes - 1`` repeated: one class per grid column."""
+        labels = torch.arange(n, device=device) % self.n_classes
+        return self.sample_latent(n, generator, device, **{self.label_key: labels})
+
+    def generate(self, latent: Batch) -> Batch:
+        return {"x": self.G(latent["z"], latent[self.label_key]), self.label_key: latent[self.label_key]}
 
 
 def accuracy_real(logits: Tensor) -> Tensor:

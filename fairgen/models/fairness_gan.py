@@ -1,0 +1,296 @@
+"""The Fairness GAN (Sattigeri, Hoffman, Chenthamarakshan, Varshney 2019).
+
+An auxiliary-classifier GAN that generates an image *and* its outcome label, ``G(z, c) -> (x, y)``,
+and is trained so that the generated (x, y) pairs look real while y reveals as little as
+possible about the protected attribute c (demographic parity, variant ``dp``) or reveals little
+about c among positive outcomes (equality of opportunity, variant ``eqopp``). Variant ``none``
+drops the fairness term: the same model as an AC-GAN that also generates y (the ``acgan`` run).
+
+Generator (:class:`FairnessGenerator`)
+    image path: ``Linear(z) -> (C0, 4, 4)``, then 3 (32x32) or 4 (64x64) upsampling ResNet blocks
+    with batch norm conditioned on c (:class:`fairgen.models.layers.GBlock`), then
+    ``BN-ReLU-conv3x3-tanh``. y path: two dense layers ``Linear-ReLU-Linear`` and a tanh, from z
+    only as in the paper (``y_from_c=True`` also feeds one-hot c to it). Consequence of the
+    paper's design: with y a function of z alone and z drawn independently of c, the generated y
+    is independent of the conditioning c *by construction* (see :func:`FairnessGAN.generate`);
+    only ``y_from_c=True`` lets G reproduce (or not) the data's P(y | c), and is what the fairness
+    term then has to fight.
+
+Discriminator (:class:`FairnessDiscriminator`)
+    shared trunk ``phi(x)``: spectrally normalised ResNet down blocks, ReLU, global sum pooling.
+    Heads, all logits:
+
+    * ``sj`` -- joint real/fake of (x, y) by projection ``y * V_Y.phi(x) + V_X.phi(x)`` (S_J),
+    * ``sx`` -- real/fake of x alone, linear on phi (S_X),
+    * ``cx`` -- c from x, linear on phi,
+    * ``cy`` -- c from y, two dense ReLU layers on y (and a linear output).
+
+    Every layer on phi is spectrally normalised. The c-from-y MLP is not: it is a 1-D classifier
+    trained on real data only, and a Lipschitz-1 bound per layer would cap its logit slope at 1
+    per unit of y, making it under-confident (CelebA's P(Male | Attractive) logits differ by about
+    1.7 across the 1.6 between the softened labels -0.8 and 0.8).
+
+Objective (the paper writes log-likelihoods ``L``; here everything is a loss to *minimise*)
+    Real y in {0, 1} is mapped to ``(2y - 1) * y_soft + N(0, y_noise^2)`` noise (paper:
+    +-0.8, noise 0.01, read here as the standard deviation). Source terms use the hinge loss,
+    class terms binary cross-entropy (CE).
+
+    * D: ``hinge(sj_real, sj_fake) + hinge(sx_real, sx_fake) + CE(cx(x_real), c) +
+      CE(cy(y_real), c)`` -- i.e. it maximises L_SJ^R + L_SJ^F + L_SX^R + L_SX^F + L_C^R +
+      L_DP^R; both class heads learn from *real* data only.
+    * G: ``-sj_fake - sx_fake + lambda_cx * CE(cx(x_fake), c) + lambda_fair * P`` with the
+      fairness penalty ``P`` of :func:`fairness_penalty` (``lambda_fair`` is ignored for variant
+      ``none``). ``+CE(cx)`` is the paper's ``-L_C^F``: G wants its image classifiable as the c
+      it was asked for. ``P`` is the paper's ``+L_DP^F``: G wants y *not* to give c away.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fairgen.models.base import GAN, Batch, accuracy_fake, accuracy_real, class_accuracy, register
+from fairgen.models.layers import DBlock, GBlock, init_xavier_, sn_linear
+
+#: fairness variants: demographic parity, equality of opportunity, no fairness term
+VARIANTS = ("dp", "eqopp", "none")
+#: supported image sizes -> number of 2x up/down-sampling ResNet blocks from/to 4x4
+RESOLUTION_BLOCKS = {32: 3, 64: 4}
+#: the protected attribute is binary
+N_GROUPS = 2
+
+
+def _blocks_for(resolution: int) -> int:
+    if resolution not in RESOLUTION_BLOCKS:
+        raise ValueError(f"FairnessGAN: resolution {resolution} is not supported "
+                         f"(choose one of {', '.join(map(str, RESOLUTION_BLOCKS))})")
+    return RESOLUTION_BLOCKS[resolution]
+
+
+class FairnessGenerator(nn.Module):
+    """``G(z, c) -> (x, y)``: images in [-1, 1] (N, 3, R, R) and outcomes in (-1, 1) (N,)."""
+
+    def __init__(self, z_dim: int, resolution: int, width: int, y_from_c: bool, y_hidden: int):
+        super().__init__()
+        n = _blocks_for(resolution)
+        # channels: width * [2^(n-1) at 4x4, then 2^(n-1), ..., 2, 1 after each block]
+        chans = [width * 2 ** (n - 1)] + [width * 2 ** (n - 1 - i) for i in range(n)]
+        self.c0 = chans[0]
+        self.y_from_c = bool(y_from_c)
+        self.fc = nn.Linear(z_dim, 4 * 4 * chans[0])
+        self.blocks = nn.ModuleList(GBlock(a, b, num_classes=N_GROUPS) for a, b in zip(chans[:-1], chans[1:]))
+        self.out_bn = nn.BatchNorm2d(chans[-1])
+        self.out_conv = nn.Conv2d(chans[-1], 3, 3, padding=1)
+        self.y_net = nn.Sequential(nn.Linear(z_dim + (N_GROUPS if y_from_c else 0), y_hidden), nn.ReLU(),
+                                   nn.Linear(y_hidden, 1))
+
+    def forward(self, z: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.fc(z).reshape(z.shape[0], self.c0, 4, 4)
+        for block in self.blocks:
+            h = block(h, c)
+        x = torch.tanh(self.out_conv(F.relu(self.out_bn(h))))
+        y_in = torch.cat([z, F.one_hot(c, N_GROUPS).to(z.dtype)], dim=1) if self.y_from_c else z
+        y = torch.tanh(self.y_net(y_in)).reshape(-1)
+        return x, y
+
+
+class FairnessDiscriminator(nn.Module):
+    """``D(x, y) -> {'sj', 'sx', 'cx', 'cy'}``, each (N,) logits (see the module docstring)."""
+
+    def __init__(self, resolution: int, width: int, cy_hidden: int):
+        super().__init__()
+        n = _blocks_for(resolution)
+        chans = [width * 2 ** i for i in range(n)]  # after each downsampling block
+        blocks = [DBlock(3, chans[0], preactivation=False)]
+        blocks += [DBlock(a, b) for a, b in zip(chans[:-1], chans[1:])]
+        blocks.append(DBlock(chans[-1], chans[-1], downsample=False))  # one more block at 4x4
+        self.trunk = nn.Sequential(*blocks)
+        feat = chans[-1]
+        self.sx = sn_linear(feat, 1)               # V_X of S_X
+        self.sj_x = sn_linear(feat, 1)             # V_X of S_J
+        self.sj_y = sn_linear(feat, 1, bias=False)  # V_Y of S_J (projection with y)
+        self.cx = sn_linear(feat, 1)
+        self.cy = nn.Sequential(nn.Linear(1, cy_hidden), nn.ReLU(), nn.Linear(cy_hidden, cy_hidden), nn.ReLU(),
+                                nn.Linear(cy_hidden, 1))
+
+    def features(self, x: Tensor) -> Tensor:
+        """phi(x): the trunk's ReLU features summed over space, (N, F)."""
+        return F.relu(self.trunk(x)).sum(dim=(2, 3))
+
+    def forward(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        phi = self.features(x)
+        y_col = y.reshape(-1, 1).to(phi.dtype)
+        return {
+            "sj": (self.sj_x(phi) + y_col * self.sj_y(phi)).reshape(-1),
+            "sx": self.sx(phi).reshape(-1),
+            "cx": self.cx(phi).reshape(-1),
+            "cy": self.cy(y_col).reshape(-1),
+        }
+
+
+def fairness_penalty(cy_logits: Tensor, c: Tensor, y_fake: Tensor, variant: str) -> Tensor:
+    """G's fairness penalty: how much the c-from-y head still recovers c from generated y.
+
+    ``dp``: ``mean_i CE(cy_i, 1 - c_i)``; ``eqopp``: ``mean_i w_i * CE(cy_i, 1 - c_i)`` with
+    ``w_i = (y_i + 1) / 2`` (y_fake mapped from (-1, 1) to [0, 1], detached).
+
+    Why cross-entropy against the *flipped* group rather than the paper's literal "minimise the
+    log-likelihood of c" (= maximise ``CE(cy, c)``): both push each generated y in the same
+    direction (away from the value that, in the real data, goes with its group), but their
+    gradients differ exactly like the saturating vs. non-saturating GAN losses. With ``q`` the
+    head's probability of the sample's true group, d/d(logit) of ``-CE(cy, c)`` has magnitude
+    ``1 - q``: it pushes hardest on samples whose y already hides c (q small) and hardly at all
+    on the stereotypical ones (q near 1), and it is unbounded as q -> 0. ``CE(cy, 1 - c)`` has
+    magnitude ``q``: strongest on the samples whose y gives c away, fading as y stops doing so;
+    it is >= 0, and 0 only if the head is sure of the wrong group. (Targets of 0.5 or of P(c)
+    were rejected: they do not depend on the sample's own c, so they would make y *uncertain*
+    -- drift to the head's undecided region between the two label values -- instead of
+    decoupling it from c.)
+
+    The eqopp weight is detached: it selects which samples count (equality of opportunity is
+    about the positive outcomes), it is not something G should lower; otherwise G could cut the
+    penalty by simply generating fewer positive labels.
+    """
+    if variant not in ("dp", "eqopp"):
+        raise ValueError(f"fairness_penalty: variant must be dp or eqopp, got {variant!r}")
+    ce = F.binary_cross_entropy_with_logits(cy_logits.float(), 1.0 - c.float(), reduction="none")
+    if variant == "eqopp":
+        ce = ce * ((y_fake.detach().float() + 1.0) / 2.0).clamp(0.0, 1.0)
+    return ce.mean()
+
+
+def label_gap(y: Tensor, c: Tensor) -> Tensor:
+    """``P(y > 0 | c = 1) - P(y > 0 | c = 0)`` of one batch (y in (-1, 1); an empty group counts as
+    rate 0 rather than NaN, so a rare all-one-group batch cannot poison the logged average)."""
+    pos = (y.detach() > 0).float()
+    g1 = (c == 1).float()
+    g0 = 1.0 - g1
+    return (pos * g1).sum() / g1.sum().clamp_min(1.0) - (pos * g0).sum() / g0.sum().clamp_min(1.0)
+
+
+@register
+class FairnessGAN(GAN):
+    """The Fairness GAN; latents carry ``'c'``, batches ``'x'``, ``'c'`` and ``'y'``.
+
+    Args:
+        resolution: 32 or 64 (the crops' size).
+        z_dim: noise size.
+        width: base channel count of G and D (G's last block and D's first have ``width``).
+        variant: ``dp``, ``eqopp`` or ``none`` (see :func:`fairness_penalty`).
+        lambda_fair: weight of the fairness penalty in G's loss (paper: 1).
+        lambda_cx: weight of G's c-from-x term (paper: 1).
+        y_soft, y_noise: real y in {0, 1} becomes ``(2y - 1) * y_soft`` plus N(0, y_noise^2).
+        y_from_c: also feed c to G's y path (the paper feeds z only).
+        p_c: P(c = 1) used when :meth:`sample_latent` is not given c (the training data's rate;
+            during training the trainer passes each real batch's c, so fakes follow the data).
+        y_hidden, cy_hidden: width of G's y path and of D's c-from-y MLP.
+        loss: adversarial loss of the source heads (paper: hinge).
+    """
+
+    name = "fairness_gan"
+    cond_keys = ("c",)
+    cond_classes: ClassVar[dict[str, int]] = {"c": N_GROUPS}
+    data_keys = ("x", "c", "y")
+    DEFAULT_OPTIM = {"lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.0, 0.9)}
+
+    def __init__(self, resolution: int = 64, z_dim: int = 128, width: int = 64, variant: str = "dp",
+                 lambda_fair: float = 1.0, lambda_cx: float = 1.0, y_soft: float = 0.8, y_noise: float = 0.01,
+                 y_from_c: bool = False, p_c: float = 0.5, y_hidden: int = 128, cy_hidden: int = 64,
+                 loss: str = "hinge"):
+        if variant not in VARIANTS:
+            raise ValueError(f"FairnessGAN: variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+        if not 0.0 <= p_c <= 1.0:
+            raise ValueError(f"FairnessGAN: p_c must be in [0, 1], got {p_c}")
+        if not 0.0 < y_soft <= 1.0 or y_noise < 0 or lambda_fair < 0 or lambda_cx < 0:
+            raise ValueError("FairnessGAN: need 0 < y_soft <= 1 and y_noise, lambda_fair, lambda_cx >= 0")
+        G = init_xavier_(FairnessGenerator(z_dim, resolution, width, y_from_c, y_hidden))
+        D = init_xavier_(FairnessDiscriminator(resolution, width, cy_hidden))
+        super().__init__(G, D, z_dim=z_dim, loss=loss, config=dict(
+            resolution=resolution, z_dim=z_dim, width=width, variant=variant, lambda_fair=lambda_fair,
+            lambda_cx=lambda_cx, y_soft=y_soft, y_noise=y_noise, y_from_c=y_from_c, p_c=p_c,
+            y_hidden=y_hidden, cy_hidden=cy_hidden, loss=loss))
+        self.variant = variant
+        self.lambda_fair = float(lambda_fair)
+        self.lambda_cx = float(lambda_cx)
+        self.y_soft = float(y_soft)
+        self.y_noise = float(y_noise)
+        self.p_c = float(p_c)
+
+    # ------------------------------------------------------------------ latents
+    def sample_condition(self, key: str, n: int, generator: torch.Generator | None,
+                         device: torch.device) -> Tensor:
+        """c ~ Bernoulli(p_c) when no c is given (p_c = the training data's P(c = 1))."""
+        if key != "c":
+            return super().sample_condition(key, n, generator, device)
+        return (torch.rand(n, generator=generator, device=device) < self.p_c).long()
+
+    def fixed_latent(self, n: int, generator: torch.Generator, device: torch.device) -> Batch:
+        """Grid latents: the first half of the grid (rows, ``sample_grid_nrow`` per row) at c=0,
+        the second half at c=1 with the *same* noise, so row r and row r + rows/2 differ only in c."""
+        half = (n + 1) // 2
+        z = torch.randn(half, self.z_dim, generator=generator, device=device)
+        c = (torch.arange(n, device=device) >= half).long()
+        return {"z": torch.cat([z, z])[:n], "c": c}
+
+    # ------------------------------------------------------------------ forward
+    def generate(self, latent: Batch) -> Batch:
+        """``{'x': (N, 3, R, R) in [-1, 1], 'y': (N,) in (-1, 1) (> 0 = outcome 1), 'c': latent c}``."""
+        x, y = self.G(latent["z"], latent["c"])
+        return {"x": x, "y": y, "c": latent["c"]}
+
+    def soften(self, y: Tensor) -> Tensor:
+        """Real y in {0, 1} -> ``(2y - 1) * y_soft + N(0, y_noise^2)`` (global torch RNG)."""
+        y = y.float()
+        return (2.0 * y - 1.0) * self.y_soft + self.y_noise * torch.randn_like(y)
+
+    def discriminate(self, batch: Batch) -> Tensor:
+        """The joint (x, y) source logits S_J, with ``batch['y']`` on G's scale (-1, 1): pass a
+        real batch's y through :meth:`soften` first."""
+        return self.D(batch["x"], batch["y"])["sj"]
+
+    def _heads(self, real: Batch, fake: Batch) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """D's heads on real (softened y) and fake in one forward pass (D has no batch norm)."""
+        n = real["x"].shape[0]
+        out = self.D(torch.cat([real["x"], fake["x"]]), torch.cat([self.soften(real["y"]), fake["y"].float()]))
+        return {k: v[:n] for k, v in out.items()}, {k: v[n:] for k, v in out.items()}
+
+    # ------------------------------------------------------------------ objective
+    def d_loss(self, real: Batch, latent: Batch, fake: Batch | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        fake = self.fake_for_d(latent, fake)
+        r, f = self._heads(real, fake)
+        adv = self.loss_fn.d_loss(r["sj"], f["sj"]) + self.loss_fn.d_loss(r["sx"], f["sx"])
+        c_real = real["c"].float()
+        cls = (F.binary_cross_entropy_with_logits(r["cx"].float(), c_real)
+               + F.binary_cross_entropy_with_logits(r["cy"].float(), c_real))
+        metrics = {
+            "sj_real": r["sj"].detach().float().mean(), "sj_fake": f["sj"].detach().float().mean(),
+            "sx_real": r["sx"].detach().float().mean(), "sx_fake": f["sx"].detach().float().mean(),
+            "sj_acc_real": accuracy_real(r["sj"]), "sj_acc_fake": accuracy_fake(f["sj"]),
+            "sx_acc_real": accuracy_real(r["sx"]), "sx_acc_fake": accuracy_fake(f["sx"]),
+            "cx_acc_real": class_accuracy(r["cx"], real["c"]), "cx_acc_fake": class_accuracy(f["cx"], fake["c"]),
+            "cy_acc_real": class_accuracy(r["cy"], real["c"]), "cy_acc_fake": class_accuracy(f["cy"], fake["c"]),
+            "y_gap_real": label_gap(2.0 * real["y"].float() - 1.0, real["c"]),
+            "y_gap_fake": label_gap(fake["y"], fake["c"]),
+            "y_rate_fake": (fake["y"].detach() > 0).float().mean(),
+        }
+        return adv + cls, metrics
+
+    def g_loss(self, latent: Batch, real: Batch | None = None,
+               fake: Batch | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        fake = self.fake_for_g(latent, fake)
+        f = self.D(fake["x"], fake["y"])
+        adv = self.loss_fn.g_loss(f["sj"]) + self.loss_fn.g_loss(f["sx"])
+        cx = F.binary_cross_entropy_with_logits(f["cx"].float(), fake["c"].float())
+        fair = fairness_penalty(f["cy"], fake["c"], fake["y"], "eqopp" if self.variant == "eqopp" else "dp")
+        loss = adv + self.lambda_cx * cx
+        if self.variant != "none":
+            loss = loss + self.lambda_fair * fair
+        metrics = {
+            "fool_sj": accuracy_real(f["sj"]), "fool_sx": accuracy_real(f["sx"]),
+            "cx_ce": cx.detach(), "fair_penalty": fair.detach(),
+            "cx_acc_fake": class_accuracy(f["cx"], fake["c"]), "cy_acc_fake": class_accuracy(f["cy"], fake["c"]),
+        }
+        return loss, metrics
