@@ -95,16 +95,6 @@ def build_model(arch: str, resolution: int, width: int = 32):
     raise ConfigError(f"config key 'classifier.arch': unknown architecture '{arch}' (cnn, resnet18)")
 
 
-def resolve_device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("config key 'device' is 'cuda' but no CUDA device is available")
-    return torch.device(name)
-
-
 # --------------------------------------------------------------------------------------- data
 
 
@@ -348,6 +338,7 @@ def train_classifier(cfg: dict, method: str, array: str, index: str, synthetic: 
     import torch
 
     from fairgen import fairness
+    from fairgen.training.trainer import resolve_device
 
     synthetic = list(synthetic or [])
     cc = cfg["classifier"]

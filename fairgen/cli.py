@@ -44,6 +44,14 @@ command(
     arg("--png-dir", default=None, help="folder for PNG previews (crops.export_png of them)"),
 )
 command(
+    "generate", "fairgen.generation:generate",
+    "Sample a synthetic dataset (PNG images + samples.parquet + packed .npy + preview sheets per "
+    "(c, y)) from a GAN checkpoint, with c split exactly by generate.protected_ratio.",
+    arg("--run", required=True, choices=["fgan_dp", "fgan_eqopp", "acgan"], help="GAN run name"),
+    arg("--checkpoint", required=True, help="checkpoint.pt written by 'fairgen train-gan'"),
+    arg("--out-dir", required=True, help="output dataset folder (replaced atomically)"),
+)
+command(
     "train-classifier", "fairgen.classifiers:train_classifier",
     "Train the downstream outcome classifier of one method (real, reweighing, a GAN run's synthetic "
     "set, or real plus synthetic), pick the epoch by real-valid accuracy and audit it on the real "

@@ -1,0 +1,147 @@
+"""``fairgen generate``: sample a synthetic dataset from a trained Fairness GAN checkpoint.
+
+The checkpoint is loaded with ``torch.load(weights_only=True)`` and the model is rebuilt from
+the name and config stored in it (:func:`fairgen.training.checkpoint.load_gan`). The model must
+be conditioned on the protected attribute ``c`` and output an outcome ``y`` next to the image
+(the Fairness GAN's G(z, c) -> (x, y), y in (-1, 1) from a tanh; y > 0 means outcome 1).
+
+``generate.n_samples`` samples are drawn with exactly ``round(n * generate.protected_ratio)``
+of them at c=1 (the c values shuffled with the stage seed), in batches of
+``generate.batch_size``. Each sample's ``y_prob = (y + 1) / 2`` clipped to [0, 1] and its label
+``y = y_prob >= 0.5``. The result is a dataset folder in the format of
+:mod:`fairgen.synthetic_data`, written atomically as a whole, plus ``previews/c{c}_y{y}.png``
+contact sheets of up to 64 samples of each (c, y) cell.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fairgen import io
+from fairgen.config import seed_for
+from fairgen.errors import DataError
+
+log = logging.getLogger(__name__)
+
+PREVIEW_DIR = "previews"
+PREVIEW_PER_CELL = 64
+Y_PROB_RULE = "y_prob = (y + 1) / 2 clipped to [0, 1] (y in (-1, 1) from G's tanh); label y = y_prob >= 0.5"
+
+
+def balanced_groups(n: int, protected_ratio: float, seed: int) -> np.ndarray:
+    """``n`` values of c with exactly ``round(n * protected_ratio)`` ones, in a seeded random order."""
+    n1 = int(round(n * protected_ratio))
+    c = np.zeros(n, dtype=np.int64)
+    c[:n1] = 1
+    np.random.default_rng(seed).shuffle(c)
+    return c
+
+
+def sample(gan, c: np.ndarray, *, batch_size: int, seed: int, device, precision: str = "fp32",
+           progress: bool = True, source: str = "generator") -> tuple[np.ndarray, np.ndarray]:
+    """Images (uint8 NHWC) and y_prob of ``gan`` conditioned on ``c``, in batches.
+
+    Noise comes from one ``torch.Generator`` seeded with ``seed`` on ``device``, so a given
+    (checkpoint, c, seed, batch size, device) gives the same samples.
+    """
+    import torch
+    from tqdm import tqdm
+
+    n = len(c)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    images, y_prob = [], []
+    was_training = gan.training
+    gan.eval()
+    try:
+        with torch.inference_mode():
+            for start in tqdm(range(0, n, batch_size), desc="generate", unit="batch", disable=not progress):
+                cb = torch.from_numpy(c[start:start + batch_size]).to(device)
+                latent = gan.sample_latent(len(cb), gen, device, c=cb)
+                with torch.autocast(**autocast):
+                    out = gan.generate(latent)
+                x, y = out.get("x"), out.get("y")
+                if x is None or x.ndim != 4 or x.shape[1] != 3:
+                    raise DataError(f"{source}: expected RGB images (N, 3, H, W) in 'x', got "
+                                    f"{None if x is None else tuple(x.shape)}")
+                if y is None:
+                    raise DataError(f"{source}: model '{gan.name}' generates no outcome 'y' "
+                                    f"(outputs: {', '.join(sorted(out))})")
+                x, y = x.float(), y.float().reshape(-1)
+                if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
+                    raise DataError(f"{source}: the generator produced NaN/inf in batch {start // batch_size} "
+                                    "(a diverged checkpoint?)")
+                images.append(((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu())
+                y_prob.append(((y + 1) / 2).clamp(0, 1).double().cpu())
+    finally:
+        gan.train(was_training)
+    return torch.cat(images).numpy(), torch.cat(y_prob).numpy()
+
+
+def write_previews(folder: Path, images: np.ndarray, c: np.ndarray, y: np.ndarray) -> list[str]:
+    """A contact sheet ``c{c}_y{y}.png`` of up to 64 samples of each (c, y) cell that occurs."""
+    from fairgen.data.crops import contact_sheet
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for cv in (0, 1):
+        for yv in (0, 1):
+            rows = np.flatnonzero((c == cv) & (y == yv))[:PREVIEW_PER_CELL]
+            if rows.size:
+                name = f"c{cv}_y{yv}.png"
+                contact_sheet(images[rows]).save(folder / name)
+                written.append(name)
+    return written
+
+
+def generate(cfg: dict, run: str, checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
+             progress: bool = True) -> dict:
+    """Sample the synthetic dataset of GAN run ``run`` from ``checkpoint`` into ``out_dir``.
+
+    Returns a summary (also stored in the samples table's metadata). Raises CheckpointError /
+    FormatVersionError for a bad checkpoint and DataError for a model without c-conditioning or
+    outcome output, or one that generates NaN.
+    """
+    from fairgen.synthetic_data import labels_from_prob, write_synthetic
+    from fairgen.training.checkpoint import load_checkpoint, load_gan
+    from fairgen.training.trainer import resolve_device
+
+    t0 = time.perf_counter()
+    gc = cfg["generate"]
+    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    device = resolve_device(cfg["device"])
+    step = int(load_checkpoint(checkpoint)["step"])
+    gan = load_gan(checkpoint, device)
+    if "c" not in gan.cond_keys:
+        raise DataError(f"{checkpoint}: model '{gan.name}' is not conditioned on the protected attribute c "
+                        f"(its conditioning: {', '.join(gan.cond_keys) or 'none'})")
+    seed = seed_for(cfg, f"generate/{run}")
+    c = balanced_groups(gc["n_samples"], gc["protected_ratio"], seed)
+    log.info("run %s: %d samples (%d with %s=1) from %s (step %d) on %s", run, len(c), int(c.sum()),
+             cfg["protected"], checkpoint, step, device)
+    images, y_prob = sample(gan, c, batch_size=gc["batch_size"], seed=seed, device=device,
+                            precision=cfg["precision"], progress=progress, source=str(checkpoint))
+    y = labels_from_prob(y_prob)
+    summary = {
+        "run": run, "checkpoint": str(checkpoint), "checkpoint_step": step,
+        "model_name": gan.name, "model_config": gan.config,
+        "protected": cfg["protected"], "outcome": cfg["outcome"],
+        "n_samples": len(c), "protected_ratio": gc["protected_ratio"],
+        "counts": {f"c{cv}_y{yv}": int(np.sum((c == cv) & (y == yv))) for cv in (0, 1) for yv in (0, 1)},
+        "p_y1_given_c": {str(cv): (float(y[c == cv].mean()) if (c == cv).any() else None) for cv in (0, 1)},
+        "y_prob_rule": Y_PROB_RULE, "seed": seed, "batch_size": gc["batch_size"],
+        "device": str(device), "precision": cfg["precision"], "image_shape": list(images.shape[1:]),
+    }
+    with io.atomic_path(out_dir, is_dir=True) as tmp:
+        summary["previews"] = [f"{PREVIEW_DIR}/{p}" for p in write_previews(tmp / PREVIEW_DIR, images, c, y)]
+        summary["seconds"] = round(time.perf_counter() - t0, 3)
+        write_synthetic(tmp, images, c, y_prob, model=run, checkpoint_step=step, seed=seed,
+                        metadata={"generation": summary}, progress=progress)
+    log.info("run %s: wrote %s (P(y=1|c=0)=%s, P(y=1|c=1)=%s) in %.1fs", run, out_dir,
+             summary["p_y1_given_c"]["0"], summary["p_y1_given_c"]["1"], time.perf_counter() - t0)
+    return summary
