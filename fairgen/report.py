@@ -405,6 +405,8 @@ def summarize(results: list[MethodResult], level: float | None, baseline: str = 
     extremes = (
         ("error_rate_gap", min, "smallest_error_rate_gap",
          "Smallest error-rate gap |err(c=0) \u2212 err(c=1)| (what the paper's Table 1 calls \u201cDP\u201d)"),
+        ("equal_opportunity_difference", min, "smallest_equal_opportunity_difference",
+         "Smallest equal-opportunity difference |TPR(c=0) \u2212 TPR(c=1)| (the paper's \u201cEO\u201d)"),
         ("equalized_odds_difference", min, "smallest_equalized_odds_difference", "Smallest equalized-odds difference"),
         ("accuracy", max, "most_accurate", "Most accurate"),
     )
