@@ -59,16 +59,20 @@ METHODS = ("eye_offset", "aligned", "center")
 INDEX_KIND = "crops_index"
 
 # Canonical landmark positions of an aligned square crop, as fractions of its side (x right,
-# y down): left eye, right eye, nose, left and right mouth corner. Mirror-symmetric; the
-# proportions (mouth width 0.85 and eye-to-mouth drop 1.05 eye distances, nose 0.62 eye distances
-# below the eyes) are those of CelebA's aligned faces; the eye distance is 0.30 of the side and
-# the eye/mouth midpoint sits at 0.58 of the height, which keeps forehead, chin and some hair.
+# y down): left eye, right eye, nose, left and right mouth corner. Mirror-symmetric, with the
+# proportions of (approximately) CelebA's mean aligned landmarks, eyes ~(69, 111) and (108, 111),
+# nose ~(88, 135), mouth corners ~(72, 152) and (105, 152): mouth width 0.85 and eye-to-mouth
+# drop 1.05 eye distances, nose 0.62 eye distances below the eyes. The eye distance is 0.28 of
+# the side (between the common 148 px centre crop, 0.26, and the 108 px one, 0.36) and the
+# eye/mouth midpoint sits at 0.58 of the height: the whole head with some hair and background.
+# A typical CelebA face (39 px between the eyes) is then shrunk ~2.2x at 64 px and ~4.4x at 32
+# px, so it is JPEG-draft-decoded at 1/2 or 1/4 without losing output resolution.
 TEMPLATE = np.array([
-    [0.35, 0.42],
-    [0.65, 0.42],
-    [0.50, 0.605],
-    [0.3725, 0.735],
-    [0.6275, 0.735],
+    [0.36, 0.433],
+    [0.64, 0.433],
+    [0.50, 0.607],
+    [0.381, 0.727],
+    [0.619, 0.727],
 ])
 LANDMARK_POINTS = ("lefteye", "righteye", "nose", "leftmouth", "rightmouth")
 BOX_COLUMNS = ("crop_x0", "crop_y0", "crop_x1", "crop_y1")
