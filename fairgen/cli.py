@@ -72,6 +72,17 @@ command(
     arg("--out-csv", required=True, help="output CSV"),
 )
 command(
+    "quality", "fairgen.quality:run",
+    "Quality of synthetic sets against the real crops: FID overall and per protected group "
+    "(own-CNN features, plus Inception v3 with quality.inception_weights), P(y=1|c) real vs "
+    "synthetic, and c-conditioning accuracy. Writes OUT/quality.json and OUT/summary.tsv.",
+    arg("--array", required=True, help="real crops .npy (N,H,W,3) uint8"),
+    arg("--index", required=True, help="real crops Parquet index"),
+    arg("--synthetic", action="append", default=[], metavar="RUN=FOLDER",
+        help="a synthetic dataset folder, named RUN (repeatable; FOLDER alone uses its name)"),
+    arg("--out", required=True, help="output folder (quality.json, summary.tsv, cache/ of extractor weights)"),
+)
+command(
     "audit", "fairgen.report:audit",
     "Fairness audit report: one self-contained HTML file (inline CSS, images as data URIs, no "
     "network references) with the dataset card, GAN training, classifier comparison with "
