@@ -236,6 +236,9 @@ def test_missing_files(real, tmp_path):
         load_real(_cfg(), real[0], tmp_path / "nope.parquet")
     with pytest.raises(DataError, match="synthetic dataset folder not found"):
         training_data(_cfg(), "fgan_dp", load_real(_cfg(), *real), [str(tmp_path / "nope")])
+    (tmp_path / "junk.npy").write_bytes(b"junk")
+    with pytest.raises(DataError, match="junk.npy: not a readable .npy array"):
+        load_real(_cfg(), tmp_path / "junk.npy", real[1])
 
 
 def test_bad_synthetic_inputs(real, tmp_path):
