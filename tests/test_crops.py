@@ -67,6 +67,12 @@ def make_celeba(root: Path, n: int = 12, seed: int = 0, jitter: int = 3) -> pd.D
     return df
 
 
+@pytest.fixture(autouse=True)
+def _workers_for_tiny_datasets(monkeypatch):
+    """Let the tiny test folders use several worker processes."""
+    monkeypatch.setattr(crops, "MIN_IMAGES_PER_WORKER", 1)
+
+
 @pytest.fixture
 def celeba(tmp_path):
     root = tmp_path / "celeba"
@@ -209,6 +215,14 @@ def test_output_bbox_of_rotated_square():
     # centre of the output square (index 31.5) maps to R-45 * (31.5, 31.5) = (31.5*sqrt2, 0)
     np.testing.assert_allclose(box, [31.5 * math.sqrt(2) - half_diag + 0.5, -half_diag + 0.5,
                                      31.5 * math.sqrt(2) + half_diag + 0.5, half_diag + 0.5], atol=1e-9)
+
+
+def test_worker_count(monkeypatch):
+    monkeypatch.setattr(crops, "MIN_IMAGES_PER_WORKER", 1000)
+    assert crops.resolve_workers(4, 100_000) == 4
+    assert crops.resolve_workers(4, 2_500) == 2
+    assert crops.resolve_workers(4, 10) == 1
+    assert crops.resolve_workers(0, 100_000) == len(os.sched_getaffinity(0))
 
 
 def test_draft_factor_never_upsamples():
@@ -401,8 +415,9 @@ def test_deterministic_across_worker_counts(tmp_path, celeba):
     root, manifest, df = celeba
     outs = []
     for workers in (1, 2, 3):
-        _, p = run_stage(tmp_path, manifest, cfg(method="aligned", resolution=32, workers=workers,
-                                                 export_png=2), tag=f"w{workers}")
+        result, p = run_stage(tmp_path, manifest, cfg(method="aligned", resolution=32, workers=workers,
+                                                      export_png=2), tag=f"w{workers}")
+        assert result["workers"] == workers
         outs.append((np.load(p["array"]), read_parquet(p["index"], "crops_index")[0],
                      (p["png_dir"] / "grid.png").read_bytes()))
     for arr, index, grid in outs[1:]:

@@ -82,6 +82,9 @@ AFFINE_COLUMNS = ("affine_a", "affine_b", "affine_c", "affine_d", "affine_e", "a
 # alone; beyond it the needed region is first shrunk with an antialiased resize.
 MAX_WARP_SHRINK = 1.25
 DRAFT_FACTORS = (8, 4, 2)
+# Fewer images than this per worker process are not worth starting the process for (spawning
+# one and importing numpy + PIL costs about as much as cropping ~1000 images).
+MIN_IMAGES_PER_WORKER = 1000
 RESIZE_FILTER = Image.Resampling.BILINEAR  # PIL's resize filters are antialiased (area-aware)
 
 # Reasons an image is skipped (codes used in the summary) and how an error message says them.
@@ -412,13 +415,15 @@ def _render_chunk(job) -> tuple[int, list[tuple[int, str, str]], float]:
 # ---------------------------------------------------------------------------------------------
 
 
-def resolve_workers(workers: int) -> int:
-    if workers > 0:
-        return workers
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+def resolve_workers(workers: int, n_images: int) -> int:
+    """Worker processes for ``n_images``: ``workers`` (0 = the CPUs this process may use), but at
+    most one per :data:`MIN_IMAGES_PER_WORKER` images."""
+    if workers <= 0:
+        try:
+            workers = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not Linux
+            workers = os.cpu_count() or 1
+    return max(1, min(workers, n_images // MIN_IMAGES_PER_WORKER))
 
 
 def _chunks(n: int, workers: int) -> list[tuple[int, int]]:
@@ -445,7 +450,6 @@ def render_all(paths: list[str], params: np.ndarray, drafts: np.ndarray, spec: R
     jobs = ((s, paths[s:e], params[s:e], drafts[s:e]) for s, e in chunks)
     failures: list[tuple[int, str, str]] = []
     cpu = 0.0
-    workers = min(workers, len(chunks))
     with tqdm(total=n, unit="img", desc="crops", file=sys.stderr, disable=not progress,
               mininterval=1.0, smoothing=0.1) as bar:
         if workers <= 1:
@@ -562,7 +566,6 @@ def run(cfg: dict, dataset: str, array: str, index: str, summary: str, png_dir: 
     c = cfg["crops"]
     method, resolution = c["method"], int(c["resolution"])
     on_bad = cfg["dataset"]["on_bad_image"]
-    workers = resolve_workers(int(c["workers"]))
     root = read_manifest_root(dataset)
     df = read_celeba(root)
     if len(df) == 0:
@@ -583,6 +586,7 @@ def run(cfg: dict, dataset: str, array: str, index: str, summary: str, png_dir: 
     for row in np.flatnonzero(plan.problem != None):  # noqa: E711 (elementwise)
         bad(int(row), *plan.problem[row])
     candidates = np.flatnonzero(plan.problem == None)  # noqa: E711
+    workers = resolve_workers(int(c["workers"]), len(candidates))
     spec = RenderSpec("warp" if method == "aligned" else "box", resolution, IMAGE_WIDTH, IMAGE_HEIGHT)
     params = render_params(plan)[candidates]
     log.info("cropping %d images (%s, %dx%d) from %s with %d worker(s)", len(candidates), method,
