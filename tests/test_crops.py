@@ -15,7 +15,7 @@ from PIL import Image
 from fairgen import config as config_mod
 from fairgen.data import crops
 from fairgen.data.celeba import (ATTRIBUTE_NAMES, BBOX_COLUMNS, IMAGE_DIR, IMAGE_HEIGHT, IMAGE_WIDTH,
-                                 LANDMARK_NAMES, LANDMARKS_FILE, write_annotations)
+                                 LANDMARK_NAMES, write_annotations)
 from fairgen.errors import ConfigError, DataError
 from fairgen.io import read_parquet, write_json
 

@@ -597,15 +597,19 @@ def run(cfg: dict, dataset: str, array: str, index: str, summary: str, png_dir: 
     with atomic_path(array) as tmp_array, previews as tmp_png:
         t_crop = time.perf_counter()
         failures, render_cpu = render_all([paths[i] for i in candidates], params, plan.draft[candidates], spec,
-                              tmp_array, workers, stop_at_first_failure=(on_bad == "error"), progress=progress)
+                                          tmp_array, workers, stop_at_first_failure=(on_bad == "error"),
+                                          progress=progress)
         crop_seconds = time.perf_counter() - t_crop
         for k, code, detail in failures:
             bad(int(candidates[k]), code, detail)
         failed = np.array([k for k, _, _ in failures], dtype=np.int64)
         keep_local = np.setdiff1d(np.arange(len(candidates)), failed)
+        skipped.sort(key=lambda s: s["row"])  # row = position in the annotation files
         if len(keep_local) == 0:
-            raise DataError(f"{root}: no image could be cropped ({len(skipped)} skipped; first: "
-                            f"{_bad_message(root, skipped[0]['image_id'], skipped[0]['file'], skipped[0]['reason'], skipped[0]['detail'], 'skip')})")
+            first = skipped[0]
+            raise DataError(f"{root}: no image could be cropped ({len(skipped)} skipped; the first: " +
+                            _bad_message(root, first["image_id"], first["file"], first["reason"], first["detail"],
+                                         "skip") + ")")
         if len(keep_local) < len(candidates):
             _compact(tmp_array, keep_local)
         rows = candidates[keep_local]
@@ -624,7 +628,6 @@ def run(cfg: dict, dataset: str, array: str, index: str, summary: str, png_dir: 
             meta.update(template=TEMPLATE.tolist())
         write_parquet(frame, index, INDEX_KIND, metadata=meta)
     seconds = time.perf_counter() - t0
-    skipped.sort(key=lambda s: s["row"])  # row = position in the annotation files
     x0, y0, x1, y1 = plan.boxes[rows].T
     by_reason: dict[str, int] = {}
     for s in skipped:
