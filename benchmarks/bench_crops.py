@@ -167,6 +167,10 @@ def main(argv=None) -> int:
                   f"{rate / naive_rate:.2f}x naive; whole CelebA: {N_IMAGES / rate:.0f} s")
             print(f"    {us:.0f} CPU-us/image ({naive_us / us:.1f}x less than naive): CPU-bound rate on "
                   f"{s['workers']} free cores {ideal:,.0f} images/s, whole CelebA {N_IMAGES / ideal:.0f} s")
+    load = os.getloadavg()
+    results["load_average_1_5_15min"] = load
+    print(f"load average at the end (1/5/15 min): {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on "
+          f"{os.cpu_count()} CPUs (wall rates above are only meaningful when this is below the CPU count)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0
