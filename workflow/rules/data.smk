@@ -9,7 +9,7 @@ rule dataset:
     conda:
         "../envs/fairgen.yaml"
     shell:
-        "fairgen dataset --config-json {params.cfg:q} --out {output.manifest} > {log} 2>&1"
+        "fairgen dataset --config-json {params.cfg:q} --set dataset.synthetic.workers={threads} --out {output.manifest} > {log} 2>&1"
 
 
 rule crops:
@@ -28,6 +28,6 @@ rule crops:
     conda:
         "../envs/fairgen.yaml"
     shell:
-        "fairgen crops --config-json {params.cfg:q} --dataset {input.manifest}"
+        "fairgen crops --config-json {params.cfg:q} --set crops.workers={threads} --dataset {input.manifest}"
         " --array {output.array} --index {output.index} --summary {output.summary}"
         " --png-dir {output.previews} > {log} 2>&1"
