@@ -156,6 +156,7 @@ def write_quality(path: Path, cfg: dict, runs: list[str]) -> dict:
             "y_agreement": {**quality.agreement(rng.random(48), syn_y), "classifier": "own-CNN y head"},
         }
     io.write_json(result, path)
+    quality.write_summary(result, path.parent / quality.OUTPUT_TSV)
     return result
 
 

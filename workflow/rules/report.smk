@@ -12,7 +12,7 @@ rule audit:
         metrics=expand(rules.train_classifier.output.metrics, method=config["classifier"]["methods"]),
         gan_logs=expand("results/gan/{run}/log.jsonl", run=config["gan"]["runs"]),
         synthetic=expand(rules.generate.output[0], run=config["gan"]["runs"]),
-        quality="results/quality/quality.json",
+        quality=rules.quality.output.json,
     output:
         html=report(f"{AUDIT}/report.html", caption="../report/audit.rst", category="Audit",
                     labels={"what": "self-contained audit report"}),
