@@ -17,7 +17,6 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/downstream.smk"
-include: "workflow/rules/zoo.smk"
 include: "workflow/rules/quality.smk"
 # The audit rule needs results/gan/{run}/log.jsonl, whose rule (GAN training) is not in the
 # workflow yet; it is included (so it is linted and dry-run checked) but only requested by
