@@ -536,9 +536,28 @@ class GanRun:
     grids: list[Figure]
     last: dict
     n_records: int
+    summary: dict | None = None  # the run's summary.json (fairgen.training.fairness_run)
+
+    def row(self) -> dict:
+        """Training facts and generated-vs-real label statistics for the GAN summary table."""
+        s = self.summary or {}
+        gen, real = s.get("generated") or {}, s.get("real_train") or {}
+
+        def p(stats, g):
+            return fmt(((stats.get("by_group") or {}).get(str(g)) or {}).get("p_y1"))
+
+        def gap(stats):
+            v = stats.get("dp_difference_c1_minus_c0")
+            return "\u2014" if v is None else f"{v:+.3f}"
+
+        wall = s.get("wall_s")
+        return {"run": self.run, "steps": fmt(s.get("steps", self.last.get("step"))),
+                "time": "\u2014" if wall is None else f"{wall / 60:.1f} min", "device": s.get("device", "\u2014"),
+                "gen_p0": p(gen, 0), "gen_p1": p(gen, 1), "gen_gap": gap(gen), "real_gap": gap(real)}
 
 
 LOG_FILE = "log.jsonl"
+SUMMARY_FILE = "summary.json"
 SAMPLES_DIR = "samples"
 # Logged fields that are bookkeeping, not training signals.
 NOT_CURVES = ("step", "time_s", "images_per_s", "lr_g", "lr_d")
@@ -622,7 +641,10 @@ def load_gan_runs(cfg: dict, runs: list[str], gan_dir: Path | None, inputs: Inpu
             stem = "_".join(rel.parts)
             grids.append(Figure(f"gan_{run}_{stem}", f"GAN run {run}: {str(rel).replace('_', ' ')}",
                                 f"{png.relative_to(folder)} written by the training of '{run}'.", data))
-        found.append(GanRun(run, folder, curves, grids, last, n_records))
+        summary = None
+        if (folder / SUMMARY_FILE).is_file():
+            summary = _read_json(folder / SUMMARY_FILE, inputs, f"GAN {run} summary")
+        found.append(GanRun(run, folder, curves, grids, last, n_records, summary))
     return found, missing
 
 

@@ -159,7 +159,7 @@ def test_embedded_images_are_the_figure_files(full):
     runs = full["cfg"]["gan"]["runs"]
     expected = {"base_rates", "tradeoff", "group_rates", "fid_own_cnn"}
     expected |= {f"gan_{r}_curves" for r in runs} | {f"synthetic_{r}_samples" for r in runs}
-    expected |= {f"gan_{r}_grid_cy" for r in runs} | {f"gan_{r}_samples_step_0000100" for r in runs}
+    expected |= {f"gan_{r}_class_grid" for r in runs} | {f"gan_{r}_samples_step_0000100" for r in runs}
     assert names == expected
     for p in full["figures"].glob("*.png"):
         assert p.read_bytes().startswith(report.PNG_MAGIC)
@@ -211,6 +211,18 @@ def test_dataset_card_base_rates(full):
     for run in full["cfg"]["gan"]["runs"]:
         assert f"synthetic {run}" in text
     assert "embedded synthetic stand-in" in full["html"]
+
+
+def test_gan_section(full):
+    text = _table_text(full["html"], "gan-summary")
+    for run in full["cfg"]["gan"]["runs"]:
+        summary = json.loads((Path(full["paths"]["gan_dir"]) / run / "summary.json").read_text())
+        gen = summary["generated"]
+        assert f"{gen['by_group']['1']['p_y1']:.3f}" in text
+        assert f"{gen['dp_difference_c1_minus_c0']:+.3f}" in text
+        assert f"{summary['real_train']['dp_difference_c1_minus_c0']:+.3f}" in text
+        assert re.search(rf'<div class="run" id="gan-{run}">', full["html"])
+    assert "100" in text and "0.2 min" in text
 
 
 def test_quality_section(full):
@@ -350,7 +362,8 @@ def test_no_gan_runs_configured(tmp_path):
     (lambda p: Path(p["quality"]).write_text('{"format": "other"}'), r"quality\.json: not a fairgen quality file"),
     (lambda p: Path(p["gan_dir"], "fgan_dp", "log.jsonl").write_text('{"loss_d": 1}\n'),
      r"fgan_dp/log\.jsonl: record 1 is not an object with an integer 'step'"),
-    (lambda p: Path(p["gan_dir"], "acgan", "grid_cy.png").write_bytes(b"GIF89a"), r"acgan/grid_cy\.png: not a PNG"),
+    (lambda p: Path(p["gan_dir"], "acgan", "class_grid.png").write_bytes(b"GIF89a"), r"acgan/class_grid\.png: not a PNG"),
+    (lambda p: Path(p["gan_dir"], "acgan", "summary.json").write_text("[1]"), r"acgan/summary\.json: expected a JSON object"),
 ])
 def test_bad_inputs_raise_data_error_naming_the_file(small, tmp_path, damage, message):
     cfg, paths = small

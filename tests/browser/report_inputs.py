@@ -109,7 +109,12 @@ def write_gan_run(folder: Path, run: str, steps: int = 5) -> None:
                       "d_acc_real": 0.5 + 0.05 * i, "d_acc_fake": 0.55, "g_fool_rate": None if i == 3 else 0.3,
                       "lr_g": 2e-4, "lr_d": 2e-4, "images_per_s": 100.0, "time_s": float(i)}, folder / "log.jsonl")
     images = torch.from_numpy(rng.uniform(-1, 1, size=(16, 3, 16, 16)).astype(np.float32))
-    save_samples(images, folder / "grid_cy.png", nrow=4)
+    # the per-(c, y) grid and the training summary (fairgen.training.fairness_run CLASS_GRID, SUMMARY)
+    save_samples(images, folder / "class_grid.png", nrow=4)
+    c, y = np.arange(64) % 2, (rng.random(64) < 0.45).astype(np.int64)
+    io.write_json({"run": run, "steps": 20 * steps, "wall_s": 12.5, "device": "cpu",
+                   "generated": quality.label_statistics(c, y), "real_train": quality.label_statistics(c, 1 - c)},
+                  folder / "summary.json")
     save_samples(images[:4], folder / "samples" / "step_0000020.png", nrow=2)
     save_samples(images[4:8], folder / "samples" / "step_0000100.png", nrow=2)
 
