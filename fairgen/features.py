@@ -154,21 +154,21 @@ def train_own_cnn(images: np.ndarray, c: np.ndarray, y: np.ndarray, *, width: in
     model.train()
     for epoch in range(epochs):
         order = torch.randperm(n, generator=gen).numpy()
-        total, seen = 0.0, 0
+        total, seen = torch.zeros((), device=device), 0
         for start in _batches(n, batch_size, f"own-CNN epoch {epoch + 1}/{epochs}", progress):
             idx = np.sort(order[start:start + batch_size])  # sorted: faster reads from a memmap
             if len(idx) < 2:  # BatchNorm needs more than one sample per batch
                 continue
             x = _to_tensor(images[idx], device)
-            flip = torch.rand(len(idx), generator=gen) < 0.5
-            x[flip.to(device)] = x[flip.to(device)].flip(-1)
+            flip = (torch.rand(len(idx), generator=gen) < 0.5).to(device)
+            x[flip] = x[flip].flip(-1)
             loss = F.binary_cross_entropy_with_logits(model(x), targets[idx].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss.detach()) * len(idx)
+            total += loss.detach() * len(idx)  # summed on the device: no sync per step
             seen += len(idx)
-        history.append(total / max(seen, 1))
+        history.append(float(total) / max(seen, 1))
         log.info("own-CNN epoch %d/%d: loss %.4f", epoch + 1, epochs, history[-1])
     model.eval()
     return model, history

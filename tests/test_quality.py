@@ -272,7 +272,14 @@ def test_inception_loads_local_weights_file(inception_file):
         if not k.startswith("fc."):  # fc is replaced by Identity: pool3 features come out
             assert torch.equal(loaded[k], v), k
     images = make_faces(np.random.default_rng(13), [0, 1], [1, 0])
+    seen = {}
+    hooks = [ex.model.Conv2d_1a_3x3.register_forward_hook(lambda m, i, o: seen.setdefault("input", []).append(i[0])),
+             ex.model.avgpool.register_forward_hook(lambda m, i, o: seen.setdefault("pool3", []).append(o))]
     f = ex.features(images, progress=False)  # two batches of one image
+    for h in hooks:
+        h.remove()
+    assert [tuple(t.shape) for t in seen["input"]] == [(1, 3, 299, 299)] * 2  # resized to 299
+    np.testing.assert_array_equal(f, torch.cat(seen["pool3"]).flatten(1).double().numpy())  # pool3 itself
     assert f.shape == (2, 2048) and f.dtype == np.float64
     assert np.isfinite(f).all() and (f >= 0).all()  # pool3 is an average of ReLU outputs
     assert not np.allclose(f[0], f[1])
