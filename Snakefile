@@ -16,6 +16,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/gan.smk"
 include: "workflow/rules/downstream.smk"
 include: "workflow/rules/quality.smk"
 # The audit rule needs results/gan/{run}/log.jsonl, whose rule (GAN training) is not in the

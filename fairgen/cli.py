@@ -44,6 +44,17 @@ command(
     arg("--png-dir", default=None, help="folder for PNG previews (crops.export_png of them)"),
 )
 command(
+    "train-gan", "fairgen.training.fairness_run:train",
+    "Train one Fairness GAN run (fgan_dp: demographic-parity term, fgan_eqopp: equal-opportunity "
+    "term, acgan: no fairness term) on the real train crops with the shared GAN trainer. Writes "
+    "checkpoint.pt, log.jsonl, samples/, loss_curve.png, class_grid.png (samples by c and generated "
+    "y) and summary.json into --out-dir; resumes from a checkpoint of the same run there.",
+    arg("--run", required=True, choices=["fgan_dp", "fgan_eqopp", "acgan"], help="GAN run name"),
+    arg("--array", required=True, help="real crops .npy (N,H,W,3) uint8"),
+    arg("--index", required=True, help="real crops Parquet index (splits, attributes)"),
+    arg("--out-dir", required=True, help="output folder"),
+)
+command(
     "generate", "fairgen.generation:generate",
     "Sample a synthetic dataset (PNG images + samples.parquet + packed .npy + preview sheets per "
     "(c, y)) from a GAN checkpoint, with c split exactly by generate.protected_ratio.",

@@ -187,6 +187,18 @@ def _weight(m: nn.Module) -> Tensor:
     return m.weight
 
 
+def _resync_spectral_norm(m: nn.Module, iterations: int = 15) -> None:
+    """After a spectrally normalised weight was overwritten in place, redo the power iterations
+    ``spectral_norm`` ran at construction (its ``u``/``v`` still describe the old weight, so in eval
+    mode -- which runs none -- sigma would be wrong and the layer's output off by orders of magnitude)."""
+    if hasattr(m, "parametrizations") and "weight" in m.parametrizations:
+        was_training = m.training
+        m.train()
+        for _ in range(iterations):
+            m.weight  # noqa: B018 -- each training-mode access runs one power iteration
+        m.train(was_training)
+
+
 @torch.no_grad()
 def init_normal_(module: nn.Module, std: float = 0.02, linear: bool = True) -> nn.Module:
     """DCGAN init (Radford et al.; pytorch/examples ``weights_init``), in place, returns ``module``.
@@ -198,6 +210,7 @@ def init_normal_(module: nn.Module, std: float = 0.02, linear: bool = True) -> n
     for m in _init_targets(module):
         if isinstance(m, _WEIGHTED) and (linear or not isinstance(m, (nn.Linear, nn.Embedding))):
             _weight(m).normal_(0.0, std)
+            _resync_spectral_norm(m)
             if getattr(m, "bias", None) is not None:
                 m.bias.zero_()
         elif isinstance(m, _NORMS) and m.affine:
@@ -212,6 +225,7 @@ def init_xavier_(module: nn.Module, gain: float = 1.0) -> nn.Module:
     for m in _init_targets(module):
         if isinstance(m, _WEIGHTED):
             nn.init.xavier_uniform_(_weight(m), gain=gain)
+            _resync_spectral_norm(m)
             if getattr(m, "bias", None) is not None:
                 m.bias.zero_()
     return module

@@ -17,4 +17,5 @@ def final_targets():
     return [
         f"{DATA}/crops.npy",
         f"{DATA}/index.parquet",
+        *(f"results/gan/{run}/checkpoint.pt" for run in config["gan"]["runs"]),
     ]

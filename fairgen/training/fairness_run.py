@@ -1,0 +1,155 @@
+"""``fairgen train-gan``: train one Fairness GAN run on the real train crops.
+
+Runs (``--run``) and their fairness variant (:mod:`fairgen.models.fairness_gan`):
+
+=============  ========  ===========================================================
+run            variant   G's fairness term
+=============  ========  ===========================================================
+``fgan_dp``    dp        demographic parity: y should not reveal c
+``fgan_eqopp`` eqopp     equality of opportunity: the same, weighted by generated y
+``acgan``      none      none (the same model without the fairness term)
+=============  ========  ===========================================================
+
+The model is built from the config's ``gan`` section (resolution from the crops array, P(c=1)
+from the train split) and trained by the shared :class:`fairgen.training.Trainer` into
+``out_dir`` (``checkpoint.pt``, ``log.jsonl``, ``samples/``, ``loss_curve.png``; a checkpoint of
+the same run already there is resumed). Afterwards :data:`CLASS_GRID` shows generated samples
+by (c, generated y) and :data:`SUMMARY` records the training summary with the generated and
+real label statistics.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fairgen import io
+from fairgen.config import seed_for
+from fairgen.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+#: run name -> FairnessGAN variant
+RUN_VARIANTS = {"fgan_dp": "dp", "fgan_eqopp": "eqopp", "acgan": "none"}
+CLASS_GRID = "class_grid.png"
+SUMMARY = "summary.json"
+#: generated samples (half at c=0, half at c=1) behind the class grid and the label statistics
+N_CLASS_SAMPLES = 1024
+#: images shown per (c, y) row of the class grid
+PER_ROW = 8
+#: generation batch size for them (fixed, so the grid does not depend on the generate section)
+CLASS_BATCH = 256
+
+
+def variant_of(run: str) -> str:
+    """The FairnessGAN variant of a run name (ConfigError for an unknown run)."""
+    if run not in RUN_VARIANTS:
+        raise ConfigError(f"unknown GAN run '{run}'; choose one of {', '.join(RUN_VARIANTS)}")
+    return RUN_VARIANTS[run]
+
+
+def build_model(cfg: dict, run: str, resolution: int, p_c: float):
+    """The :class:`~fairgen.models.fairness_gan.FairnessGAN` of ``run`` from ``cfg['gan']``."""
+    from fairgen.models.fairness_gan import FairnessGAN
+
+    g = cfg["gan"]
+    return FairnessGAN(resolution=resolution, z_dim=g["z_dim"], width=g["width"], variant=variant_of(run),
+                       lambda_fair=g["lambda_fair"], lambda_cx=g["lambda_cx"], y_soft=g["y_soft"],
+                       y_noise=g["y_noise"], y_from_c=g["y_from_c"], p_c=p_c)
+
+
+def train(cfg: dict, run: str, array: str | os.PathLike, index: str | os.PathLike, out_dir: str | os.PathLike,
+          progress: bool = True) -> dict:
+    """Train run ``run`` on the train split of ``array`` / ``index`` into ``out_dir``; return the
+    summary also written to ``out_dir/summary.json``."""
+    from fairgen.classifiers import load_real
+    from fairgen.models.fairness_gan import RESOLUTION_BLOCKS
+    from fairgen.quality import label_statistics
+    from fairgen.training import ArrayBatches, TrainConfig, Trainer, seed_everything
+
+    variant = variant_of(run)
+    out_dir = Path(out_dir)
+    real = load_real(cfg, array, index)["train"]
+    _, h, w, _ = real.images.shape
+    if h != w or h not in RESOLUTION_BLOCKS:
+        raise DataError(f"{array}: crops are {h}x{w}; the Fairness GAN needs square crops of "
+                        f"{' or '.join(map(str, RESOLUTION_BLOCKS))} px (crops.resolution)")
+    p_c = float(real.c.mean())
+    real_stats = label_statistics(real.c, real.y)
+    log.info("run %s: %d train crops %dx%d, P(%s=1)=%.3f, P(%s=1|c=0)=%s, P(%s=1|c=1)=%s", run, len(real), h, w,
+             cfg["protected"], p_c, cfg["outcome"], real_stats["by_group"]["0"]["p_y1"], cfg["outcome"],
+             real_stats["by_group"]["1"]["p_y1"])
+
+    tc = TrainConfig.from_config(cfg, stage="gan", extra={"run": run}, progress=progress)
+    seed_everything(tc.seed)  # reproducible initial weights
+    gan = build_model(cfg, run, h, p_c)
+    batches = ArrayBatches(real.images, {"c": real.c, "y": real.y}, name=str(array))
+    summary = Trainer(gan, batches, out_dir, tc).fit()
+
+    generated = write_class_grid(cfg, run, gan, out_dir / CLASS_GRID, real_gap=real_stats["dp_difference_c1_minus_c0"])
+    summary.update(run=run, variant=variant, protected=cfg["protected"], outcome=cfg["outcome"],
+                   real_train=real_stats, generated=generated, class_grid=str(out_dir / CLASS_GRID))
+    io.write_json(summary, out_dir / SUMMARY)
+    log.info("run %s: generated P(y=1|c=1) - P(y=1|c=0) = %s (real train: %s)", run,
+             generated["dp_difference_c1_minus_c0"], real_stats["dp_difference_c1_minus_c0"])
+    return summary
+
+
+def write_class_grid(cfg: dict, run: str, gan, path: str | os.PathLike, real_gap: float | None = None) -> dict:
+    """Draw :data:`N_CLASS_SAMPLES` samples (half per group, G in eval mode) and plot up to
+    :data:`PER_ROW` of each (c, generated y) cell as one row; return their label statistics
+    (:func:`fairgen.quality.label_statistics` plus the seed)."""
+    from fairgen.generation import balanced_groups, sample
+    from fairgen.quality import label_statistics
+    from fairgen.synthetic_data import labels_from_prob
+
+    seed = seed_for(cfg, f"gan_class_grid/{run}")
+    c = balanced_groups(N_CLASS_SAMPLES, 0.5, seed)
+    device = next(gan.parameters()).device
+    images, y_prob = sample(gan, c, batch_size=CLASS_BATCH, seed=seed, device=device,
+                            precision=cfg["precision"], progress=False, source=f"run {run}")
+    y = labels_from_prob(y_prob)
+    stats = label_statistics(c, y, y_prob)
+    stats["seed"] = seed
+    _plot_class_grid(images, c, y, Path(path), protected=cfg["protected"], outcome=cfg["outcome"],
+                     title=f"{run}: generated samples by ({cfg['protected']}, generated {cfg['outcome']})",
+                     gap=stats["dp_difference_c1_minus_c0"], real_gap=real_gap)
+    return stats
+
+
+def _strip(images: np.ndarray, k: int, pad: int = 2) -> np.ndarray:
+    """Up to ``k`` (H, W, 3) images side by side with grey gutters (a grey strip if none)."""
+    _, h, w, _ = images.shape
+    strip = np.full((h + 2 * pad, k * (w + pad) + pad, 3), 128, dtype=np.uint8)
+    for i, im in enumerate(images[:k]):
+        strip[pad:pad + h, pad + i * (w + pad):pad + i * (w + pad) + w] = im
+    return strip
+
+
+def _plot_class_grid(images: np.ndarray, c: np.ndarray, y: np.ndarray, path: Path, *, protected: str,
+                     outcome: str, title: str, gap: float | None, real_gap: float | None) -> None:
+    from matplotlib.figure import Figure
+
+    def fmt(v):
+        return "n/a" if v is None else f"{v:+.3f}"
+
+    cells = [(cv, yv) for cv in (0, 1) for yv in (0, 1)]
+    fig = Figure(figsize=(PER_ROW * 1.1 + 2.2, len(cells) * 1.25 + 0.8))
+    axes = fig.subplots(len(cells), 1)
+    for ax, (cv, yv) in zip(axes, cells):
+        rows = np.flatnonzero((c == cv) & (y == yv))
+        n_group = int((c == cv).sum())
+        ax.imshow(_strip(images[rows], PER_ROW))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(f"{protected}={cv}\n{outcome}={yv}\n{len(rows)}/{n_group}", rotation=0, ha="right",
+                      va="center", fontsize=9)
+        if not rows.size:
+            ax.text(0.5, 0.5, "none generated", transform=ax.transAxes, ha="center", va="center")
+    fig.suptitle(f"{title}\nP({outcome}=1|{protected}=1) - P({outcome}=1|{protected}=0): generated {fmt(gap)}, "
+                 f"real train {fmt(real_gap)}", fontsize=10)
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")

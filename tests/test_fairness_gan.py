@@ -1,0 +1,381 @@
+"""The Fairness GAN: architecture, objective (signs, variants, what each head learns from) and a
+short training run on biased toy images where the fairness term has to do visible work."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from fairgen import cli, config, io
+from fairgen.models import build
+from fairgen.models.layers import ConditionalBatchNorm2d
+from fairgen.models.fairness_gan import FairnessGAN, fairness_penalty, label_gap
+from fairgen.training import ArrayBatches, TrainConfig, Trainer, seed_everything
+from fairgen.training.fairness_run import CLASS_GRID, SUMMARY, RUN_VARIANTS
+
+TINY = dict(z_dim=8, width=4, y_hidden=16, cy_hidden=16)
+
+
+def _gan(seed=0, **kw):
+    torch.manual_seed(seed)
+    return FairnessGAN(**{"resolution": 32, **TINY, **kw})
+
+
+def _has_sn(module: nn.Module) -> bool:
+    return hasattr(module, "parametrizations") and "weight" in module.parametrizations
+
+
+def biased_images(n, seed, res=32, p_y1=(0.65, 0.25)):
+    """Toy "faces": c is a red (c=1) or blue (c=0) tint, y a bright bar near the bottom, and
+    P(y=1 | c) = p_y1[c] (the synthetic CelebA's default bias). Returns uint8 NHWC, c, y."""
+    rng = np.random.default_rng(seed)
+    c = (rng.random(n) < 0.5).astype(np.int64)
+    y = (rng.random(n) < np.where(c == 1, p_y1[1], p_y1[0])).astype(np.int64)
+    x = rng.normal(0.0, 0.15, (n, res, res, 3))
+    tint = np.where(c == 1, 0.6, -0.6)[:, None, None]
+    x[..., 0] += tint
+    x[..., 2] -= tint
+    x[:, res - 8:res - 4, res // 4:3 * res // 4, :] += np.where(y == 1, 0.8, 0.0)[:, None, None, None]
+    return ((np.clip(x, -1, 1) + 1) * 127.5).round().astype(np.uint8), c, y
+
+
+# ----------------------------------------------------------------------------- architecture
+@pytest.mark.parametrize("res,n_up", [(32, 3), (64, 4)])
+def test_shapes_and_heads(res, n_up):
+    gan = _gan(resolution=res)
+    assert len(gan.G.blocks) == n_up and len(gan.D.trunk) == n_up + 1
+    latent = gan.sample_latent(6, c=torch.tensor([0, 1, 0, 1, 1, 0]))
+    out = gan.generate(latent)
+    assert out["x"].shape == (6, 3, res, res) and out["y"].shape == (6,)
+    assert out["x"].abs().max() <= 1 and out["y"].abs().max() < 1
+    assert torch.equal(out["c"], latent["c"])
+    heads = gan.D(out["x"], out["y"])
+    assert set(heads) == {"sj", "sx", "cx", "cy"}
+    for v in heads.values():
+        assert v.shape == (6,)
+    assert gan.D.features(out["x"]).shape == (6, 8 * TINY["width"] * (2 if res == 64 else 1) // 2)
+
+
+def test_built_by_name_and_config_roundtrip():
+    gan = build("fairness_gan", resolution=32, variant="eqopp", **TINY)
+    assert isinstance(gan, FairnessGAN)
+    again = build(gan.name, **gan.config)
+    assert again.config == gan.config
+    with pytest.raises(ValueError, match="resolution 48"):
+        FairnessGAN(resolution=48)
+    with pytest.raises(ValueError, match="variant"):
+        FairnessGAN(variant="eo")
+
+
+def test_spectral_norm_in_d_only():
+    gan = _gan()
+    trunk = [m for m in gan.D.trunk.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert trunk and all(_has_sn(m) for m in trunk)
+    for head in (gan.D.sx, gan.D.sj_x, gan.D.sj_y, gan.D.cx):
+        assert _has_sn(head)
+    # the c-from-y MLP is deliberately unconstrained, and G has no spectral norm at all
+    assert not any(_has_sn(m) for m in gan.D.cy.modules())
+    assert not any(_has_sn(m) for m in gan.G.modules())
+    # right after construction (weights re-initialised after spectral_norm wrapped them), even in
+    # eval mode -- no power iteration -- every normalised weight has spectral norm 1
+    gan.eval()
+    for m in trunk + [gan.D.sx, gan.D.cx]:
+        w = m.weight.reshape(m.weight.shape[0], -1)
+        assert torch.linalg.matrix_norm(w, ord=2).item() == pytest.approx(1.0, abs=0.05)
+
+
+def test_joint_head_is_a_projection_in_y():
+    gan = _gan().eval()
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    s = [gan.D(x, torch.full((4,), v))["sj"] for v in (-1.0, 0.0, 1.0)]
+    torch.testing.assert_close(s[2] - s[1], s[1] - s[0])  # linear in y
+    phi = gan.D.features(x)
+    torch.testing.assert_close(s[2] - s[1], gan.D.sj_y(phi).reshape(-1))  # slope = V_Y . phi(x)
+
+
+def test_paper_y_path_ignores_c_and_the_flag_feeds_it():
+    z = torch.randn(8, TINY["z_dim"])
+    zeros, ones = torch.zeros(8, dtype=torch.long), torch.ones(8, dtype=torch.long)
+    for y_from_c, same in ((False, True), (True, False)):
+        gan = _gan(y_from_c=y_from_c).eval()
+        y0 = gan.generate({"z": z, "c": zeros})["y"]
+        y1 = gan.generate({"z": z, "c": ones})["y"]
+        assert torch.equal(y0, y1) is same
+    # the image path gets c through its conditional batch norms (identity at init: perturb c=1's)
+    x0 = gan.generate({"z": z, "c": zeros})["x"]
+    with torch.no_grad():
+        for m in gan.G.modules():
+            if isinstance(m, ConditionalBatchNorm2d):
+                m.bias.weight[1] += 0.5
+    assert torch.equal(gan.generate({"z": z, "c": zeros})["x"], x0)
+    assert not torch.equal(gan.generate({"z": z, "c": ones})["x"], x0)
+
+
+def test_real_labels_are_softened_with_noise():
+    gan = _gan(y_soft=0.8, y_noise=0.05)
+    torch.manual_seed(1)
+    y = torch.tensor([0.0, 1.0]).repeat(5000)
+    s = gan.soften(y)
+    assert s[y == 0].mean().item() == pytest.approx(-0.8, abs=0.005)
+    assert s[y == 1].mean().item() == pytest.approx(0.8, abs=0.005)
+    assert s[y == 1].std().item() == pytest.approx(0.05, rel=0.05)
+    assert torch.equal(_gan(y_noise=0.0).soften(y), (2 * y - 1) * 0.8)
+
+
+def test_latents_follow_p_c_or_the_given_c():
+    gan = _gan(p_c=0.3)
+    gen = torch.Generator().manual_seed(0)
+    c = gan.sample_latent(20000, gen)["c"]
+    assert c.dtype == torch.long and set(c.unique().tolist()) == {0, 1}
+    assert c.float().mean().item() == pytest.approx(0.3, abs=0.015)
+    given = torch.tensor([1, 0, 1])
+    assert torch.equal(gan.sample_latent(3, gen, c=given)["c"], given)
+    assert torch.equal(gan.sample_latent(4, gen, c=1)["c"], torch.ones(4, dtype=torch.long))
+    fixed = gan.fixed_latent(64, gen, torch.device("cpu"))
+    assert fixed["c"].tolist() == [0] * 32 + [1] * 32
+    assert torch.equal(fixed["z"][:32], fixed["z"][32:])  # grid rows r and r + 4 differ only in c
+
+
+# ----------------------------------------------------------------------------- objective
+def test_fairness_penalty_signs():
+    c = torch.tensor([0, 0, 1, 1])
+    y = torch.tensor([-0.8, -0.8, 0.8, 0.8])
+    perfect = torch.tensor([-8.0, -8.0, 8.0, 8.0])  # head recovers c from y
+    fooled = -perfect                               # head sure of the wrong group
+    blind = torch.zeros(4)                          # head at chance
+    for variant in ("dp", "eqopp"):
+        p, b, f = (fairness_penalty(h, c, y, variant).item() for h in (perfect, blind, fooled))
+        assert p > b > f >= 0
+    assert fairness_penalty(blind, c, y, "dp").item() == pytest.approx(np.log(2))
+    # gradient: each logit is pushed away from the sample's own group
+    logits = perfect.clone().requires_grad_(True)
+    fairness_penalty(logits, c, y, "dp").backward()
+    assert (logits.grad[c == 1] > 0).all() and (logits.grad[c == 0] < 0).all()
+    with pytest.raises(ValueError):
+        fairness_penalty(blind, c, y, "none")
+
+
+def test_eqopp_weights_by_generated_y():
+    c = torch.tensor([0, 1, 0, 1])
+    logits = torch.tensor([-3.0, 3.0, 1.0, -1.0])
+    ce = nn.functional.binary_cross_entropy_with_logits(logits, 1.0 - c.float(), reduction="none")
+    assert fairness_penalty(logits, c, torch.full((4,), -1.0), "eqopp").item() == 0.0
+    torch.testing.assert_close(fairness_penalty(logits, c, torch.ones(4), "eqopp"), ce.mean())
+    y = torch.tensor([-1.0, 0.0, 0.5, 1.0], requires_grad=True)
+    pen = fairness_penalty(logits, c, y, "eqopp")
+    torch.testing.assert_close(pen, (ce * torch.tensor([0.0, 0.5, 0.75, 1.0])).mean())
+    assert not pen.requires_grad  # the weight is detached: G cannot lower it by lowering y
+
+
+def _fake_batch(y, c, seed=0):
+    torch.manual_seed(seed)
+    return {"x": torch.rand(len(c), 3, 32, 32) * 2 - 1, "y": y, "c": c}
+
+
+def _variants(**kw):
+    """dp / eqopp / none models with identical weights (D in eval mode: no power iterations)."""
+    models = {v: _gan(variant=v, **kw) for v in ("dp", "eqopp", "none")}
+    for m in models.values():
+        m.load_state_dict(models["dp"].state_dict())
+        m.eval()
+    return models
+
+
+def test_variants_change_g_loss_as_specified():
+    m = _variants(lambda_fair=2.0)
+    c = torch.tensor([0, 1] * 4)
+    fake = _fake_batch(torch.linspace(-0.9, 0.9, 8), c)
+    loss = {v: g.g_loss({"c": c}, None, fake) for v, g in m.items()}
+    f = m["dp"].D(fake["x"], fake["y"])
+    expect_dp = fairness_penalty(f["cy"], c, fake["y"], "dp")
+    expect_eo = fairness_penalty(f["cy"], c, fake["y"], "eqopp")
+    torch.testing.assert_close(loss["dp"][0] - loss["none"][0], 2.0 * expect_dp)
+    torch.testing.assert_close(loss["eqopp"][0] - loss["none"][0], 2.0 * expect_eo)
+    # all generated y at the negative end: the eqopp term vanishes
+    low = _fake_batch(torch.full((8,), -1.0), c)
+    torch.testing.assert_close(m["eqopp"].g_loss({"c": c}, None, low)[0], m["none"].g_loss({"c": c}, None, low)[0])
+    # the none variant still reports the penalty it ignores
+    torch.testing.assert_close(loss["none"][1]["fair_penalty"], expect_dp)
+
+
+def test_a_perfect_c_from_y_head_costs_g_more_than_a_blind_one():
+    c = torch.tensor([0, 1] * 4)
+    fake = _fake_batch(0.8 * (2 * c.float() - 1), c)  # y gives c away completely
+    losses = {}
+    for name, slope in (("perfect", 10.0), ("blind", 0.0)):
+        gan = _gan(variant="dp").eval()
+        head = nn.Linear(1, 1)
+        with torch.no_grad():
+            head.weight.fill_(slope)
+            head.bias.zero_()
+        gan.D.cy = head
+        losses[name] = gan.g_loss({"c": c}, None, fake)[0].item()
+    assert losses["perfect"] - losses["blind"] > 5.0
+
+
+def test_g_loss_signs_of_the_class_terms():
+    """G wants x classifiable as its c (lower loss when c-from-x agrees with the requested c) and
+    y not revealing c (the fairness gradient moves each y toward the other group's y)."""
+    c = torch.tensor([0, 1] * 4)
+    gan = _gan(variant="dp").eval()
+    with torch.no_grad():  # a c-from-y head for which c = 1 goes with high y
+        gan.D.cy = nn.Linear(1, 1)
+        gan.D.cy.weight.fill_(4.0)
+        gan.D.cy.bias.zero_()
+    none = _gan(variant="none").eval()  # same seed: same weights apart from the replaced head
+    y = torch.zeros(8, requires_grad=True)
+    fake = _fake_batch(y, c)
+    (gan.g_loss({"c": c}, None, fake)[0] - none.g_loss({"c": c}, None, fake)[0]).backward()
+    # descending: c=1 samples' y goes down, c=0 samples' y up -- away from what the head ties to their group
+    assert (y.grad[c == 1] > 0).all() and (y.grad[c == 0] < 0).all()
+
+    with torch.no_grad():
+        said = (gan.D(fake["x"], fake["y"])["cx"] > 0).long()  # what c-from-x sees in each image
+    agree = none.g_loss({"c": said}, None, {**fake, "c": said})
+    disagree = none.g_loss({"c": 1 - said}, None, {**fake, "c": 1 - said})
+    assert agree[0] < disagree[0]
+    assert agree[1]["cx_acc_fake"].item() == 1.0 and disagree[1]["cx_acc_fake"].item() == 0.0
+
+
+def test_class_heads_learn_from_real_data_only():
+    """D's c-from-x and c-from-y gradients do not depend on the fake batch."""
+    gan = _gan().eval()
+    real = {"x": torch.rand(8, 3, 32, 32) * 2 - 1, "c": torch.tensor([0, 1] * 4), "y": torch.tensor([0.0, 1.0] * 4)}
+    grads = []
+    for seed in (1, 2):
+        fake = _fake_batch(torch.rand(8) * 2 - 1, torch.randint(2, (8,)), seed=seed)
+        gan.zero_grad()
+        torch.manual_seed(0)  # same softening noise for the real y
+        gan.d_loss(real, {"c": fake["c"]}, fake)[0].backward()
+        grads.append({n: p.grad.clone() for n, p in gan.D.named_parameters() if n.startswith(("cy.", "cx."))})
+    assert grads[0] and all(torch.equal(grads[0][n], grads[1][n]) for n in grads[0])
+
+
+def test_d_loss_does_not_reach_g_and_metrics_are_scalars():
+    gan = _gan(variant="eqopp")
+    real = {"x": torch.rand(8, 3, 32, 32) * 2 - 1, "c": torch.tensor([0, 1] * 4), "y": torch.tensor([0.0, 1.0] * 4)}
+    latent = gan.sample_latent(8, c=real["c"])
+    fake = gan.generate(latent)
+    loss_d, m_d = gan.d_loss(real, latent, fake)
+    loss_d.backward()
+    assert all(p.grad is None for p in gan.G.parameters())
+    loss_g, m_g = gan.g_loss(latent, real, fake)
+    for m in (m_d, m_g):
+        assert all(v.ndim == 0 and not v.requires_grad for v in m.values())
+    assert {"cx_acc_real", "cx_acc_fake", "cy_acc_real", "cy_acc_fake", "sj_real", "sx_fake", "y_gap_fake",
+            "y_gap_real"} <= set(m_d)
+    # the real batch's gap is exact: P(y=1|c=1) - P(y=1|c=0) = 1 - 0
+    assert m_d["y_gap_real"].item() == 1.0
+    # an empty group counts as rate 0 (no NaN in the logs)
+    assert label_gap(torch.tensor([0.5, -0.5, 0.5]), torch.tensor([1, 1, 1])).item() == pytest.approx(2 / 3)
+
+
+# ----------------------------------------------------------------------------- MUST-SHOW
+def _train(variant, images, c, y, out_dir, steps):
+    seed_everything(0)
+    gan = FairnessGAN(resolution=32, z_dim=16, width=8, y_hidden=32, cy_hidden=32, variant=variant,
+                      lambda_fair=1.0, y_from_c=True, p_c=float(c.mean()))
+    cfg = TrainConfig(steps=steps, batch_size=32, lr_g=1e-3, lr_d=1e-3, betas=(0.0, 0.9), device="cpu", seed=0,
+                      log_every=50, sample_every=10**6, checkpoint_every=10**6, progress=False)
+    Trainer(gan, ArrayBatches(images, {"c": c, "y": y}), out_dir, cfg).fit()
+    return gan.eval()
+
+
+@torch.no_grad()
+def _generated_gap(gan, n=2000):
+    c = torch.arange(n) % 2
+    y = gan.generate(gan.sample_latent(n, torch.Generator().manual_seed(123), c=c))["y"] > 0
+    return (y[c == 1].float().mean() - y[c == 0].float().mean()).item(), y.float().mean().item()
+
+
+def test_fairness_term_removes_the_label_bias_on_toy_faces(tmp_path):
+    """Biased toy data (P(y=1|c=0)=0.65, P(y=1|c=1)=0.25). Same seed, data and batches for the
+    dp variant and the no-fairness variant (G's y path sees c, so G *can* reproduce the bias):
+    D's c-from-x head learns c, and the dp run's generated label gap is far below the real one
+    and shifted against the bias relative to the no-fairness run."""
+    torch.set_num_threads(1)  # tiny convs: one thread is fastest and deterministic
+    images, c, y = biased_images(512, seed=0)
+    real_gap = y[c == 1].mean() - y[c == 0].mean()
+    assert real_gap < -0.3
+    held_x, held_c, _ = biased_images(256, seed=1)
+    held = ArrayBatches(held_x, {"c": held_c})
+    held.bind(torch.device("cpu"), 0)
+    held_batch = held.take(torch.arange(256))
+    gaps = {}
+    for variant in ("none", "dp"):
+        gan = _train(variant, images, c, y, tmp_path / variant, steps=200)
+        with torch.no_grad():
+            cx = gan.D(held_batch["x"], torch.zeros(256))["cx"]
+        assert ((cx > 0).long() == held_batch["c"]).float().mean().item() > 0.9
+        gaps[variant], rate = _generated_gap(gan)
+        assert 0.15 < rate < 0.85, f"{variant}: generated P(y=1) = {rate:.2f} (label collapse)"
+    assert abs(gaps["dp"]) < abs(real_gap) - 0.1, gaps
+    # the fairness term, not chance, moved the gap: toward (or past) zero relative to no fairness
+    assert np.sign(real_gap) * (gaps["none"] - gaps["dp"]) > 0.05, gaps
+
+
+# ----------------------------------------------------------------------------- CLI
+def _write_crops(folder, n=96, res=32, seed=0, protected="Male", outcome="Attractive"):
+    images, c, y = biased_images(n, seed, res=res)
+    split = np.array(["train", "valid", "test"])[np.arange(n) % 5 % 3]
+    df = pd.DataFrame({"image_id": [f"{i + 1:06d}.jpg" for i in range(n)], "split": split,
+                       protected: c.astype(np.int8), outcome: y.astype(np.int8)})
+    io.save_npy(images, folder / "crops.npy")
+    io.write_parquet(df, folder / "index.parquet", "crops_index", metadata={"resolution": res})
+    return folder / "crops.npy", folder / "index.parquet", c[split == "train"], y[split == "train"]
+
+
+def _cli(args, cfg):
+    return cli.main(["train-gan", "--config-json", json.dumps(cfg), *args])
+
+
+TINY_CFG = {"seed": 3, "device": "cpu",
+            "gan": {"steps": 4, "batch_size": 8, "width": 4, "z_dim": 8, "lr_decay": "none", "log_every": 2,
+                    "sample_every": 2, "checkpoint_every": 2}}
+
+
+def test_cli_train_gan_smoke_and_resume(tmp_path):
+    torch.set_num_threads(1)
+    array, index, c_train, y_train = _write_crops(tmp_path)
+    out = tmp_path / "gan" / "fgan_eqopp"
+    assert _cli(["--run", "fgan_eqopp", "--array", str(array), "--index", str(index), "--out-dir", str(out)],
+                TINY_CFG) == 0
+    for name in ("checkpoint.pt", "log.jsonl", "loss_curve.png", CLASS_GRID, SUMMARY, "samples/step_0000004.png"):
+        assert (out / name).is_file(), name
+    summary = io.read_json(out / SUMMARY)
+    assert summary["run"] == "fgan_eqopp" and summary["variant"] == "eqopp" and summary["steps"] == 4
+    assert summary["config"]["variant"] == "eqopp" and summary["config"]["resolution"] == 32
+    assert summary["config"]["p_c"] == pytest.approx(c_train.mean())
+    assert summary["real_train"]["by_group"]["1"]["p_y1"] == pytest.approx(y_train[c_train == 1].mean())
+    assert summary["generated"]["n"] == 1024 and summary["generated"]["by_group"]["0"]["n"] == 512
+    assert [r["step"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines())] == [2, 4]
+
+    # same run, more steps: resumes from the checkpoint at step 4
+    more = {**TINY_CFG, "gan": {**TINY_CFG["gan"], "steps": 6}}
+    assert _cli(["--run", "fgan_eqopp", "--array", str(array), "--index", str(index), "--out-dir", str(out)],
+                more) == 0
+    summary = io.read_json(out / SUMMARY)
+    assert summary["resumed_from"] == 4 and summary["steps"] == 6 and summary["steps_this_run"] == 2
+
+
+def test_runs_map_to_variants():
+    assert RUN_VARIANTS == {"fgan_dp": "dp", "fgan_eqopp": "eqopp", "acgan": "none"}
+    cfg = config.validate({})
+    assert cfg["gan"]["y_from_c"] is False and cfg["gan"]["lambda_fair"] == 1.0
+
+
+def test_cli_errors_name_the_culprit(tmp_path, capsys):
+    array, index, _, _ = _write_crops(tmp_path, res=32)
+    args = ["--run", "fgan_dp", "--array", str(array), "--index", str(index), "--out-dir", str(tmp_path / "o")]
+    assert _cli(args, {**TINY_CFG, "protected": "Eyeglasses"}) == 2
+    assert "Eyeglasses" in capsys.readouterr().err
+    small = tmp_path / "small"
+    small.mkdir()
+    array16, index16, _, _ = _write_crops(small, res=16)
+    assert _cli(["--run", "acgan", "--array", str(array16), "--index", str(index16), "--out-dir",
+                 str(tmp_path / "o16")], TINY_CFG) == 2
+    assert "16x16" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o16").exists()

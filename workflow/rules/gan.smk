@@ -1,0 +1,51 @@
+# GAN training: one Fairness GAN per configured run (gan.runs: fgan_dp, fgan_eqopp, acgan = the
+# same model without the fairness term) on the real train crops, with the shared trainer.
+# Note: Snakemake deletes a job's outputs before it starts, so a training job interrupted under
+# Snakemake starts again from step 0; `fairgen train-gan` run by hand with the same --out-dir
+# resumes from the checkpoint it finds there.
+GAN = "results/gan"
+
+
+# Top-level config a GAN run depends on, besides its gan section.
+GAN_CONFIG_KEYS = ("seed", "device", "precision", "protected", "outcome")
+
+
+rule train_gan:
+    input:
+        array=rules.crops.output.array,
+        index=rules.crops.output.index,
+    output:
+        checkpoint=f"{GAN}/{{run}}/checkpoint.pt",
+        log_jsonl=f"{GAN}/{{run}}/log.jsonl",
+        summary=f"{GAN}/{{run}}/summary.json",
+        curves=report(f"{GAN}/{{run}}/loss_curve.png", caption="../report/gan_curves.rst", category="GAN",
+                      subcategory="{run}", labels={"run": "{run}", "figure": "training curves"}),
+        class_grid=report(f"{GAN}/{{run}}/class_grid.png", caption="../report/gan_class_grid.rst",
+                          category="GAN", subcategory="{run}", labels={"run": "{run}", "figure": "samples by (c, y)"}),
+        samples=report(directory(f"{GAN}/{{run}}/samples"), patterns=["{name}.png"],
+                       caption="../report/gan_samples.rst", category="GAN", subcategory="{run}",
+                       labels={"run": "{run}", "figure": "{name}"}),
+    params:
+        # the gan section without the list of runs (adding a run must not retrain the others)
+        cfg=lambda wildcards: json.dumps(
+            {
+                **{k: config[k] for k in GAN_CONFIG_KEYS if k in config},
+                "gan": {k: v for k, v in config["gan"].items() if k != "runs"},
+            },
+            sort_keys=True,
+        ),
+        out_dir=lambda wildcards, output: os.path.dirname(output.checkpoint),
+    log:
+        "results/logs/train_gan/{run}.log",
+    wildcard_constraints:
+        run="|".join(config["gan"]["runs"]),
+    # CPU threads for torch (Snakemake sets OMP_NUM_THREADS); on a CPU-only machine raise it
+    # with --set-threads train_gan=N. device: auto trains on the GPU when there is one.
+    threads: 4
+    resources:
+        gpu=1,
+    conda:
+        "../envs/fairgen.yaml"
+    shell:
+        "fairgen train-gan --config-json {params.cfg:q} --run {wildcards.run} --array {input.array}"
+        " --index {input.index} --out-dir {params.out_dir} > {log} 2>&1"
