@@ -18,4 +18,6 @@ def final_targets():
         f"{DATA}/crops.npy",
         f"{DATA}/index.parquet",
         *(f"results/gan/{run}/checkpoint.pt" for run in config["gan"]["runs"]),
+        "results/quality/quality.json",
+        "results/quality/summary.tsv",
     ]
