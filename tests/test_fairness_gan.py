@@ -11,10 +11,11 @@ from torch import nn
 
 from fairgen import cli, config, io
 from fairgen.models import build
-from fairgen.models.layers import ConditionalBatchNorm2d
 from fairgen.models.fairness_gan import FairnessGAN, fairness_penalty, label_gap
+from fairgen.models.layers import ConditionalBatchNorm2d
 from fairgen.training import ArrayBatches, TrainConfig, Trainer, seed_everything
-from fairgen.training.fairness_run import CLASS_GRID, SUMMARY, RUN_VARIANTS
+from fairgen.errors import ConfigError
+from fairgen.training.fairness_run import CLASS_GRID, SUMMARY, build_model
 
 TINY = dict(z_dim=8, width=4, y_hidden=16, cy_hidden=16)
 
@@ -56,7 +57,7 @@ def test_shapes_and_heads(res, n_up):
     assert set(heads) == {"sj", "sx", "cx", "cy"}
     for v in heads.values():
         assert v.shape == (6,)
-    assert gan.D.features(out["x"]).shape == (6, 8 * TINY["width"] * (2 if res == 64 else 1) // 2)
+    assert gan.D.features(out["x"]).shape == (6, TINY["width"] * 2 ** (n_up - 1))
 
 
 def test_built_by_name_and_config_roundtrip():
@@ -273,15 +274,36 @@ def test_d_loss_does_not_reach_g_and_metrics_are_scalars():
     assert label_gap(torch.tensor([0.5, -0.5, 0.5]), torch.tensor([1, 1, 1])).item() == pytest.approx(2 / 3)
 
 
+def test_bf16_training_steps_are_finite(tmp_path):
+    torch.set_num_threads(1)
+    images, c, y = biased_images(32, seed=0)
+    gan = _gan(variant="eqopp")
+    cfg = TrainConfig(steps=2, batch_size=8, precision="bf16", device="cpu", log_every=1, progress=False)
+    last = Trainer(gan, ArrayBatches(images, {"c": c, "y": y}), tmp_path, cfg).fit()["last"]
+    assert all(np.isfinite(last[k]) for k in ("loss_d", "loss_g", "d_sj_real", "g_fair_penalty"))
+
+
 # ----------------------------------------------------------------------------- MUST-SHOW
-def _train(variant, images, c, y, out_dir, steps):
+def _toy_gan(variant, p_c):
     seed_everything(0)
-    gan = FairnessGAN(resolution=32, z_dim=16, width=8, y_hidden=32, cy_hidden=32, variant=variant,
-                      lambda_fair=1.0, y_from_c=True, p_c=float(c.mean()))
+    return FairnessGAN(resolution=32, z_dim=16, width=8, y_hidden=32, cy_hidden=32, variant=variant,
+                       lambda_fair=1.0, y_from_c=True, p_c=p_c)
+
+
+def _train(gan, images, c, y, out_dir, steps):
     cfg = TrainConfig(steps=steps, batch_size=32, lr_g=1e-3, lr_d=1e-3, betas=(0.0, 0.9), device="cpu", seed=0,
                       log_every=50, sample_every=10**6, checkpoint_every=10**6, progress=False)
     Trainer(gan, ArrayBatches(images, {"c": c, "y": y}), out_dir, cfg).fit()
     return gan.eval()
+
+
+@torch.no_grad()
+def _cx_accuracy(gan, batch):
+    was = gan.training
+    gan.eval()
+    acc = ((gan.D(batch["x"], torch.zeros(len(batch["c"])))["cx"] > 0).long() == batch["c"]).float().mean().item()
+    gan.train(was)
+    return acc
 
 
 @torch.no_grad()
@@ -306,10 +328,10 @@ def test_fairness_term_removes_the_label_bias_on_toy_faces(tmp_path):
     held_batch = held.take(torch.arange(256))
     gaps = {}
     for variant in ("none", "dp"):
-        gan = _train(variant, images, c, y, tmp_path / variant, steps=200)
-        with torch.no_grad():
-            cx = gan.D(held_batch["x"], torch.zeros(256))["cx"]
-        assert ((cx > 0).long() == held_batch["c"]).float().mean().item() > 0.9
+        gan = _toy_gan(variant, float(c.mean()))
+        assert _cx_accuracy(gan, held_batch) < 0.75  # untrained c-from-x head (0.50 for this seed)
+        _train(gan, images, c, y, tmp_path / variant, steps=200)
+        assert _cx_accuracy(gan, held_batch) > 0.9   # on held-out real images
         gaps[variant], rate = _generated_gap(gan)
         assert 0.15 < rate < 0.85, f"{variant}: generated P(y=1) = {rate:.2f} (label collapse)"
     assert abs(gaps["dp"]) < abs(real_gap) - 0.1, gaps
@@ -361,10 +383,19 @@ def test_cli_train_gan_smoke_and_resume(tmp_path):
     assert summary["resumed_from"] == 4 and summary["steps"] == 6 and summary["steps_this_run"] == 2
 
 
-def test_runs_map_to_variants():
-    assert RUN_VARIANTS == {"fgan_dp": "dp", "fgan_eqopp": "eqopp", "acgan": "none"}
-    cfg = config.validate({})
-    assert cfg["gan"]["y_from_c"] is False and cfg["gan"]["lambda_fair"] == 1.0
+def test_runs_build_their_variant_from_the_gan_section():
+    cfg = config.validate({"gan": {"width": 4, "z_dim": 8, "lambda_fair": 2.5, "lambda_cx": 0.5, "y_soft": 0.7,
+                                   "y_noise": 0.02, "y_from_c": True}})
+    for run, variant in (("fgan_dp", "dp"), ("fgan_eqopp", "eqopp"), ("acgan", "none")):
+        gan = build_model(cfg, run, 32, 0.4)
+        assert gan.variant == variant and gan.p_c == 0.4
+        assert {k: gan.config[k] for k in ("width", "z_dim", "lambda_fair", "lambda_cx", "y_soft", "y_noise",
+                                           "y_from_c", "resolution")} == \
+            {"width": 4, "z_dim": 8, "lambda_fair": 2.5, "lambda_cx": 0.5, "y_soft": 0.7, "y_noise": 0.02,
+             "y_from_c": True, "resolution": 32}
+    assert config.validate({})["gan"]["y_from_c"] is False  # the paper's y path by default
+    with pytest.raises(ConfigError, match="fgan_xx"):
+        build_model(cfg, "fgan_xx", 32, 0.4)
 
 
 def test_cli_errors_name_the_culprit(tmp_path, capsys):

@@ -27,8 +27,9 @@ Discriminator (:class:`FairnessDiscriminator`)
 
     Every layer on phi is spectrally normalised. The c-from-y MLP is not: it is a 1-D classifier
     trained on real data only, and a Lipschitz-1 bound per layer would cap its logit slope at 1
-    per unit of y, making it under-confident (CelebA's P(Male | Attractive) logits differ by about
-    1.7 across the 1.6 between the softened labels -0.8 and 0.8).
+    per unit of y, making it under-confident (with CelebA-like rates, P(Male) = 0.42 and
+    P(Attractive | Male) = 0.25 vs 0.65 otherwise, the logit of P(Male | y) changes by about 1.7
+    over the 1.6 between the softened labels -0.8 and 0.8).
 
 Objective (the paper writes log-likelihoods ``L``; here everything is a loss to *minimise*)
     Real y in {0, 1} is mapped to ``(2y - 1) * y_soft + N(0, y_noise^2)`` noise (paper:
@@ -42,6 +43,17 @@ Objective (the paper writes log-likelihoods ``L``; here everything is a loss to 
       fairness penalty ``P`` of :func:`fairness_penalty` (``lambda_fair`` is ignored for variant
       ``none``). ``+CE(cx)`` is the paper's ``-L_C^F``: G wants its image classifiable as the c
       it was asked for. ``P`` is the paper's ``+L_DP^F``: G wants y *not* to give c away.
+
+What the fairness term can do, given that the c-from-y head is trained on real data only (so it
+is a fixed estimate of the real P(c | y), not an adversary that adapts to G):
+
+* paper design (``y_from_c=False``): y cannot depend on c anyway, so the term cannot change the
+  generated label gap; per z it pulls y toward where the head's P(c=1 | y) equals 1 - P(c=1),
+  i.e. it only shifts the marginal P(y = 1).
+* ``y_from_c=True``: the term pushes each group's y toward the other group's typical y. It has
+  no fixed point at parity -- pushed far enough it reverses the bias -- and is held back by the
+  joint head S_J, which wants (x, y) pairs like the real, biased ones; ``lambda_fair`` sets the
+  balance.
 """
 
 from __future__ import annotations
