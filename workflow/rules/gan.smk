@@ -38,7 +38,7 @@ rule train_gan:
     log:
         "results/logs/train_gan/{run}.log",
     wildcard_constraints:
-        run="|".join(config["gan"]["runs"]),
+        run="|".join(config["gan"]["runs"]) or "(?!)",  # (?!) never matches: no runs configured
     # CPU threads for torch (Snakemake sets OMP_NUM_THREADS); on a CPU-only machine raise it
     # with --set-threads train_gan=N. device: auto trains on the GPU when there is one.
     threads: 4
