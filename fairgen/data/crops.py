@@ -507,11 +507,12 @@ def write_previews(crops: np.ndarray, image_ids: list[str], folder: Path, n: int
     return n
 
 
-def contact_sheet(images: np.ndarray, pad: int = 2) -> Image.Image:
-    """Tile ``(N, H, W, 3)`` images into a near-square grid with ``pad`` px grey gutters."""
+def contact_sheet(images: np.ndarray, pad: int = 2, cols: int | None = None) -> Image.Image:
+    """Tile ``(N, H, W, 3)`` images into a grid with ``pad`` px grey gutters: ``cols`` columns
+    (default: a near-square grid); with ``cols`` given, N = 0 gives one empty grey row."""
     n, h, w, _ = images.shape
-    cols = math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = max(1, math.ceil(n / cols))
     sheet = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 128, dtype=np.uint8)
     for i in range(n):
         r, c = divmod(i, cols)

@@ -120,18 +120,11 @@ def write_class_grid(cfg: dict, run: str, gan, path: str | os.PathLike, real_gap
     return stats
 
 
-def _strip(images: np.ndarray, k: int, pad: int = 2) -> np.ndarray:
-    """Up to ``k`` (H, W, 3) images side by side with grey gutters (a grey strip if none)."""
-    _, h, w, _ = images.shape
-    strip = np.full((h + 2 * pad, k * (w + pad) + pad, 3), 128, dtype=np.uint8)
-    for i, im in enumerate(images[:k]):
-        strip[pad:pad + h, pad + i * (w + pad):pad + i * (w + pad) + w] = im
-    return strip
-
-
 def _plot_class_grid(images: np.ndarray, c: np.ndarray, y: np.ndarray, path: Path, *, protected: str,
                      outcome: str, title: str, gap: float | None, real_gap: float | None) -> None:
     from matplotlib.figure import Figure
+
+    from fairgen.data.crops import contact_sheet
 
     def fmt(v):
         return "n/a" if v is None else f"{v:+.3f}"
@@ -142,7 +135,7 @@ def _plot_class_grid(images: np.ndarray, c: np.ndarray, y: np.ndarray, path: Pat
     for ax, (cv, yv) in zip(axes, cells):
         rows = np.flatnonzero((c == cv) & (y == yv))
         n_group = int((c == cv).sum())
-        ax.imshow(_strip(images[rows], PER_ROW))
+        ax.imshow(np.asarray(contact_sheet(images[rows[:PER_ROW]], cols=PER_ROW)))
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_ylabel(f"{protected}={cv}\n{outcome}={yv}\n{len(rows)}/{n_group}", rotation=0, ha="right",
