@@ -19,9 +19,6 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/gan.smk"
 include: "workflow/rules/downstream.smk"
 include: "workflow/rules/quality.smk"
-# The audit rule needs results/gan/{run}/log.jsonl, whose rule (GAN training) is not in the
-# workflow yet; it is included (so it is linted and dry-run checked) but only requested by
-# final_targets() once that rule is. TODO(audit): add the audit outputs to final_targets().
 include: "workflow/rules/report.smk"
 
 

@@ -336,26 +336,49 @@ def _with_ci(m: MethodResult, metric: str) -> str:
     return f"{fmt(v)}{ci}"
 
 
+def is_constant(m: MethodResult) -> bool:
+    """Whether a classifier predicted the same outcome for every test row (selection rate 0 in
+    both groups, or 1 in both): its DP, EO and equalized-odds differences are then trivially 0."""
+    s0, s1 = m.value("selection_rate_c0"), m.value("selection_rate_c1")
+    return s0 is not None and s0 == s1 and s0 in (0.0, 1.0)
+
+
+def _names(methods: list[str]) -> str:
+    return methods[0] if len(methods) == 1 else ", ".join(methods[:-1]) + " and " + methods[-1]
+
+
 def summarize(results: list[MethodResult], level: float | None, baseline: str = BASELINE) -> Summary:
     """Plain-language findings generated from the classifier metrics.
 
-    Fairest = smallest demographic-parity difference (ties: the earlier method in the configured
-    order). Differences are called significant only when the confidence intervals do not overlap.
+    Fairest = smallest demographic-parity difference among the classifiers that do not predict
+    a constant outcome (ties: the earlier method in the configured order; constant classifiers
+    are named and left out, their zero gaps being trivial). Differences are called significant
+    only when the confidence intervals do not overlap.
     """
-    level_txt = f"{round(level * 100):d}% " if level else ""
+    level_txt = _level_txt(level)
     dp = "demographic_parity_difference"
-    scored = [m for m in results if m.value(dp) is not None]
     facts: dict = {"baseline": baseline if any(m.method == baseline for m in results) else None}
+    sentences = []
+    constant = [m for m in results if is_constant(m)]
+    facts["constant"] = [m.method for m in constant]
+    if constant:
+        one = len(constant) == 1
+        sentences.append(
+            f"{_names(facts['constant'])} predict{'s' if one else ''} the same outcome for every test image: "
+            f"{'its' if one else 'their'} zero DP, equal-opportunity and equalized-odds differences are trivial, "
+            f"so {'it is' if one else 'they are'} left out of the fairness rankings below.")
+    ranked = [m for m in results if not is_constant(m)]
+    scored = [m for m in ranked if m.value(dp) is not None]
     if not scored:
-        return Summary(None, ["No classifier has a defined demographic-parity difference, so no "
-                              "method can be called fairest."], facts)
+        why = "predicts a constant outcome or has" if constant else "has"
+        return Summary(None, sentences + [f"Every classifier {why} no defined demographic-parity difference, "
+                                          "so no method can be called fairest."], facts)
     best = min(scored, key=lambda m: m.value(dp))
     facts["fairest"] = best.method
     facts["fairest_dp"] = best.value(dp)
-    sentences = []
     base = next((m for m in results if m.method == baseline), None)
     ties = [m.method for m in scored if m is not best and m.value(dp) == best.value(dp)]
-    tie_txt = f" (tied with {', '.join(ties)})" if ties else ""
+    tie_txt = f" (tied with {_names(ties)})" if ties else ""
     sentences.append(f"Fairest by demographic-parity (DP) difference: {best.method}{tie_txt}, "
                      f"{_with_ci(best, dp)} (|P(\u0177=1 | c=0) \u2212 P(\u0177=1 | c=1)| on the real test split).")
     if len(results) == 1:
@@ -367,32 +390,22 @@ def summarize(results: list[MethodResult], level: float | None, baseline: str = 
     elif best is base:
         sentences.append(f"No debiasing method reached a lower DP difference than the '{baseline}' baseline.")
     else:
-        ov = overlaps(best.interval(dp), base.interval(dp))
-        facts["dp_overlap_with_baseline"] = ov
-        change = f"down from {_with_ci(base, dp)} for the '{baseline}' baseline"
-        if ov is None:
-            sig = " (no confidence intervals, so significance is not assessed)"
-        elif ov:
-            sig = (f"; the {level_txt}confidence intervals overlap, so this reduction is not "
-                   "significant on this test set")
+        if base in constant:
+            sentences.append(f"The '{baseline}' baseline predicts a constant outcome, so its DP difference is no "
+                             "reference to measure a reduction against.")
         else:
-            sig = f"; the {level_txt}confidence intervals do not overlap"
-        sentences.append(f"That is {change}{sig}.")
-        da = (best.value("accuracy") or 0.0) - (base.value("accuracy") or 0.0)
-        facts["accuracy_change"] = da
-        acc_ov = overlaps(best.interval("accuracy"), base.interval("accuracy"))
-        facts["accuracy_overlap_with_baseline"] = acc_ov
-        direction = "cost" if da < 0 else "gain"
-        if abs(da) < 5e-4:
-            acc = f"Its accuracy, {_with_ci(best, 'accuracy')}, equals the baseline's"
-        else:
-            acc = (f"Its accuracy is {_with_ci(best, 'accuracy')} against {_with_ci(base, 'accuracy')}: "
-                   f"a {direction} of {_pct_points(da)}")
-        if acc_ov is True:
-            acc += f" (the {level_txt}intervals overlap: not a significant difference)"
-        elif acc_ov is False:
-            acc += f" (the {level_txt}intervals do not overlap)"
-        sentences.append(acc + ".")
+            ov = overlaps(best.interval(dp), base.interval(dp))
+            facts["dp_overlap_with_baseline"] = ov
+            change = f"down from {_with_ci(base, dp)} for the '{baseline}' baseline"
+            if ov is None:
+                sig = " (no confidence intervals, so significance is not assessed)"
+            elif ov:
+                sig = (f"; the {level_txt}confidence intervals overlap, so this reduction is not "
+                       "significant on this test set")
+            else:
+                sig = f"; the {level_txt}confidence intervals do not overlap"
+            sentences.append(f"That is {change}{sig}.")
+        sentences.append(_accuracy_sentence(best, base, level_txt, facts))
     others = [m for m in scored if m is not best]
     if others:
         runner = min(others, key=lambda m: m.value(dp))
@@ -403,20 +416,39 @@ def summarize(results: list[MethodResult], level: float | None, baseline: str = 
             sentences.append(f"The next fairest, {runner.method} ({_with_ci(runner, dp)}), has an overlapping "
                              f"interval, so the data do not single out {best.method} as significantly fairer.")
     extremes = (
-        ("error_rate_gap", min, "smallest_error_rate_gap",
+        ("error_rate_gap", min, "smallest_error_rate_gap", ranked,
          "Smallest error-rate gap |err(c=0) \u2212 err(c=1)| (what the paper's Table 1 calls \u201cDP\u201d)"),
-        ("equal_opportunity_difference", min, "smallest_equal_opportunity_difference",
+        ("equal_opportunity_difference", min, "smallest_equal_opportunity_difference", ranked,
          "Smallest equal-opportunity difference |TPR(c=0) \u2212 TPR(c=1)| (the paper's \u201cEO\u201d)"),
-        ("equalized_odds_difference", min, "smallest_equalized_odds_difference", "Smallest equalized-odds difference"),
-        ("accuracy", max, "most_accurate", "Most accurate"),
+        ("equalized_odds_difference", min, "smallest_equalized_odds_difference", ranked,
+         "Smallest equalized-odds difference"),
+        ("accuracy", max, "most_accurate", results, "Most accurate"),
     )
-    for metric, pick, fact, phrase in extremes:
-        defined = [m for m in results if m.value(metric) is not None]
+    for metric, pick, fact, pool, phrase in extremes:
+        defined = [m for m in pool if m.value(metric) is not None]
         if defined:
             chosen = pick(defined, key=lambda m: m.value(metric))
             facts[fact] = chosen.method
             sentences.append(f"{phrase}: {chosen.method}, {_with_ci(chosen, metric)}.")
     return Summary(best.method, sentences, facts)
+
+
+def _accuracy_sentence(best: MethodResult, base: MethodResult, level_txt: str, facts: dict) -> str:
+    """The fairest method's accuracy against the baseline's, with the change and its significance."""
+    da = (best.value("accuracy") or 0.0) - (base.value("accuracy") or 0.0)
+    facts["accuracy_change"] = da
+    acc_ov = overlaps(best.interval("accuracy"), base.interval("accuracy"))
+    facts["accuracy_overlap_with_baseline"] = acc_ov
+    if abs(da) < 5e-4:
+        acc = f"Its accuracy, {_with_ci(best, 'accuracy')}, equals the baseline's"
+    else:
+        acc = (f"Its accuracy is {_with_ci(best, 'accuracy')} against {_with_ci(base, 'accuracy')}: "
+               f"a {'cost' if da < 0 else 'gain'} of {_pct_points(da)}")
+    if acc_ov is True:
+        acc += f" (the {level_txt}intervals overlap: not a significant difference)"
+    elif acc_ov is False:
+        acc += f" (the {level_txt}intervals do not overlap)"
+    return acc + "."
 
 
 # ============================================================================ dataset card

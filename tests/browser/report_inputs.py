@@ -101,13 +101,14 @@ def crops_index_frame(cfg: dict, seed: int = 0) -> pd.DataFrame:
 def write_gan_run(folder: Path, run: str, steps: int = 5) -> None:
     import torch
 
-    from fairgen.training.logs import append_jsonl, save_samples
+    from fairgen.training.logs import append_jsonl, plot_loss_curves, read_jsonl, save_samples
 
     rng = np.random.default_rng(len(run))
     for i in range(1, steps + 1):
         append_jsonl({"step": 20 * i, "loss_d": 1.5 - 0.1 * i, "loss_g": 0.8 + 0.05 * i,
                       "d_acc_real": 0.5 + 0.05 * i, "d_acc_fake": 0.55, "g_fool_rate": None if i == 3 else 0.3,
                       "lr_g": 2e-4, "lr_d": 2e-4, "images_per_s": 100.0, "time_s": float(i)}, folder / "log.jsonl")
+    plot_loss_curves(read_jsonl(folder / "log.jsonl"), folder / "loss_curve.png", title=run)
     images = torch.from_numpy(rng.uniform(-1, 1, size=(16, 3, 16, 16)).astype(np.float32))
     # the per-(c, y) grid and the training summary (fairgen.training.fairness_run CLASS_GRID, SUMMARY)
     save_samples(images, folder / "class_grid.png", nrow=4)

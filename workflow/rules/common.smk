@@ -20,4 +20,5 @@ def final_targets():
         *(f"results/gan/{run}/checkpoint.pt" for run in config["gan"]["runs"]),
         "results/quality/quality.json",
         "results/quality/summary.tsv",
+        "results/audit/report.html",
     ]

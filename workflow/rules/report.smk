@@ -10,7 +10,10 @@ rule audit:
         index=rules.crops.output.index,
         crops_summary=rules.crops.output.summary,
         metrics=expand(rules.train_classifier.output.metrics, method=config["classifier"]["methods"]),
-        gan_logs=expand("results/gan/{run}/log.jsonl", run=config["gan"]["runs"]),
+        gan_logs=expand(rules.train_gan.output.log_jsonl, run=config["gan"]["runs"]),
+        gan_summaries=expand(rules.train_gan.output.summary, run=config["gan"]["runs"]),
+        gan_grids=expand(rules.train_gan.output.class_grid, run=config["gan"]["runs"]),
+        gan_samples=expand(rules.train_gan.output.samples, run=config["gan"]["runs"]),
         synthetic=expand(rules.generate.output[0], run=config["gan"]["runs"]),
         quality=rules.quality.output.json,
     output:
