@@ -150,7 +150,9 @@ def tradeoff(points: Sequence[dict], fairness: Sequence[tuple[str, str]], baseli
     """
     ncols = len(fairness)
     fig, axes = _figure(1, ncols, 4.0 * ncols, 3.4)
+    legend: dict[str, object] = {}
     for ax, (key, label) in zip(axes.flat, fairness):
+        labels_at: dict[tuple[float, float], list[str]] = {}
         for k, p in enumerate(points):
             fx, flo, fhi = p[key]
             ay, alo, ahi = p["accuracy"]
@@ -160,18 +162,22 @@ def tradeoff(points: Sequence[dict], fairness: Sequence[tuple[str, str]], baseli
             color = REAL_COLOR if is_base else METHOD_COLORS[(k + 1) % len(METHOD_COLORS)]
             xerr = np.array(_err(fx, flo, fhi)).reshape(2, 1)
             yerr = np.array(_err(ay, alo, ahi)).reshape(2, 1)
-            ax.errorbar(fx, ay, xerr=xerr, yerr=yerr, fmt="s" if is_base else "o", ms=6, color=color,
-                        ecolor=color, elinewidth=1.0, capsize=2.5, label=p["method"], zorder=3)
-            ax.annotate(p["method"], (fx, ay), xytext=(5, 4), textcoords="offset points", fontsize=8.5,
+            handle = ax.errorbar(fx, ay, xerr=xerr, yerr=yerr, fmt="s" if is_base else "o", ms=6, color=color,
+                                 ecolor=color, elinewidth=1.0, capsize=2.5, label=p["method"], zorder=3)
+            legend.setdefault(p["method"], handle)
+            # methods at the same point share one label instead of overprinting each other
+            labels_at.setdefault((round(fx, 4), round(ay, 4)), []).append(p["method"])
+        for (fx, ay), names in labels_at.items():
+            ax.annotate(", ".join(names), (fx, ay), xytext=(5, 4), textcoords="offset points", fontsize=8.5,
                         color="#222222")
         ax.set_xlabel(f"{label}  (lower is fairer)")
         ax.set_ylabel("accuracy")
         right = max([p[key][2] or p[key][0] or 0.0 for p in points if p[key][0] is not None] or [0.0])
         ax.set_xlim(-0.04 * max(right, 0.05), None)
         ax.set_title(f"Accuracy vs {label}")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6))
+    if legend:
+        order = [p["method"] for p in points if p["method"] in legend]
+        fig.legend([legend[m] for m in order], order, loc="outside lower center", ncol=min(len(order), 6))
     return _render(fig)
 
 
