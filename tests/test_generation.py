@@ -161,3 +161,28 @@ def test_cli(registry, tmp_path, capsys):
     rc = cli.main(["generate", "--set", "device=cpu", "--run", "fgan_dp", "--checkpoint", str(tmp_path / "no.pt"),
                    "--out-dir", str(tmp_path / "x")])
     assert rc == 2 and "no.pt: checkpoint not found" in capsys.readouterr().err
+
+
+def test_generate_from_a_fairness_gan_checkpoint(tmp_path):
+    """The real model: a tiny randomly initialised Fairness GAN, rebuilt from its checkpoint."""
+    from fairgen.models import build
+
+    torch.manual_seed(0)
+    gan = build("fairness_gan", resolution=32, z_dim=8, width=8, y_hidden=8, cy_hidden=8)
+    save_checkpoint({"model": {"name": gan.name, "config": gan.config}, "step": 5,
+                     "G": gan.G.state_dict(), "D": gan.D.state_dict()}, tmp_path / "ckpt.pt")
+    for name in ("a", "b"):
+        generate(_cfg(n=24, batch_size=10), "fgan_dp", tmp_path / "ckpt.pt", tmp_path / name, progress=False)
+    ta, ia, meta = read_synthetic(tmp_path / "a")
+    tb, ib, _ = read_synthetic(tmp_path / "b")
+    assert ia.shape == (24, 32, 32, 3) and ta["c"].sum() == 12
+    np.testing.assert_array_equal(ia, ib)
+    assert ta.equals(tb)
+    assert meta["generation"]["model_name"] == "fairness_gan" and meta["generation"]["checkpoint_step"] == 5
+    # y_prob is G's y mapped from (-1, 1): recompute it from the same noise
+    gen = torch.Generator().manual_seed(int(meta["generation"]["seed"]))
+    gan.eval()
+    with torch.no_grad():
+        ys = [gan.generate(gan.sample_latent(len(cb), gen, "cpu", c=torch.tensor(cb)))["y"]
+              for cb in np.array_split(ta["c"].to_numpy(), [10, 20])]
+    np.testing.assert_allclose(ta["y_prob"], ((torch.cat(ys) + 1) / 2).numpy(), atol=1e-6)
