@@ -12,12 +12,15 @@ from torch import Tensor, nn
 from fairgen.models.base import GAN, Batch, register
 
 
-def mlp(sizes: list[int], slope: float, out_act: nn.Module | None = None) -> nn.Sequential:
-    """Linear layers of ``sizes`` with LeakyReLU(``slope``) between them (ReLU if slope is 0)."""
+def mlp(sizes: list[int], slope: float, out_act: nn.Module | None = None, batchnorm: bool = False) -> nn.Sequential:
+    """Linear layers of ``sizes`` with [BatchNorm1d and] LeakyReLU(``slope``) (ReLU if slope is 0)
+    between them."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
+            if batchnorm:
+                layers.append(nn.BatchNorm1d(b))
             layers.append(nn.LeakyReLU(slope) if slope else nn.ReLU())
     if out_act is not None:
         layers.append(out_act)
