@@ -446,3 +446,26 @@ def test_snakemake_audit_rule_and_native_report(small, tmp_path):
     assert rep.returncode == 0, rep.stderr[-3000:]
     native = (work / "native.html").read_text()
     assert "tradeoff.png" in native and "report.html" in native
+
+
+def test_sample_grid_places_samples_pixel_for_pixel():
+    """Each (c, y) grid is enlarged by a whole factor and placed unresampled; an empty cell is labelled."""
+    import io as _io
+
+    import numpy as np
+    from PIL import Image
+
+    from fairgen import report_plots
+
+    rng = np.random.default_rng(0)
+    cells = {(0, 0): rng.integers(0, 255, (5, 8, 8, 3), dtype=np.uint8),
+             (0, 1): rng.integers(0, 255, (2, 8, 8, 3), dtype=np.uint8),
+             (1, 0): rng.integers(0, 255, (3, 8, 8, 3), dtype=np.uint8), (1, 1): None}
+    png = report_plots.sample_grid(cells, "t", ("Male = 0", "Male = 1"), "Attractive", ncol=2, panel_px=68)
+    img = np.asarray(Image.open(_io.BytesIO(png)).convert("RGB"))
+    grid = report_plots.tile(cells[(0, 0)], 2, 3)  # 3 rows: the largest cell needs them
+    scale = round(68 / grid.shape[1])
+    big = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
+    found = [(r, c) for r in range(img.shape[0] - big.shape[0] + 1) for c in range(img.shape[1] - big.shape[1] + 1)
+             if (img[r, c] == big[0, 0]).all() and (img[r:r + big.shape[0], c:c + big.shape[1]] == big).all()]
+    assert len(found) == 1
