@@ -276,3 +276,20 @@ def test_bf16_autocast_trains_on_cpu(tmp_path):
     assert s["precision"] == "bf16" and np.isfinite(s["last"]["loss_d"]) and np.isfinite(s["last"]["loss_g"])
     assert t.sample_fixed()["x"].dtype == torch.bfloat16  # forward passes really ran in bf16
     assert all(p.dtype == torch.float32 for p in gan.parameters())  # weights stay fp32
+
+
+# ------------------------------------------------------------------ logs
+def test_jsonl_log_survives_a_torn_line_and_resume_truncation(tmp_path):
+    from fairgen.training.logs import append_jsonl, plot_loss_curves, truncate_jsonl
+
+    path = tmp_path / "log.jsonl"
+    for step, loss in ((2, 1.0), (4, None), (6, 0.5)):
+        append_jsonl({"step": step, "loss_d": loss, "d_acc_real": 0.5}, path)
+    with open(path, "a") as f:
+        f.write('{"step": 8, "loss_d"')  # a crash mid-write
+    assert [r["step"] for r in read_jsonl(path)] == [2, 4, 6]
+    truncate_jsonl(path, 4)
+    assert [r["step"] for r in read_jsonl(path)] == [2, 4]
+    out = plot_loss_curves(read_jsonl(path), tmp_path / "curve.png")  # null (non-finite) values are gaps
+    with Image.open(out) as im:
+        assert im.format == "PNG"

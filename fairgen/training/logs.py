@@ -82,8 +82,8 @@ def plot_loss_curves(records: list[dict[str, Any]], path: str | Path, title: str
     fig, axes = _figure(1, 2 if other else 1, (12 if other else 6, 4))
     axes = list(axes) if other else [axes]
 
-    def series(k):
-        return [r.get(k, math.nan) for r in records]
+    def series(k):  # missing or null (non-finite when logged) values are gaps
+        return [math.nan if r.get(k) is None else r[k] for r in records]
 
     for k in loss_keys:
         axes[0].plot(steps, series(k), label=k)
