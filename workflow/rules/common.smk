@@ -21,4 +21,6 @@ def final_targets():
         "results/quality/quality.json",
         "results/quality/summary.tsv",
         "results/audit/report.html",
+        "results/classifiers/metrics_table.parquet",
+        "results/classifiers/metrics_table.csv",
     ]
