@@ -36,14 +36,16 @@ c-conditioning accuracy
     {"format": "fairgen.quality", "format_version": 1, "protected": str, "outcome": str,
      "real_split": "test"|"valid", "n_samples": int, "seed": int,
      "extractors": {key: {"label", "note", "feature_dim", "weights", ...}},   # key: own_cnn | inception_v3
-     "classifier_accuracy_real": {"c": {"accuracy", "by_group", "n"}, "y": {...}},
+     "classifier_accuracy_real": {"c": AGR, "y": AGR},   # own-CNN heads on the real eval images
+     "warnings": [str],            # e.g. a c classifier too weak to judge c-conditioning
      "real": {"label_statistics": LS, "n_eval": int,
               "reference_fid": {key: FIDR}},           # real train subset vs real eval subset
      "runs": {run: {"folder": str, "n_synthetic": int, "n_evaluated": int,
                     "fid": {key: FIDR},
                     "label_statistics": {"real_train": LS, "synthetic": LS, "gap_synthetic_minus_real": {...}},
-                    "c_conditioning": {"accuracy", "by_group", "n", "chance", "classifier"},
-                    "y_agreement": {"accuracy", "by_group", "n", "classifier"}}}}
+                    "c_conditioning": AGR + {"chance", "classifier"},
+                    "y_agreement": AGR + {"classifier"}}}}
+    AGR = {"accuracy", "balanced_accuracy", "n", "by_group": {"0": float|null, "1": ...}}
     FIDR = {"label": str, "overall": {"value", "n_real", "n_synthetic"},
             "by_group": {"0": {...same...}, "1": {...}}}   # value null when a side has < 2 images
     LS = {"n": int, "by_group": {"0": {"n", "p_y1", "mean_y_prob"?}, "1": {...}},
@@ -211,13 +213,30 @@ def label_gap(real: dict, synthetic: dict) -> dict:
 
 def agreement(p_pred, target, threshold: float = 0.5) -> dict:
     """Fraction of images whose thresholded predicted probability equals ``target`` (0/1),
-    overall and per target value. For c this is the c-conditioning accuracy."""
+    overall and per target value, and the balanced accuracy (mean over the target values
+    present; 0.5 for a constant prediction). For c this is the c-conditioning accuracy."""
     p_pred, target = np.asarray(p_pred, np.float64).reshape(-1), np.asarray(target).reshape(-1)
     if len(p_pred) != len(target):
         raise ValueError(f"agreement: {len(p_pred)} predictions but {len(target)} targets")
     hit = (p_pred >= threshold).astype(np.int64) == target
-    return {"accuracy": _p(hit), "n": int(len(hit)),
-            "by_group": {str(g): _p(hit[target == g]) for g in GROUPS}}
+    by_group = {str(g): _p(hit[target == g]) for g in GROUPS}
+    present = [v for v in by_group.values() if v is not None]
+    return {"accuracy": _p(hit), "n": int(len(hit)), "by_group": by_group,
+            "balanced_accuracy": float(np.mean(present)) if present else None}
+
+
+# A c classifier below this balanced accuracy on real images cannot judge c-conditioning.
+MIN_CLASSIFIER_BALANCED_ACCURACY = 0.75
+
+
+def classifier_warnings(accuracy_real_c: dict, split: str) -> list[str]:
+    """Warnings about the real-trained c classifier (empty when it is informative)."""
+    bal = accuracy_real_c.get("balanced_accuracy")
+    if bal is None or bal >= MIN_CLASSIFIER_BALANCED_ACCURACY:
+        return []
+    return [f"the own-CNN c classifier reaches balanced accuracy {bal:.3f} on real {split} images "
+            f"(chance 0.5, needed {MIN_CLASSIFIER_BALANCED_ACCURACY}): c-conditioning accuracy is not "
+            "informative; train it longer (quality.cnn_epochs, quality.batch_size) or on more real data"]
 
 
 # --------------------------------------------------------------------------------- pipeline
@@ -352,6 +371,7 @@ def evaluate_quality(cfg: dict, array, index, synthetic_dirs: dict, out, progres
     real_ref = describe(extractors, np.asarray(images[ref_rows]), progress)
     eval_c = c_all[eval_rows]
     train_stats = label_statistics(c_all[train], y_all[train])
+    acc_c = agreement(real_eval["p_c"], eval_c)
     result = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "protected": protected, "outcome": outcome, "real_split": q["real_split"],
@@ -359,8 +379,8 @@ def evaluate_quality(cfg: dict, array, index, synthetic_dirs: dict, out, progres
         "extractors": {key: {"label": feat.LABELS[key], "note": feat.NOTES[key],
                              "feature_dim": int(ex.feature_dim), **ex.info}
                        for key, ex in extractors.items()},
-        "classifier_accuracy_real": {"c": agreement(real_eval["p_c"], eval_c),
-                                     "y": agreement(real_eval["p_y"], y_all[eval_rows])},
+        "classifier_accuracy_real": {"c": acc_c, "y": agreement(real_eval["p_y"], y_all[eval_rows])},
+        "warnings": classifier_warnings(acc_c, q["real_split"]),
         "real": {"label_statistics": train_stats, "n_eval": int(len(eval_rows)),
                  "reference_fid": {key: fid_by_group(real_eval["features"][key], eval_c,
                                                      real_ref["features"][key], c_all[ref_rows],
@@ -368,6 +388,8 @@ def evaluate_quality(cfg: dict, array, index, synthetic_dirs: dict, out, progres
                                    for key in extractors}},
         "runs": {},
     }
+    for w in result["warnings"]:
+        log.warning("%s", w)
     for run_name, r in runs.items():
         log.info("quality of %s: %d of %d synthetic samples", run_name, len(r["rows"]), len(r["c"]))
         result["runs"][run_name] = {

@@ -185,7 +185,15 @@ def test_label_statistics_against_hand_computation():
 
 def test_agreement_hand_computed():
     a = quality.agreement([0.9, 0.4, 0.2, 0.7, 0.5], [1, 1, 0, 0, 1])
-    assert_close_tree(a, {"accuracy": 3 / 5, "n": 5, "by_group": {"0": 1 / 2, "1": 2 / 3}})
+    assert_close_tree(a, {"accuracy": 3 / 5, "n": 5, "by_group": {"0": 1 / 2, "1": 2 / 3},
+                          "balanced_accuracy": (1 / 2 + 2 / 3) / 2})
+    constant = quality.agreement([0.9] * 4, [1, 0, 0, 0])  # always predicts 1
+    assert constant["accuracy"] == 0.25 and constant["balanced_accuracy"] == 0.5
+    assert quality.agreement([0.9], [1])["by_group"] == {"0": None, "1": 1.0}
+    # A c classifier at chance on real images makes c-conditioning uninformative: say so.
+    (warning,) = quality.classifier_warnings(constant, "test")
+    assert "balanced accuracy 0.500 on real test images" in warning
+    assert quality.classifier_warnings(a | {"balanced_accuracy": 0.9}, "test") == []
 
 
 # --------------------------------------------------------------------------- own-CNN extractor
@@ -373,7 +381,7 @@ def test_evaluate_quality_end_to_end(e2e):
     for grp in ("0", "1"):
         assert g["by_group"][grp]["value"] < b["by_group"][grp]["value"]
     assert good["c_conditioning"]["accuracy"] > 0.9 and bad["c_conditioning"]["accuracy"] < 0.2
-    assert result["classifier_accuracy_real"]["c"]["accuracy"] > 0.9
+    assert result["classifier_accuracy_real"]["c"]["accuracy"] > 0.9 and result["warnings"] == []
     # The reference (real train vs real test) is close to the good generator, far from the bad one.
     ref = result["real"]["reference_fid"]["own_cnn"]["overall"]["value"]
     assert ref < b["overall"]["value"] / 3
