@@ -18,6 +18,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/gan.smk"
 include: "workflow/rules/downstream.smk"
+include: "workflow/rules/zoo.smk"
 include: "workflow/rules/quality.smk"
 include: "workflow/rules/report.smk"
 

@@ -111,6 +111,52 @@ command(
     arg("--out-html", required=True, help="HTML report to write"),
     arg("--figures-dir", required=True, help="folder to write the report's figures into (PNG)"),
 )
+command(
+    "zoo-data", "fairgen.data.zoo_data:prepare",
+    "Prepare one seed-GAN zoo dataset as uint8 images.npy (N,H,W,C) + labels.npy + info.json: "
+    "digits (scikit-learn's bundled real 8x8 digits, upsampled to 28x28), mnist / cifar10 "
+    "(torchvision; downloaded into zoo.data_root or read from zoo.mnist_root / zoo.cifar10_root), "
+    "or cifar_standin (a procedural CIFAR-10 stand-in, not CIFAR).",
+    arg("--dataset", required=True, choices=["digits", "mnist", "cifar_standin", "cifar10"]),
+    arg("--out-dir", required=True, help="output folder"),
+    arg("--size", type=int, default=None, help="image size (default: the dataset's own, 28 or 32)"),
+    arg("--channels", type=int, choices=[1, 3], default=None, help="channels (default: the dataset's own)"),
+)
+command(
+    "zoo-classifier", "fairgen.zoo:train_classifier",
+    "Train (seeded) the small CNN that evaluates the zoo runs of one dataset on its REAL images; "
+    "writes model.pt and metrics.json (held-out accuracy); reuses an up-to-date model.pt.",
+    arg("--data", required=True, help="dataset folder written by 'fairgen zoo-data'"),
+    arg("--out-dir", required=True, help="output folder"),
+)
+command(
+    "zoo-train", "fairgen.zoo:train",
+    "Train one seed-GAN zoo run with the shared GAN trainer: checkpoint.pt, log.jsonl, sample "
+    "grids, loss_curve.png and train.json in --out-dir (resumes from a matching checkpoint).",
+    arg("--model", required=True, choices=["vanilla", "dcgan", "cgan", "acgan", "acgan_digits"],
+        help="zoo run (its settings are in the config section zoo.<run>)"),
+    arg("--data", required=True, help="dataset folder written by 'fairgen zoo-data'"),
+    arg("--out-dir", required=True, help="output folder"),
+)
+command(
+    "zoo-evaluate", "fairgen.zoo:evaluate",
+    "Evaluate one zoo run: FID in the real-data classifier's feature space (with the real-vs-real "
+    "floor), accuracy of the classifier on samples by requested class (conditional models), class "
+    "coverage, and a per-class sample grid (a row per class). Writes metrics.json and grid.png.",
+    arg("--model", required=True, choices=["vanilla", "dcgan", "cgan", "acgan", "acgan_digits"]),
+    arg("--checkpoint", required=True, help="checkpoint.pt written by 'fairgen zoo-train'"),
+    arg("--data", required=True, help="the run's dataset folder ('fairgen zoo-data')"),
+    arg("--classifier", required=True, help="model.pt written by 'fairgen zoo-classifier' for that dataset"),
+    arg("--out-dir", required=True, help="output folder"),
+)
+command(
+    "zoo-report", "fairgen.zoo:report",
+    "The seed-GAN zoo report: one self-contained HTML file (inline CSS, images as data URIs) with "
+    "per-class sample grids, training curves, FID, conditional accuracy and class coverage per run.",
+    arg("--zoo-dir", required=True, help="folder holding RUN/train, RUN/eval and classifier/DATASET"),
+    arg("--out-html", required=True, help="HTML report to write"),
+    arg("--out-json", default=None, help="also write every number as JSON"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

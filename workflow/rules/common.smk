@@ -23,4 +23,26 @@ def final_targets():
         "results/audit/report.html",
         "results/classifiers/metrics_table.parquet",
         "results/classifiers/metrics_table.csv",
+        *(zoo_targets() if config["zoo"]["in_all"] else []),
     ]
+
+
+# --- seed-GAN zoo (workflow/rules/zoo.smk) ---
+ZOO = "results/zoo"
+
+
+def zoo_targets():
+    return [f"{ZOO}/report.html", f"{ZOO}/summary.json"]
+
+
+def zoo_cfg(zoo_keys, top=("seed",), eval_keys=None):
+    """Like cfg_json: the top-level keys and the `zoo` keys (and `zoo.eval` keys) a zoo rule depends on."""
+    zoo = {k: config["zoo"][k] for k in zoo_keys}
+    if eval_keys is not None:
+        zoo["eval"] = {k: config["zoo"]["eval"][k] for k in eval_keys}
+    return json.dumps({**{k: config[k] for k in top if k in config}, "zoo": zoo}, sort_keys=True)
+
+
+def zoo_run_data(wildcards):
+    """The prepared dataset folder of zoo run {model}."""
+    return f"{ZOO}/data/{config['zoo'][wildcards.model]['dataset']}"
