@@ -14,9 +14,13 @@ same N(0, 0.02) initial weights) on the same images, in the same process, on the
 * fairgen -- :class:`fairgen.training.Trainer` on the packed uint8 array of the same images
   (:class:`fairgen.training.ArrayBatches`), fp32 and bf16 autocast.
 
+``--breakdown`` also times the reference loop fed from an in-memory float tensor, which separates
+what the data pipeline costs from what the training loop itself gains.
+
 Timing excludes ``--warmup`` steps (DataLoader start-up, oneDNN kernel selection). Each round runs
 reference, fairgen fp32, fairgen bf16 back to back, so a busy machine slows all three alike; the
-reported images/s are medians over rounds and the ratios are fairgen / reference.
+reported images/s are medians over rounds, the ratios are fairgen / reference of those medians,
+and ``ratios_per_round`` pairs each run with the reference run of its own round.
 """
 
 from __future__ import annotations
@@ -68,8 +72,28 @@ def make_images(root: Path, n: int, seed: int = 0) -> np.ndarray:
     return packed
 
 
-def reference_loop(root: Path, steps: int, warmup: int, workers: int, seed: int) -> dict:
-    """A pytorch/examples-style DCGAN training loop (see module docstring); returns images/s."""
+def _in_memory_loader(packed: np.ndarray, seed: int):
+    """Endless (images, labels) batches of the packed images already as float NCHW in [-1, 1]:
+    the reference loop without its data pipeline (for --breakdown)."""
+    x = torch.from_numpy(packed).permute(0, 3, 1, 2).float().div(127.5).sub(1).contiguous()
+    g = torch.Generator().manual_seed(seed)
+    n_batches = len(x) // BATCH
+
+    class Loader:
+        def __len__(self):
+            return n_batches
+
+        def __iter__(self):
+            for _ in range(n_batches):
+                yield x[torch.randint(len(x), (BATCH,), generator=g)], None
+
+    return Loader()
+
+
+def reference_loop(root: Path, steps: int, warmup: int, workers: int, seed: int,
+                   packed: np.ndarray | None = None) -> dict:
+    """A pytorch/examples-style DCGAN training loop (see module docstring); returns images/s.
+    With ``packed``, batches come from memory instead of the ImageFolder DataLoader."""
     import torchvision.datasets as dset
     import torchvision.transforms as transforms
 
@@ -77,10 +101,13 @@ def reference_loop(root: Path, steps: int, warmup: int, workers: int, seed: int)
     gan = build("dcgan")  # same architecture and N(0, 0.02) init as the example's netG / netD
     netG = gan.G
     netD = nn.Sequential(gan.D.main, nn.Sigmoid())
-    dataset = dset.ImageFolder(root=str(root), transform=transforms.Compose([
-        transforms.Resize(SIZE), transforms.CenterCrop(SIZE), transforms.ToTensor(),
-        transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))]))
-    dataloader = torch.utils.data.DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=workers)
+    if packed is not None:
+        dataloader = _in_memory_loader(packed, seed)
+    else:
+        dataset = dset.ImageFolder(root=str(root), transform=transforms.Compose([
+            transforms.Resize(SIZE), transforms.CenterCrop(SIZE), transforms.ToTensor(),
+            transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))]))
+        dataloader = torch.utils.data.DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=workers)
     criterion = nn.BCELoss()
     optimizerD = torch.optim.Adam(netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
     optimizerG = torch.optim.Adam(netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -156,6 +183,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch intra-op threads (both)")
     p.add_argument("--data-dir", default=None, help="where to write the PNGs (default: a temporary folder)")
     p.add_argument("--out", default=None, help="also write the results as JSON here")
+    p.add_argument("--breakdown", action="store_true",
+                   help="also time the reference loop fed from memory (separates data pipeline from training)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -170,8 +199,13 @@ def main(argv=None) -> int:
     print(f"made {args.images} PNGs in {time.perf_counter() - t:.1f}s under {root}", file=sys.stderr)
 
     runs: dict[str, list[dict]] = {"reference_fp32": [], "fairgen_fp32": [], "fairgen_bf16": []}
+    if args.breakdown:
+        runs["reference_fp32_in_memory"] = []
     for r in range(args.rounds):
         runs["reference_fp32"].append(reference_loop(root, args.steps, args.warmup, args.workers, seed=r))
+        if args.breakdown:
+            runs["reference_fp32_in_memory"].append(
+                reference_loop(root, args.steps, args.warmup, args.workers, seed=r, packed=packed))
         runs["fairgen_fp32"].append(fairgen_loop(packed, args.steps, args.warmup, "fp32", seed=r))
         runs["fairgen_bf16"].append(fairgen_loop(packed, args.steps, args.warmup, "bf16", seed=r))
         print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]['images_per_s']:.1f} img/s"
@@ -181,13 +215,19 @@ def main(argv=None) -> int:
         "images_per_s": med,
         "ratio_fp32": med["fairgen_fp32"] / med["reference_fp32"],
         "ratio_bf16": med["fairgen_bf16"] / med["reference_fp32"],
+        **({"ratio_fp32_vs_in_memory_reference": med["fairgen_fp32"] / med["reference_fp32_in_memory"]}
+           if args.breakdown else {}),
+        # paired per-round ratios: each round's runs ran back to back, so they share the machine's load
+        "ratios_per_round": {name: [f["images_per_s"] / ref["images_per_s"]
+                                    for f, ref in zip(v, runs["reference_fp32"])]
+                             for name, v in runs.items() if name != "reference_fp32"},
         "targets": {"ratio_fp32": 1.1, "ratio_bf16": 1.9},
         "runs": runs,
         "setup": {"images": args.images, "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds,
                   "batch": BATCH, "threads": args.threads, "workers": args.workers, "torch": torch.__version__,
                   "cpu": platform.processor() or platform.machine(), "load_avg": os.getloadavg()},
     }
-    print(json.dumps({k: result[k] for k in ("images_per_s", "ratio_fp32", "ratio_bf16")}, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("runs", "targets")}, indent=2))
     if args.out:
         from fairgen.io import write_json
 
