@@ -168,9 +168,10 @@ def test_resume_equals_uninterrupted_run(tmp_path):
 
 
 def test_outputs_logs_samples_and_summary(tmp_path):
+    (tmp_path / "log.jsonl").write_text('{"step": 3, "loss_d": 9.0}\n')  # an attempt that never checkpointed
     s = Trainer(make("cgan", CGAN), cgan_data(), tmp_path, **fast(steps=6, log_every=3, sample_every=3)).fit()
     recs = read_jsonl(tmp_path / "log.jsonl")
-    assert [r["step"] for r in recs] == [3, 6]
+    assert [r["step"] for r in recs] == [3, 6] and recs[0]["loss_d"] != 9.0
     for key in ("loss_d", "loss_g", "d_acc_real", "d_acc_fake", "g_fool_rate", "lr_g", "lr_d", "images_per_s"):
         assert isinstance(recs[-1][key], float), key
     assert s["samples"] == [str(tmp_path / "samples" / f"step_{i:07d}.png") for i in (3, 6)]
@@ -198,6 +199,12 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path, log_every, nan
     assert all(torch.isfinite(p).all() for p in gan.parameters())
     if log_every == 5:  # the diverged interval is in the log, with null (non-finite) losses
         assert read_jsonl(tmp_path / "log.jsonl")[-1]["loss_d"] is None
+    # a rerun resumes from the good checkpoint, and the log keeps only the steps up to it
+    t2 = Trainer(make("vanilla", VANILLA), FaultyBatches(images(20, 8), nan_from=1), tmp_path,
+                 **fast(steps=20, log_every=log_every, checkpoint_every=3))
+    with pytest.raises(TrainingDivergedError, match="between steps 4 and"):
+        t2.fit()
+    assert all(r["step"] <= 3 or r["loss_d"] is None for r in read_jsonl(tmp_path / "log.jsonl"))
 
 
 # ------------------------------------------------------------------ checkpoints

@@ -208,6 +208,8 @@ class Trainer:
         self.last_checkpoint_step: int | None = None
         if self.checkpoint_path.exists():
             self._resume()
+        else:  # records of an earlier attempt that never reached a checkpoint are not this run's
+            logs.truncate_jsonl(self.log_path, 0)
         self._reset_finite()
         self._reset_interval()
 
