@@ -370,9 +370,11 @@ def summarize(results: list[MethodResult], level: float | None, baseline: str = 
     ranked = [m for m in results if not is_constant(m)]
     scored = [m for m in ranked if m.value(dp) is not None]
     if not scored:
-        why = "predicts a constant outcome or has" if constant else "has"
-        return Summary(None, sentences + [f"Every classifier {why} no defined demographic-parity difference, "
-                                          "so no method can be called fairest."], facts)
+        sentences.append("Every classifier predicts a constant outcome, so no method can be called fairest."
+                         if not ranked else "No classifier has a defined demographic-parity difference, so no "
+                         "method can be called fairest.")
+        _extremes(results, ranked, sentences, facts)
+        return Summary(None, sentences, facts)
     best = min(scored, key=lambda m: m.value(dp))
     facts["fairest"] = best.method
     facts["fairest_dp"] = best.value(dp)
@@ -415,6 +417,13 @@ def summarize(results: list[MethodResult], level: float | None, baseline: str = 
         if ov:
             sentences.append(f"The next fairest, {runner.method} ({_with_ci(runner, dp)}), has an overlapping "
                              f"interval, so the data do not single out {best.method} as significantly fairer.")
+    _extremes(results, ranked, sentences, facts)
+    return Summary(best.method, sentences, facts)
+
+
+def _extremes(results: list[MethodResult], ranked: list[MethodResult], sentences: list[str], facts: dict) -> None:
+    """Name the method with the smallest of each other gap (among non-constant classifiers) and
+    the most accurate one (among all)."""
     extremes = (
         ("error_rate_gap", min, "smallest_error_rate_gap", ranked,
          "Smallest error-rate gap |err(c=0) \u2212 err(c=1)| (what the paper's Table 1 calls \u201cDP\u201d)"),
@@ -430,7 +439,6 @@ def summarize(results: list[MethodResult], level: float | None, baseline: str = 
             chosen = pick(defined, key=lambda m: m.value(metric))
             facts[fact] = chosen.method
             sentences.append(f"{phrase}: {chosen.method}, {_with_ci(chosen, metric)}.")
-    return Summary(best.method, sentences, facts)
 
 
 def _accuracy_sentence(best: MethodResult, base: MethodResult, level_txt: str, facts: dict) -> str:
@@ -461,12 +469,15 @@ def load_manifest(path: Path, inputs: Inputs) -> dict:
     return manifest
 
 
+SPLIT_ORDER = ("train", "valid", "test")
+
+
 def _split_counts(manifest: dict) -> dict:
-    for key in ("splits", "split_counts", "counts"):
-        v = manifest.get(key)
-        if isinstance(v, dict):
-            return {k: (x["n"] if isinstance(x, dict) and "n" in x else x) for k, x in v.items()}
-    return {}
+    """The manifest's image count per split, in train/valid/test order."""
+    v = manifest.get("splits")
+    if not isinstance(v, dict):
+        return {}
+    return dict(sorted(v.items(), key=lambda kv: (SPLIT_ORDER.index(kv[0]) if kv[0] in SPLIT_ORDER else 9, kv[0])))
 
 
 def real_base_rates(cfg: dict, manifest: dict, manifest_path: Path, crops_index: Path | None,
@@ -478,7 +489,7 @@ def real_base_rates(cfg: dict, manifest: dict, manifest_path: Path, crops_index:
         df, _ = fio.read_parquet(crops_index, "crops_index", columns=["split", protected, outcome])
         inputs.add("crops index", crops_index)
         rows = []
-        for split in ("train", "valid", "test"):
+        for split in SPLIT_ORDER:
             part = df[df["split"] == split]
             if len(part):
                 rows.append(_rates_row(f"real {split}", part[protected].to_numpy(), part[outcome].to_numpy(),
@@ -488,7 +499,7 @@ def real_base_rates(cfg: dict, manifest: dict, manifest_path: Path, crops_index:
     if not isinstance(rates, dict):
         return [], "not available (no crops index given and no 'base_rates' in the manifest)"
     rows = []
-    for split, r in rates.items():
+    for split, r in sorted(rates.items(), key=lambda kv: SPLIT_ORDER.index(kv[0]) if kv[0] in SPLIT_ORDER else 9):
         if split == "all":
             continue
         if not isinstance(r, dict):
