@@ -48,11 +48,15 @@ command(
     "Train one Fairness GAN run (fgan_dp: demographic-parity term, fgan_eqopp: equal-opportunity "
     "term, acgan: no fairness term) on the real train crops with the shared GAN trainer. Writes "
     "checkpoint.pt, log.jsonl, samples/, loss_curve.png, class_grid.png (samples by c and generated "
-    "y) and summary.json into --out-dir; resumes from a checkpoint of the same run there.",
+    "y) and summary.json into --out-dir when training is done. An interrupted run resumes from its "
+    "state folder (--state-dir) when the same command runs again.",
     arg("--run", required=True, choices=["fgan_dp", "fgan_eqopp", "acgan"], help="GAN run name"),
     arg("--array", required=True, help="real crops .npy (N,H,W,3) uint8"),
     arg("--index", required=True, help="real crops Parquet index (splits, attributes)"),
     arg("--out-dir", required=True, help="output folder"),
+    arg("--state-dir", default=None,
+        help="resumable training state while the run is unfinished (default: OUT_DIR.state beside "
+             "--out-dir; removed when every output is written)"),
 )
 command(
     "generate", "fairgen.generation:generate",

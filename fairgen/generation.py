@@ -24,7 +24,7 @@ import numpy as np
 
 from fairgen import io
 from fairgen.config import seed_for
-from fairgen.errors import DataError
+from fairgen.errors import CheckpointError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +104,8 @@ def generate(cfg: dict, run: str, checkpoint: str | os.PathLike, out_dir: str | 
     """Sample the synthetic dataset of GAN run ``run`` from ``checkpoint`` into ``out_dir``.
 
     Returns a summary (also stored in the samples table's metadata). Raises CheckpointError /
-    FormatVersionError for a bad checkpoint and DataError for a model without c-conditioning or
-    outcome output, or one that generates NaN.
+    FormatVersionError for a bad checkpoint or one trained as another run than ``run``, and
+    DataError for a model without c-conditioning or outcome output, or one that generates NaN.
     """
     from fairgen.synthetic_data import labels_from_prob, write_synthetic
     from fairgen.training.checkpoint import load_checkpoint, load_gan
@@ -115,7 +115,12 @@ def generate(cfg: dict, run: str, checkpoint: str | os.PathLike, out_dir: str | 
     gc = cfg["generate"]
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     device = resolve_device(cfg["device"])
-    step = int(load_checkpoint(checkpoint)["step"])
+    ck = load_checkpoint(checkpoint)
+    step = int(ck["step"])
+    trained_as = ((ck.get("train") or {}).get("extra") or {}).get("run")
+    if trained_as is not None and trained_as != run:  # e.g. the acgan checkpoint given for fgan_dp
+        raise CheckpointError(f"{checkpoint}: checkpoint of GAN run '{trained_as}', not of run '{run}'")
+    del ck
     gan = load_gan(checkpoint, device)
     if "c" not in gan.cond_keys:
         raise DataError(f"{checkpoint}: model '{gan.name}' is not conditioned on the protected attribute c "

@@ -12,10 +12,20 @@ run            variant   G's fairness term
 
 The model is built from the config's ``gan`` section (resolution from the crops array, P(c=1)
 from the train split) and trained by the shared :class:`fairgen.training.Trainer` into
-``out_dir`` (``checkpoint.pt``, ``log.jsonl``, ``samples/``, ``loss_curve.png``; a checkpoint of
-the same run already there is resumed). Afterwards :data:`CLASS_GRID` shows generated samples
-by (c, generated y) and :data:`SUMMARY` records the training summary with the generated and
-real label statistics.
+``out_dir`` (``checkpoint.pt``, ``log.jsonl``, ``samples/``, ``loss_curve.png``). Afterwards
+:data:`CLASS_GRID` shows generated samples by (c, generated y) and :data:`SUMMARY` records the
+training summary with the generated and real label statistics.
+
+Interruption and resumption. While training, the resumable state (checkpoint, log, sample grids)
+lives in a state folder beside ``out_dir`` (:func:`default_state_dir`: ``OUT.state``), not in
+``out_dir``: the files in ``out_dir`` are the outputs, published only when training is done
+(each atomically), and Snakemake deletes a job's outputs before it runs the job again, so an
+interrupted job (killed, preempted, timed out) could never resume from a checkpoint among them.
+Running the same command again resumes from the state and gives the same weights as an
+uninterrupted run (same device type). The state is removed once every output is written; a state
+that cannot continue this run (other model, settings, or train data: the checkpoint records a
+fingerprint of the train images and labels) is discarded with a warning. With no state, a run
+already published in ``out_dir`` is continued (e.g. to more steps).
 """
 
 from __future__ import annotations
@@ -42,6 +52,8 @@ N_CLASS_SAMPLES = 1024
 PER_ROW = 8
 #: generation batch size for them (fixed, so the grid does not depend on the generate section)
 CLASS_BATCH = 256
+#: suffix of the default state folder (``OUT`` -> ``OUT.state``)
+STATE_SUFFIX = ".state"
 
 
 def variant_of(run: str) -> str:
@@ -61,11 +73,21 @@ def build_model(cfg: dict, run: str, resolution: int, p_c: float):
                        y_noise=g["y_noise"], y_from_c=g["y_from_c"], p_c=p_c)
 
 
+def default_state_dir(out_dir: str | os.PathLike) -> Path:
+    """Where an unfinished run into ``out_dir`` keeps its resumable state: ``OUT.state`` beside it."""
+    out = Path(out_dir)
+    if not out.name:  # "." or "/"
+        out = out.resolve()
+    return out.with_name(out.name + STATE_SUFFIX)
+
+
 def train(cfg: dict, run: str, array: str | os.PathLike, index: str | os.PathLike, out_dir: str | os.PathLike,
-          progress: bool = True) -> dict:
+          state_dir: str | os.PathLike | None = None, progress: bool = True) -> dict:
     """Train run ``run`` on the train split of ``array`` / ``index`` into ``out_dir``; return the
-    summary also written to ``out_dir/summary.json``."""
+    summary also written to ``out_dir/summary.json``. ``state_dir`` (default
+    :func:`default_state_dir`) holds the resumable state until every output is written."""
     from fairgen.classifiers import load_real
+    from fairgen.data.zoo_data import fingerprint
     from fairgen.models.fairness_gan import RESOLUTION_BLOCKS
     from fairgen.quality import label_statistics
     from fairgen.training import ArrayBatches, TrainConfig, Trainer, seed_everything
@@ -83,16 +105,22 @@ def train(cfg: dict, run: str, array: str | os.PathLike, index: str | os.PathLik
              cfg["protected"], p_c, cfg["outcome"], real_stats["by_group"]["0"]["p_y1"], cfg["outcome"],
              real_stats["by_group"]["1"]["p_y1"])
 
-    tc = TrainConfig.from_config(cfg, stage="gan", extra={"run": run}, progress=progress)
+    # the train data's fingerprint is part of the run's signature: a state or checkpoint made from
+    # other crops is never resumed
+    data = fingerprint(real.images, np.stack([real.c, real.y], axis=1))
+    tc = TrainConfig.from_config(cfg, stage="gan", extra={"run": run, "data": data}, progress=progress)
     seed_everything(tc.seed)  # reproducible initial weights
     gan = build_model(cfg, run, h, p_c)
     batches = ArrayBatches(real.images, {"c": real.c, "y": real.y}, name=str(array))
-    summary = Trainer(gan, batches, out_dir, tc).fit()
+    state_dir = Path(state_dir) if state_dir is not None else default_state_dir(out_dir)
+    trainer = Trainer(gan, batches, out_dir, tc, state_dir=state_dir)
+    summary = trainer.fit()
 
     generated = write_class_grid(cfg, run, gan, out_dir / CLASS_GRID, real_gap=real_stats["dp_difference_c1_minus_c0"])
     summary.update(run=run, variant=variant, protected=cfg["protected"], outcome=cfg["outcome"],
                    real_train=real_stats, generated=generated, class_grid=str(out_dir / CLASS_GRID))
     io.write_json(summary, out_dir / SUMMARY)
+    trainer.clear_state()  # every output is written: nothing left to resume
     log.info("run %s: generated P(y=1|c=1) - P(y=1|c=0) = %s (real train: %s)", run,
              generated["dp_difference_c1_minus_c0"], real_stats["dp_difference_c1_minus_c0"])
     return summary

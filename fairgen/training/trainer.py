@@ -10,6 +10,15 @@ Output folder layout (``out_dir``)::
 Running again with a checkpoint of the same model/config/settings in ``out_dir`` resumes from it
 and reproduces the uninterrupted run exactly (same device type, same seed).
 
+A separate ``state_dir`` keeps the resumable state (checkpoint.pt, log.jsonl, samples/) out of
+``out_dir`` while training: ``out_dir`` then receives the finished files only at the end, each
+written atomically (checkpoint last). This is what a workflow manager needs whose declared
+outputs are the files in ``out_dir``: Snakemake deletes a job's outputs before running it again,
+so a checkpoint that is an output could never be resumed from. A state that cannot continue the
+run (other model, settings or data, unreadable) is discarded with a warning, and
+:meth:`Trainer.clear_state` removes the state once the caller's outputs are complete. With no
+state of its own, the state starts as a copy of a run already published in ``out_dir``.
+
 Host synchronisation happens only at log / sample / checkpoint steps: per-step losses and
 metrics are summed in device tensors, and a device-side "all finite" flag is accumulated; both
 are read (one transfer) at log time, and the flag again before any checkpoint is written. A
@@ -24,6 +33,7 @@ import dataclasses
 import logging
 import math
 import random
+import shutil
 import sys
 import time
 import zlib
@@ -35,7 +45,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from fairgen.errors import CheckpointError, ConfigError, DataError, TrainingDivergedError
+from fairgen.errors import CheckpointError, ConfigError, DataError, FormatVersionError, TrainingDivergedError
 from fairgen.training import checkpoint as ckpt_mod
 from fairgen.training import logs
 
@@ -149,7 +159,8 @@ class Trainer:
     """Train ``gan`` on ``batches`` (a :class:`fairgen.training.batches.BatchSource`) into ``out_dir``.
 
     ``config`` (or keyword overrides of :class:`TrainConfig` fields) sets the run; :meth:`fit`
-    trains (resuming from ``out_dir/checkpoint.pt`` when present) and returns a summary dict.
+    trains (resuming from ``state_dir/checkpoint.pt`` when present) and returns a summary dict.
+    ``state_dir`` defaults to ``out_dir`` (see the module docstring for a separate one).
     """
 
     CHECKPOINT = "checkpoint.pt"
@@ -157,10 +168,13 @@ class Trainer:
     SAMPLES = "samples"
     LOSS_PLOT = "loss_curve.png"
 
-    def __init__(self, gan, batches, out_dir: str | Path, config: TrainConfig | None = None, **overrides):
+    def __init__(self, gan, batches, out_dir: str | Path, config: TrainConfig | None = None, *,
+                 state_dir: str | Path | None = None, **overrides):
         self.gan = gan
         self.batches = batches
         self.out_dir = Path(out_dir)
+        self.state_dir = Path(state_dir) if state_dir is not None else self.out_dir
+        self.separate_state = self.state_dir.absolute() != self.out_dir.absolute()
         self.cfg = dataclasses.replace(config or TrainConfig(), **overrides)
         self.cfg.validate()
         keys = getattr(batches, "keys", None)
@@ -169,9 +183,9 @@ class Trainer:
             if missing:
                 raise DataError(f"model '{gan.name}' needs batch key(s) {missing}; "
                                 f"the data provides {list(keys)}")
-        self.checkpoint_path = self.out_dir / self.CHECKPOINT
-        self.log_path = self.out_dir / self.LOG
-        self.samples: list[str] = []
+        self.checkpoint_path = self.state_dir / self.CHECKPOINT
+        self.log_path = self.state_dir / self.LOG
+        self.samples: list[str] = []  # file names in SAMPLES
 
     # ------------------------------------------------------------------ setup
     def _setup(self) -> None:
@@ -206,14 +220,19 @@ class Trainer:
         self.step = 0
         self.elapsed_before = 0.0
         self.last_checkpoint_step: int | None = None
+        self._remove_temporaries()
+        if self.separate_state:
+            self._adopt_published()
         if self.checkpoint_path.exists():
             self._resume()
-        else:  # records of an earlier attempt that never reached a checkpoint are not this run's
+        if self.last_checkpoint_step is None:
+            # records of an earlier attempt that never reached a checkpoint are not this run's
             logs.truncate_jsonl(self.log_path, 0)
         self._reset_finite()
         self._reset_interval()
 
-    def _resume(self) -> None:
+    def _resumable(self) -> dict[str, Any]:
+        """The checkpoint at ``checkpoint_path`` if this run can continue from it (else an error)."""
         path = self.checkpoint_path
         ck = ckpt_mod.load_checkpoint(path, map_location=self.device)
         ckpt_mod.check_model(ck, self.gan, path)
@@ -224,6 +243,18 @@ class Trainer:
         if ck["step"] > self.cfg.steps:
             raise CheckpointError(f"{path}: checkpoint is at step {ck['step']}, beyond the requested "
                                   f"{self.cfg.steps} steps")
+        return ck
+
+    def _resume(self) -> None:
+        path = self.checkpoint_path
+        try:
+            ck = self._resumable()
+        except (CheckpointError, FormatVersionError) as e:
+            if not self.separate_state:
+                raise
+            log.warning("discarding the training state in %s (starting from step 0): %s", self.state_dir, e)
+            self.clear_state()
+            return
         self.gan.G.load_state_dict(ck["G"])
         self.gan.D.load_state_dict(ck["D"])
         self.opt_g.load_state_dict(ck["opt_g"])
@@ -239,6 +270,36 @@ class Trainer:
         self.elapsed_before = float(ck.get("elapsed_s", 0.0))
         logs.truncate_jsonl(self.log_path, self.step)
         log.info("resuming %s from %s at step %d", self.gan.name, path, self.step)
+
+    def _remove_temporaries(self) -> None:
+        """Delete the trainer's temporaries of atomic writes cut short by a killed process (never read)."""
+        names = (self.CHECKPOINT, self.LOG, self.SAMPLES, self.LOSS_PLOT)
+        spots = [(folder, f".{name}.*.tmp") for folder in {self.state_dir, self.out_dir} for name in names]
+        for folder, pattern in (*spots, (self.state_dir / self.SAMPLES, ".step_*.png.*.tmp")):
+            for tmp in folder.glob(pattern) if folder.is_dir() else ():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def _adopt_published(self) -> None:
+        """An empty state folder starts as a copy of the run published in ``out_dir``, if any
+        (so a finished run can be continued to more steps); the checkpoint is copied last."""
+        published = self.out_dir / self.CHECKPOINT
+        if self.checkpoint_path.exists() or not published.is_file():
+            return
+        log.info("training state %s starts from the published run %s", self.state_dir, published)
+        _copy_run_files(self.out_dir, self.state_dir, (self.SAMPLES, self.LOG, self.CHECKPOINT))
+
+    def clear_state(self) -> None:
+        """Remove a separate state folder's checkpoint (first), log and sample grids, and the folder
+        itself when that empties it. Call it once the run's outputs are complete. Does nothing when
+        the state lives in ``out_dir``, where the checkpoint is an output."""
+        if not self.separate_state:
+            return
+        self.checkpoint_path.unlink(missing_ok=True)
+        self.log_path.unlink(missing_ok=True)
+        shutil.rmtree(self.state_dir / self.SAMPLES, ignore_errors=True)
+        self._remove_temporaries()
+        with contextlib.suppress(OSError):
+            self.state_dir.rmdir()
 
     def _reset_finite(self) -> None:
         """Start a new finiteness window (device flag, read at the next log or checkpoint)."""
@@ -374,9 +435,9 @@ class Trainer:
             self.gan.G.train(was_training)
 
     def _save_samples(self) -> None:
-        path = self.out_dir / self.SAMPLES / f"step_{self.step:07d}.png"
+        path = self.state_dir / self.SAMPLES / f"step_{self.step:07d}.png"
         logs.save_samples(self.sample_fixed()["x"], path, nrow=self.gan.sample_grid_nrow)
-        self.samples.append(str(path))
+        self.samples.append(path.name)
 
     # ------------------------------------------------------------------ main loop
     def fit(self) -> dict[str, Any]:
@@ -402,6 +463,8 @@ class Trainer:
                     self._save_checkpoint()
         finally:
             self.pbar.close()
+        if self.separate_state:  # publish the finished run's files into out_dir, the checkpoint last
+            _copy_run_files(self.state_dir, self.out_dir, (self.SAMPLES, self.LOG, self.CHECKPOINT))
         wall = time.perf_counter() - self.t0
         records = logs.read_jsonl(self.log_path)
         plot = None
@@ -414,6 +477,23 @@ class Trainer:
             "steps": self.step, "resumed_from": start if start else None, "steps_this_run": done,
             "wall_s": wall, "images_per_s": done * cfg.batch_size * cfg.n_dis / wall if done and wall > 0 else None,
             "last": self.last_record or (records[-1] if records else None),
-            "checkpoint": str(self.checkpoint_path), "log": str(self.log_path),
-            "samples": self.samples, "loss_curve": plot,
+            "checkpoint": str(self.out_dir / self.CHECKPOINT), "log": str(self.out_dir / self.LOG),
+            "samples": [str(self.out_dir / self.SAMPLES / name) for name in self.samples], "loss_curve": plot,
         }
+
+
+def _copy_run_files(src: Path, dst: Path, names: tuple[str, ...]) -> None:
+    """Copy the files / flat folders ``names`` that exist in ``src`` into ``dst``, each atomically,
+    in the given order."""
+    from fairgen.io import atomic_path
+
+    for name in names:
+        source = src / name
+        if source.is_dir():
+            with atomic_path(dst / name, is_dir=True) as tmp:
+                for f in sorted(source.iterdir()):
+                    if f.is_file() and not f.name.startswith("."):
+                        shutil.copyfile(f, tmp / f.name)
+        elif source.is_file():
+            with atomic_path(dst / name) as tmp:
+                shutil.copyfile(source, tmp)

@@ -1,8 +1,12 @@
 # GAN training: one Fairness GAN per configured run (gan.runs: fgan_dp, fgan_eqopp, acgan = the
 # same model without the fairness term) on the real train crops, with the shared trainer.
-# Note: Snakemake deletes a job's outputs before it starts, so a training job interrupted under
-# Snakemake starts again from step 0; `fairgen train-gan` run by hand with the same --out-dir
-# resumes from the checkpoint it finds there.
+# Interruption: Snakemake deletes a job's declared outputs before it runs the job (again), so the
+# resumable training state is kept out of them, in results/gan/{run}.state/ (checkpoint, log,
+# sample grids; deliberately not declared). An interrupted job (killed, preempted, timed out)
+# leaves its outputs incomplete; the next `snakemake --rerun-incomplete` (set in both profiles)
+# runs it again and it resumes from the state, giving the weights of an uninterrupted run. The
+# outputs appear only when training is done, each atomically; the state is removed once they are
+# all written, and a state that does not fit the current config or crops is discarded.
 GAN = "results/gan"
 
 
@@ -35,6 +39,7 @@ rule train_gan:
             sort_keys=True,
         ),
         out_dir=lambda wildcards, output: os.path.dirname(output.checkpoint),
+        state_dir=lambda wildcards: f"{GAN}/{wildcards.run}.state",
     log:
         "results/logs/train_gan/{run}.log",
     wildcard_constraints:
@@ -48,4 +53,4 @@ rule train_gan:
         "../envs/fairgen.yaml"
     shell:
         "fairgen train-gan --config-json {params.cfg:q} --run {wildcards.run} --array {input.array}"
-        " --index {input.index} --out-dir {params.out_dir} > {log} 2>&1"
+        " --index {input.index} --out-dir {params.out_dir} --state-dir {params.state_dir} > {log} 2>&1"
