@@ -17,8 +17,8 @@ from the train split) and trained by the shared :class:`fairgen.training.Trainer
 training summary with the generated and real label statistics.
 
 Interruption and resumption. While training, the resumable state (checkpoint, log, sample grids)
-lives in a state folder beside ``out_dir`` (:func:`default_state_dir`: ``OUT.state``), not in
-``out_dir``: the files in ``out_dir`` are the outputs, published only when training is done
+lives in a state folder beside ``out_dir`` (``OUT.state``, see
+:func:`fairgen.training.trainer.default_state_dir`), not in ``out_dir``: the files in ``out_dir`` are the outputs, published only when training is done
 (each atomically), and Snakemake deletes a job's outputs before it runs the job again, so an
 interrupted job (killed, preempted, timed out) could never resume from a checkpoint among them.
 Running the same command again resumes from the state and gives the same weights as an
@@ -52,8 +52,6 @@ N_CLASS_SAMPLES = 1024
 PER_ROW = 8
 #: generation batch size for them (fixed, so the grid does not depend on the generate section)
 CLASS_BATCH = 256
-#: suffix of the default state folder (``OUT`` -> ``OUT.state``)
-STATE_SUFFIX = ".state"
 
 
 def variant_of(run: str) -> str:
@@ -73,24 +71,18 @@ def build_model(cfg: dict, run: str, resolution: int, p_c: float):
                        y_noise=g["y_noise"], y_from_c=g["y_from_c"], p_c=p_c)
 
 
-def default_state_dir(out_dir: str | os.PathLike) -> Path:
-    """Where an unfinished run into ``out_dir`` keeps its resumable state: ``OUT.state`` beside it."""
-    out = Path(out_dir)
-    if not out.name:  # "." or "/"
-        out = out.resolve()
-    return out.with_name(out.name + STATE_SUFFIX)
-
-
 def train(cfg: dict, run: str, array: str | os.PathLike, index: str | os.PathLike, out_dir: str | os.PathLike,
           state_dir: str | os.PathLike | None = None, progress: bool = True) -> dict:
     """Train run ``run`` on the train split of ``array`` / ``index`` into ``out_dir``; return the
-    summary also written to ``out_dir/summary.json``. ``state_dir`` (default
-    :func:`default_state_dir`) holds the resumable state until every output is written."""
+    summary also written to ``out_dir/summary.json``. ``state_dir`` (default ``OUT.state``,
+    :func:`~fairgen.training.trainer.default_state_dir`) holds the resumable state until every
+    output is written."""
     from fairgen.classifiers import load_real
     from fairgen.data.zoo_data import fingerprint
     from fairgen.models.fairness_gan import RESOLUTION_BLOCKS
     from fairgen.quality import label_statistics
     from fairgen.training import ArrayBatches, TrainConfig, Trainer, seed_everything
+    from fairgen.training.trainer import default_state_dir
 
     variant = variant_of(run)
     out_dir = Path(out_dir)

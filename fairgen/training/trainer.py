@@ -134,6 +134,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def default_state_dir(out_dir: str | Path) -> Path:
+    """Where a command training into ``out_dir`` keeps the resumable state of an unfinished run:
+    ``OUT.state`` beside ``out_dir`` (never among a workflow rule's declared outputs)."""
+    out = Path(out_dir)
+    if not out.name:  # "." or "/"
+        out = out.resolve()
+    return out.with_name(out.name + ".state")
+
+
 def derive_seed(seed: int, what: str) -> int:
     """Independent sub-seeds (batches, noise, fixed latents) from one seed."""
     return (int(seed) * 1_000_003 + zlib.crc32(what.encode())) % (2**63 - 1)

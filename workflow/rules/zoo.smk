@@ -61,6 +61,9 @@ rule zoo_classifier:
         " --out-dir {params.out_dir} > {log} 2>&1"
 
 
+# The resumable training state of an unfinished zoo_train job is kept in {ZOO}/{model}/train.state/
+# (not declared: Snakemake deletes a job's outputs before running it again); a rerun after an
+# interruption (`--rerun-incomplete`) resumes from it, and it is removed once train.json is written.
 rule zoo_train:
     input:
         info=lambda wildcards: f"{zoo_run_data(wildcards)}/info.json",
