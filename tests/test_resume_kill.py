@@ -237,6 +237,34 @@ def test_nan_batch_stops_train_gan_keeps_last_good_checkpoint_then_resumes(data,
     assert not state.exists()
 
 
+def test_interrupted_while_writing_outputs_republishes_without_training(data, reference, tmp_path, monkeypatch):
+    """Stopped after training but before the last output (here: in the class grid), with a
+    partial checkpoint among the outputs: the same command trains nothing, replaces the partial
+    files from the state and writes the rest."""
+    from fairgen.training import fairness_run
+
+    torch.set_num_threads(1)
+    out = tmp_path / "gan" / RUN
+    state = Path(f"{out}.state")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(fairness_run, "write_class_grid", interrupted)
+        assert cli.main(train_cmd(data, out)[3:]) == 130
+    assert load_checkpoint(state / "checkpoint.pt")["step"] == STEPS
+    assert not (out / "summary.json").exists()
+    (out / "checkpoint.pt").write_bytes((out / "checkpoint.pt").read_bytes()[:1000])  # as if cut short
+
+    assert cli.main(train_cmd(data, out)[3:]) == 0
+    summary = io.read_json(out / "summary.json")
+    assert summary["resumed_from"] == STEPS and summary["steps_this_run"] == 0
+    assert_same_weights(reference / "checkpoint.pt", out / "checkpoint.pt")
+    assert_same_log(reference / "log.jsonl", out / "log.jsonl")
+    assert (out / "class_grid.png").is_file() and not state.exists()
+
+
 def test_state_of_other_settings_or_data_is_discarded_not_resumed(data, reference, tmp_path, caplog):
     """A state left by an interrupted run is only continued by the same run: other settings or
     other train crops discard it (with a warning) and the run starts from step 0."""
