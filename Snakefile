@@ -21,6 +21,7 @@ include: "workflow/rules/downstream.smk"
 include: "workflow/rules/zoo.smk"
 include: "workflow/rules/quality.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/sweep.smk"
 
 
 rule all:

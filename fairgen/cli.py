@@ -161,6 +161,24 @@ command(
     arg("--out-html", required=True, help="HTML report to write"),
     arg("--out-json", default=None, help="also write every number as JSON"),
 )
+command(
+    "sweep-aggregate", "fairgen.sweep:aggregate",
+    "Collect the classifier metrics of a sweep (.../PROTECTED-OUTCOME/sSEED[/lLAMBDA]/classifiers/METHOD/"
+    "metrics.json; the point is read from the path and checked against the file) into one row per run "
+    "(runs.parquet) and their mean, sample standard deviation, min and max across seeds per (protected, "
+    "outcome, lambda_fair, method, metric) (summary Parquet + CSV).",
+    arg("--metrics", required=True, nargs="+", help="metrics.json files of the sweep runs"),
+    arg("--out-runs", required=True, help="output Parquet, one row per run (kind sweep_runs)"),
+    arg("--out-summary", required=True, help="output Parquet, statistics across seeds (kind sweep_summary)"),
+    arg("--out-csv", required=True, help="the same statistics as CSV"),
+)
+command(
+    "sweep-report", "fairgen.sweep:report",
+    "The sweep report: one self-contained HTML page with the key metrics as mean +/- std across seeds "
+    "per (pair, lambda_fair, method) and each metric against lambda_fair with every seed as a dot.",
+    arg("--runs", required=True, help="runs.parquet written by 'fairgen sweep-aggregate'"),
+    arg("--out-html", required=True, help="HTML report to write"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,8 @@ FORMAT_VERSIONS = {
     "predictions": 1,
     "metrics_table": 1,
     "gan_checkpoint": 1,
+    "sweep_runs": 1,
+    "sweep_summary": 1,
 }
 
 

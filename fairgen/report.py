@@ -792,14 +792,14 @@ def paper_table(results: list[MethodResult], columns=PAPER_COLUMNS, rows=None) -
 # ============================================================================ rendering
 
 
-def _render_html(context: dict) -> str:
+def _render_html(context: dict, template: str = TEMPLATE) -> str:
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
                              autoescape=jinja2.select_autoescape(("html", "j2")),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     css = (TEMPLATE_DIR / STYLESHEET).read_text(encoding="utf-8")
-    return env.get_template(TEMPLATE).render(css=css, **context)
+    return env.get_template(template).render(css=css, **context)
 
 
 def build(cfg: dict, dataset: str | os.PathLike, classifiers_dir: str | os.PathLike,

@@ -3,7 +3,8 @@
 #
 #   tests/slurm/local_slurm.sh start [STATE_DIR]   install (if missing), configure, start daemons
 #   tests/slurm/local_slurm.sh stop  [STATE_DIR]   stop exactly the daemons `start` started
-#   tests/slurm/local_slurm.sh env   [STATE_DIR]   print `export SLURM_CONF=...` for client commands
+#   tests/slurm/local_slurm.sh env   [STATE_DIR]   print the exports client commands need
+#                                                  (SLURM_CONF, and PATH with STATE_DIR/bin first)
 #
 # Everything (config, keys, sockets, spool, logs, pid files) lives in STATE_DIR
 # (default /tmp/fairgen-slurm); nothing under /etc is changed. The node offers one fake GPU
@@ -70,6 +71,18 @@ MpiDefault=none
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:1 State=UNKNOWN
 PartitionName=fairgen Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 CONF
+    # snakemake-executor-plugin-slurm-jobstep runs each job's command with a nested `srun` and
+    # drops every SLURM_* variable from that srun's environment, SLURM_CONF included; with the
+    # config outside /etc/slurm the nested srun would find none. This srun (first on PATH, which
+    # the jobs inherit through sbatch --export=ALL) puts it back.
+    local srun
+    srun=$(PATH=$(printf %s "$PATH" | tr : '\n' | grep -vxF "$STATE/bin" | paste -sd:) command -v srun)
+    mkdir -p "$STATE/bin"
+    cat >"$STATE/bin/srun" <<SH
+#!/bin/sh
+SLURM_CONF=$CONF exec $srun "\$@"
+SH
+    chmod 755 "$STATE/bin/srun"
     cat >"$STATE/gres.conf" <<CONF
 # A fake GPU so that jobs asking for --gpus=1 can be scheduled on this CPU machine.
 NodeName=$NODE Name=gpu File=/dev/null
@@ -145,6 +158,6 @@ stop() {
 case "$cmd" in
     start) start ;;
     stop) stop ;;
-    env) echo "export SLURM_CONF=$CONF" ;;
+    env) echo "export SLURM_CONF=$CONF PATH=$STATE/bin:\$PATH" ;;
     *) echo "usage: $0 start|stop|env [STATE_DIR]" >&2; exit 2 ;;
 esac
