@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from fairgen.models.base import Batch, ClassConditionalGAN, register
-from fairgen.models.dcgan import Discriminator28, Generator28
+from fairgen.models.dcgan import Discriminator28, Generator28, init_28
 
 
 class _CondG(nn.Module):
@@ -41,8 +41,8 @@ class _CondD(nn.Module):
 class ConditionalGAN(ClassConditionalGAN):
     """Label-conditional 28x28 GAN. Latent/batches carry ``'label'`` (long, 0..n_classes-1).
 
-    Args: as :class:`fairgen.models.dcgan.DCGAN28` plus ``n_classes`` and ``embed_dim`` (label
-    embedding size, in G and in D).
+    Args: as :class:`fairgen.models.dcgan.DCGAN28` (including ``init``, which also covers the label
+    embeddings) plus ``n_classes`` and ``embed_dim`` (label embedding size, in G and in D).
     """
 
     name = "cgan"
@@ -51,16 +51,16 @@ class ConditionalGAN(ClassConditionalGAN):
     def __init__(self, z_dim: int = 100, n_classes: int = 10, embed_dim: int = 50, channels: int = 1,
                  g_widths: list[int] = (256, 128, 64), g_kernel_size: int = 3, d_widths: list[int] = (64, 128),
                  d_kernel_size: int = 5, leaky_slope: float = 0.3, dropout: float = 0.3,
-                 loss: str = "non_saturating"):
-        G = _CondG(z_dim, n_classes, embed_dim, Generator28(z_dim + embed_dim, channels, g_widths, g_kernel_size,
-                                                            leaky_slope))
-        D = _CondD(n_classes, embed_dim, 28, Discriminator28(channels + 1, d_widths, d_kernel_size, leaky_slope,
-                                                             dropout))
+                 loss: str = "non_saturating", init: str = "xavier"):
+        G = init_28(_CondG(z_dim, n_classes, embed_dim, Generator28(z_dim + embed_dim, channels, g_widths,
+                                                                    g_kernel_size, leaky_slope)), init)
+        D = init_28(_CondD(n_classes, embed_dim, 28, Discriminator28(channels + 1, d_widths, d_kernel_size,
+                                                                     leaky_slope, dropout)), init)
         super().__init__(G, D, z_dim=z_dim, loss=loss,
                          config=dict(z_dim=z_dim, n_classes=n_classes, embed_dim=embed_dim, channels=channels,
                                      g_widths=list(g_widths), g_kernel_size=g_kernel_size, d_widths=list(d_widths),
                                      d_kernel_size=d_kernel_size, leaky_slope=leaky_slope, dropout=dropout,
-                                     loss=loss))
+                                     loss=loss, init=init))
         self.n_classes = n_classes
 
     def discriminate(self, batch: Batch) -> Tensor:

@@ -11,6 +11,7 @@
   ConvT 3x3 1 s2 -> tanh``; D ``Conv 5x5 64 s2 -> LeakyReLU -> Dropout -> Conv 5x5 128 s2 ->
   LeakyReLU -> Dropout -> Linear(128*7*7, 1)``. LeakyReLU slope 0.3 is Keras' default, which
   the tutorial uses. :class:`Generator28` / :class:`Discriminator28` are reused by the cGAN.
+  Weights are initialised like Keras' (glorot-uniform, ``init="xavier"``) by default; see :data:`INITS_28`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,24 @@ import math
 from torch import Tensor, nn
 
 from fairgen.models.base import GAN, Batch, register
-from fairgen.models.layers import init_normal_
+from fairgen.models.layers import init_normal_, init_xavier_
+
+#: weight initialisations of the 28x28 models: Keras' glorot-uniform (what the TensorFlow tutorial
+#: gets by default), the DCGAN paper's N(0, 0.02), or PyTorch's layer defaults. PyTorch's default
+#: for ConvTranspose2d computes fan-in from the output channels, so the single-channel output layer
+#: starts ~3x too large, saturates tanh, and D wins within ~100 steps: hence not the default.
+INITS_28 = ("xavier", "normal", "torch")
+
+
+def init_28(module: nn.Module, init: str) -> nn.Module:
+    """Initialise ``module`` in place by one of :data:`INITS_28`; returns it."""
+    if init == "xavier":
+        return init_xavier_(module)
+    if init == "normal":
+        return init_normal_(module)
+    if init == "torch":
+        return module
+    raise ValueError(f"init must be one of {', '.join(INITS_28)}, got {init!r}")
 
 
 def _n_stages(img_size: int) -> int:
@@ -134,14 +152,14 @@ class DCGAN28(GAN):
 
     def __init__(self, z_dim: int = 100, channels: int = 1, g_widths: list[int] = (256, 128, 64),
                  g_kernel_size: int = 3, d_widths: list[int] = (64, 128), d_kernel_size: int = 5,
-                 leaky_slope: float = 0.3, dropout: float = 0.3, loss: str = "non_saturating"):
-        G = Generator28(z_dim, channels, g_widths, g_kernel_size, leaky_slope)
-        D = Discriminator28(channels, d_widths, d_kernel_size, leaky_slope, dropout)
+                 leaky_slope: float = 0.3, dropout: float = 0.3, loss: str = "non_saturating", init: str = "xavier"):
+        G = init_28(Generator28(z_dim, channels, g_widths, g_kernel_size, leaky_slope), init)
+        D = init_28(Discriminator28(channels, d_widths, d_kernel_size, leaky_slope, dropout), init)
         super().__init__(G, D, z_dim=z_dim, loss=loss,
                          config=dict(z_dim=z_dim, channels=channels, g_widths=list(g_widths),
                                      g_kernel_size=g_kernel_size, d_widths=list(d_widths),
                                      d_kernel_size=d_kernel_size, leaky_slope=leaky_slope, dropout=dropout,
-                                     loss=loss))
+                                     loss=loss, init=init))
 
     def generate(self, latent: Batch) -> Batch:
         return {"x": self.G(latent["z"])}
