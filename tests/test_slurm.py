@@ -78,7 +78,11 @@ def slurm_cluster():
         pytest.skip("slurm-wlm/munge are not installed and apt-get is not available to install them")
     # not under pytest's tmp folders: those are private to root (0700), and munged runs as user munge
     state = Path(tempfile.mkdtemp(prefix="fairgen-slurm-", dir="/tmp"))
-    env = {**os.environ, "FAIRGEN_SLURMCTLD_PORT": str(_free_port()), "FAIRGEN_SLURMD_PORT": str(_free_port())}
+    ports = {_free_port()}
+    while len(ports) < 2:
+        ports.add(_free_port())
+    ctld_port, slurmd_port = sorted(ports)
+    env = {**os.environ, "FAIRGEN_SLURMCTLD_PORT": str(ctld_port), "FAIRGEN_SLURMD_PORT": str(slurmd_port)}
     try:
         t0 = time.perf_counter()
         r = subprocess.run(["bash", str(SCRIPT), "start", str(state)], env=env, capture_output=True, text=True,

@@ -258,8 +258,9 @@ def test_dry_run_jobs_carry_their_point(dry):
         pair = (wc.get("point") or wc["pair"]).split("/")[0]
         if "protected" in cfg:
             assert f"{cfg['protected']}-{cfg['outcome']}" == pair, job
-        if "pair" in wc:  # data rules: the real data keeps the main seed
+        if "pair" in wc:  # data rules: the real data keeps the main seed, in a folder of its own
             assert cfg["seed"] == main_seed, job
+            assert cfg["dataset"]["synthetic_root"] == f"resources/synthetic_celeba-{pair}", job
             continue
         parts = wc["point"].split("/")
         assert cfg["seed"] == int(parts[1][1:]), job

@@ -61,11 +61,14 @@ for _pair in config["sweep"]["pairs"]:
 
 
 def sweep_overrides(wildcards):
-    """The config values of a sweep point, from its {pair} or {point} wildcard."""
+    """The config values of a sweep point, from its {pair} or {point} wildcard; the data rules of a
+    pair (wildcard {pair}) also get their own dataset.synthetic_root, beside the main one."""
     point = wildcards.point if "point" in wildcards.keys() else wildcards.pair
     pair, *rest = point.split("/")
     protected, outcome = pair.split("-")
     out = {"protected": protected, "outcome": outcome}
+    if "pair" in wildcards.keys():
+        out["dataset"] = {"synthetic_root": f"{config['dataset']['synthetic_root'].rstrip('/')}-{pair}"}
     for part in rest:
         if part.startswith("s"):
             out["seed"] = int(part[1:])

@@ -12,8 +12,10 @@
 #   SWEEP/PAIR/data/                                dataset + crops of a pair (synthetic source and a
 #                                                   pair other than the main config's; else results/data)
 #   SWEEP/PAIR/sSEED/{gan,synthetic,classifiers}/X           runs and methods lambda_fair does not
-#                                                             affect (acgan; real, reweighing, acgan)
-#   SWEEP/PAIR/sSEED/lLAMBDA/{gan,synthetic,classifiers}/X   those it does (fgan_dp, fgan_eqopp, ...)
+#                                                             affect (run acgan; methods real,
+#                                                             reweighing, acgan)
+#   SWEEP/PAIR/sSEED/lLAMBDA/{gan,synthetic,classifiers}/X   those it does (fgan_dp, fgan_eqopp,
+#                                                             real_plus_synthetic with an fgan set)
 #   SWEEP/runs.parquet, summary.parquet, summary.csv, report.html
 # fairgen.sweep.parse_metrics_path reads this layout back (keep the two in step).
 # (SWEEP, SWEEP_LAMBDA_FREE_RUNS and the sweep_* functions are in common.smk)
@@ -47,6 +49,8 @@ use rule crops as sweep_crops with:
         index=f"{SWEEP}/{{pair}}/data/index.parquet",
         summary=f"{SWEEP}/{{pair}}/data/crops_summary.json",
         previews=directory(f"{SWEEP}/{{pair}}/data/previews"),
+    params:
+        cfg=sweep_cfg(rules.crops.params.cfg),
     log:
         "results/logs/sweep/{pair}/crops.log",
 
