@@ -21,6 +21,24 @@ Timing excludes ``--warmup`` steps (DataLoader start-up, oneDNN kernel selection
 reference, fairgen fp32, fairgen bf16 back to back, so a busy machine slows all three alike; the
 reported images/s are medians over rounds, the ratios are fairgen / reference of those medians,
 and ``ratios_per_round`` pairs each run with the reference run of its own round.
+
+Measured (2026-12-01, 2-core avx512_bf16 VM without AMX, shared with ~5 other jobs, load 4-13,
+torch 2.14.1; ``--images 4096 --warmup 3 --breakdown``; img/s medians, ratio range per round):
+
+==========  ===============  =========  =========  =========  ================  ===============
+threads     steps x rounds   reference  fp32       bf16       fp32 ratio        bf16 ratio
+==========  ===============  =========  =========  =========  ================  ===============
+1           20 x 3           21.7       33.9       60.5       1.57 (1.10-2.09)  2.79 (1.96-5.1)
+1           15 x 4           25.7       38.0       81.6       1.48 (1.44-2.05)  3.17 (2.76-3.79)
+2           15 x 3           12.6       16.9       12.8       1.34 (0.22-1.79)  1.02 (0.12-1.34)
+==========  ===============  =========  =========  =========  ================  ===============
+
+The reference fed from memory ran at about the DataLoader reference's speed (median 25.1 vs 25.7
+img/s, 1 thread), so on this machine most of the gain is the training step itself (channels_last
+convolutions, no D weight gradients in the G step, fused Adam), not the data pipeline. With 2
+threads on the oversubscribed machine every run was slower than with 1, bf16 gained nothing, and
+the per-round ratios swung with the load (round 1's reference ran while the machine was quiet);
+the 1.9x bf16 target was met only with 1 thread.
 """
 
 from __future__ import annotations
