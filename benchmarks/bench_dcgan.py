@@ -23,7 +23,8 @@ reported images/s are medians over rounds, the ratios are fairgen / reference of
 and ``ratios_per_round`` pairs each run with the reference run of its own round.
 
 Measured (2026-12-01, 2-core avx512_bf16 VM without AMX, shared with ~5 other jobs, load 4-13,
-torch 2.14.1; ``--images 4096 --warmup 3 --breakdown``; img/s medians, ratio range per round):
+torch 2.14.1; ``--images 4096 --warmup 3``, the last two rows with ``--breakdown``; img/s medians,
+ratio range per round):
 
 ==========  ===============  =========  =========  =========  ================  ===============
 threads     steps x rounds   reference  fp32       bf16       fp32 ratio        bf16 ratio
