@@ -112,3 +112,54 @@ def seed_for(cfg: dict, stage: str) -> int:
     import zlib
 
     return (int(cfg.get("seed", 0)) * 1_000_003 + zlib.crc32(stage.encode())) % (2**31 - 1)
+
+
+def schema_markdown() -> str:
+    """config/README.md, generated from the schema (``python -m fairgen.config > config/README.md``)."""
+    schema = load_schema()
+    lines = [
+        "# Configuration",
+        "",
+        "<!-- Generated from workflow/schemas/config.schema.yaml by `python -m fairgen.config > config/README.md`;",
+        "     tests/test_config.py fails when it is out of date. -->",
+        "",
+        "`config/config.yaml` is the default (the embedded synthetic CelebA, sized for a laptop CPU);",
+        "`config/tiny.yaml` is the seconds-to-minutes configuration of the end-to-end tests. Snakemake",
+        "(`snakemake.utils.validate`) and every `fairgen` subcommand validate a configuration against",
+        "the one schema, `workflow/schemas/config.schema.yaml`: an unknown key, a wrong type or an",
+        "impossible value fails with the key's dotted name. Missing keys take the defaults below.",
+        "",
+        "| key | type | default | description |",
+        "| --- | --- | --- | --- |",
+    ]
+
+    def walk(node: dict, prefix: str) -> None:
+        for name, sub in node.get("properties", {}).items():
+            key = f"{prefix}{name}"
+            kind = sub.get("type", "")
+            kind = " or ".join(kind) if isinstance(kind, list) else kind
+            if "enum" in sub:
+                kind = " \\| ".join(f"`{v}`" for v in sub["enum"])
+            elif sub.get("type") == "array" and isinstance(sub.get("items"), dict) and "enum" in sub["items"]:
+                kind = "list of " + " \\| ".join(f"`{v}`" for v in sub["items"]["enum"])
+            bounds = [f"{sym} {sub[b]}" for b, sym in (("minimum", ">="), ("exclusiveMinimum", ">"),
+                                                       ("maximum", "<="), ("exclusiveMaximum", "<")) if b in sub]
+            if bounds:
+                kind += " (" + ", ".join(bounds) + ")"
+            if sub.get("type") == "object" and "properties" in sub:
+                lines.append(f"| **`{key}`** | section | | {_one_line(sub.get('description', ''))} |")
+                walk(sub, key + ".")
+                continue
+            default = json.dumps(sub["default"]) if "default" in sub else ""
+            lines.append(f"| `{key}` | {kind} | `{default}` | {_one_line(sub.get('description', ''))} |")
+
+    walk(schema, "")
+    return "\n".join(lines) + "\n"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+if __name__ == "__main__":
+    print(schema_markdown(), end="")
