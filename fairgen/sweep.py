@@ -38,6 +38,7 @@ KEYS = ("protected", "outcome", "lambda_fair", "method")
 RUN_KEYS = KEYS + ("seed",)
 STATS = ("n_seeds", "mean", "std", "min", "max")
 TEMPLATE = "sweep.html.j2"
+BASELINE = "real"
 
 # The layout of sweep.smk read back; the point is everything between the sweep folder and "classifiers".
 METRICS_PATH = re.compile(
@@ -184,8 +185,11 @@ def _pair_table(summary, key_metrics) -> dict:
         columns.append({"label": f"{label} {arrow}", "title": f"{tip}: mean \u00b1 sample std across seeds; "
                         f"[min, max] below ({better} is better)", "num": True})
     rows = []
-    for (method, lam), group in summary.groupby(["method", "lambda_fair"], dropna=False, sort=False):
-        stats = group.set_index("metric")
+    groups = dict(list(summary.groupby(["method", "lambda_fair"], dropna=False, sort=False)))
+    # methods lambda_fair does not affect first (the baseline 'real' leading), then by method and lambda
+    order = sorted(groups, key=lambda k: (math.isfinite(k[1]), k[0] != BASELINE, k[0], k[1]))
+    for method, lam in order:
+        stats = groups[(method, lam)].set_index("metric")
         n = int(stats["n_seeds"].max())
         row = [_cell(method, "", "method"), _cell(_lambda_text(lam), "", "num"), _cell(fmt(n), "", "num")]
         for key, *_ in key_metrics:

@@ -54,7 +54,7 @@ JOBS = {"dataset": [""], "crops": [""], "train_gan": ["fgan_dp"], "generate": ["
 GPU_RULES = {"train_gan", "generate", "train_classifier"}  # resources: gpu=1
 DAEMONS = ("slurmctld", "slurmd", "munged", "sbatch")
 RUN_TIMEOUT_S = 1800
-THREADS = min(2, os.cpu_count() or 1)
+THREADS = min(2, len(os.sched_getaffinity(0)))  # the node offers nproc CPUs
 
 
 def _free_port() -> int:

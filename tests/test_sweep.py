@@ -166,6 +166,10 @@ def test_report_shows_mean_and_spread(fixture_sweep, tmp_path):
     assert f"{acc.mean():.3f} \u00b1 {acc.std(ddof=1):.3f}" in html
     assert f"[{acc.min():.3f}, {acc.max():.3f}]" in html
     assert 'id="pair-Male-Attractive"' in html and 'id="pair-Young-Smiling"' in html
+    # rows: methods lambda_fair does not affect first, then each method by lambda
+    table = re.search(r'<table id="table-pair-Male-Attractive">.*?</table>', html, re.S)[0]
+    rows = re.findall(r'<tr><td class="method"[^>]*>(\w+)</td><td class="num"[^>]*>([^<]+)</td>', table)
+    assert rows == [("real", "\u2014"), ("fgan_dp", "0.5"), ("fgan_dp", "2")]
     assert html.count('src="data:image/png;base64,') == 2
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # self-contained
     for p in paths:
