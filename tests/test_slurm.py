@@ -147,14 +147,14 @@ def runs(slurm_cluster, tmp_path_factory):
                                    capture_output=True, text=True, env=env, timeout=RUN_TIMEOUT_S)
             t_slurm = time.perf_counter() - t0
             local.wait(timeout=RUN_TIMEOUT_S)
-            t_local = time.perf_counter() - t0
         finally:
             if local.poll() is None:
                 local.terminate()
                 local.wait(30)
     log = slurm.stdout + slurm.stderr
     (base / "slurm.log").write_text(log)
-    print(f"SLURM run {t_slurm:.0f} s, local run (concurrent) {t_local:.0f} s; logs in {base}")
+    t_local = re.findall(r"Elapsed time: (\S+)", (base / "local.log").read_text())
+    print(f"SLURM run {t_slurm:.0f} s, concurrent local run {t_local[-1] if t_local else '?'}; logs in {base}")
     assert slurm.returncode == 0, f"snakemake via SLURM failed:\n{log[-8000:]}"
     assert local.returncode == 0, f"local snakemake failed:\n{(base / 'local.log').read_text()[-6000:]}"
     return {"local": local_dir, "slurm": slurm_dir, "log": log}
