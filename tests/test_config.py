@@ -69,3 +69,13 @@ def test_cli_help_for_every_subcommand():
         r = subprocess.run([sys.executable, "-m", "fairgen", name, "--help"], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         assert "--config" in r.stdout
+
+
+def test_config_readme_is_generated_from_the_schema():
+    """config/README.md documents every schema key; regenerate with `python -m fairgen.config > config/README.md`."""
+    assert (ROOT / "config" / "README.md").read_text() == config.schema_markdown()
+
+
+def test_shipped_configs_validate():
+    for name in ("config.yaml", "tiny.yaml", "gpu.yaml"):
+        config.load(ROOT / "config" / name)
