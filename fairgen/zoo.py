@@ -147,7 +147,7 @@ def train_config(cfg: dict, run: str, extra: dict | None = None):
     s, z = cfg["zoo"][run], cfg["zoo"]
     return TrainConfig(
         steps=s["steps"], batch_size=s["batch_size"], lr_g=s["lr"], lr_d=s["lr"],
-        betas=tuple(s["betas"]) if s["betas"] is not None else None,
+        betas=tuple(s["betas"]) if s["betas"] is not None else None, lr_decay=s["lr_decay"],
         device=cfg["device"], precision=cfg["precision"], seed=seed_for(cfg, f"zoo_{run}"),
         log_every=z["log_every"], sample_every=z["sample_every"], checkpoint_every=z["checkpoint_every"],
         n_fixed=100, extra={"zoo_run": run, **(extra or {})},
@@ -275,10 +275,22 @@ def _to_float(images_u8: np.ndarray, device):
 
 
 class ClassifierRunner:
-    """A trained :class:`ZooClassifier` plus what it was trained on (``meta``)."""
+    """A trained :class:`ZooClassifier` plus what it was trained on (``meta``). It is also a FID
+    feature extractor with the interface of :mod:`fairgen.features` (``key``, ``label``,
+    ``feature_dim``, ``features(images)``)."""
+
+    key = "zoo_classifier"
+    label = FID_LABEL
 
     def __init__(self, model, meta: dict, device, batch_size: int = 250):
         self.model, self.meta, self.device, self.batch_size = model, meta, device, batch_size
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.model.feature_dim)
+
+    def features(self, images: np.ndarray, progress: bool = False) -> np.ndarray:
+        return self.run(images, progress)["features"]
 
     @property
     def shape(self) -> tuple[int, int]:

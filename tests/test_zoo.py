@@ -22,12 +22,13 @@ from fairgen.io import read_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# A small CGAN (the seed architecture at 1/4 width) and a small classifier: seconds on a CPU.
+# A small CGAN (the seed architecture at 1/4 width, with a high learning rate so that label
+# conditioning appears within 300 steps) and a small classifier: seconds on a CPU.
 TINY = {
     "seed": 0, "device": "cpu",
     "zoo": {
         "runs": ["cgan"], "log_every": 50, "sample_every": 100, "checkpoint_every": 100,
-        "cgan": {"steps": 300, "batch_size": 32, "lr": 0.001,
+        "cgan": {"steps": 300, "batch_size": 32, "lr": 0.002, "lr_decay": "none",
                  "model": {"z_dim": 32, "embed_dim": 10, "g_widths": [64, 32, 16], "d_widths": [16, 32]}},
         "eval": {"n_samples": 300, "grid_columns": 6, "classifier_steps": 150, "classifier_width": 8},
     },
@@ -89,9 +90,12 @@ def test_run_settings_map_onto_the_trainer():
     assert zoo.run_shape(cfg, "acgan_digits") == (32, 1)
     tc = zoo.train_config(cfg, "acgan")
     assert (tc.batch_size, tc.lr_g, tc.lr_d, tc.betas) == (100, 0.0002, 0.0002, (0.5, 0.999))
-    assert zoo.train_config(cfg, "vanilla").batch_size == 128 and zoo.train_config(cfg, "vanilla").lr_g == 0.001
+    tc = zoo.train_config(cfg, "vanilla")
+    assert (tc.batch_size, tc.lr_g, tc.lr_decay) == (128, 0.0002, "linear")
     tc = zoo.train_config(cfg, "cgan")
     assert tc.batch_size == 32 and tc.extra == {"zoo_run": "cgan"}
+    assert (tc.lr_g, tc.betas) == (None, None)  # null: the model's own Adam defaults
+    assert zoo.build_model(cfg, "cgan", 28, 1, 10).default_optim == {"lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999)}
     assert tc.seed != zoo.train_config(cfg, "dcgan").seed  # per-run seeds
 
 
@@ -146,8 +150,10 @@ def test_classifier_is_accurate_on_real_held_out_digits(work):
     assert m["holdout_accuracy"] > 0.85
     assert all(a > 0.5 for a in m["holdout_accuracy_by_class"])
     r = zoo.load_classifier(work / "classifier/digits/model.pt")
-    out = r.run(zd.load_digits(32, 3).images[:5])  # other shapes are converted to 28x28x1
+    images = zd.load_digits(32, 3).images[:5]  # other shapes are converted to 28x28x1
+    out = r.run(images)
     assert out["features"].shape == (5, 32) and np.allclose(out["probs"].sum(1), 1)
+    assert r.feature_dim == 32 and np.array_equal(r.features(images), out["features"])  # FID extractor API
 
 
 def test_classifier_is_reused_when_up_to_date(work):
@@ -230,14 +236,20 @@ def test_snakemake_zoo_target_plans_every_stage():
 
 @pytest.mark.e2e
 def test_snakemake_runs_the_zoo_on_the_tiny_config(tmp_path):
+    """Every zoo rule on both data families (cgan on digits, acgan on the CIFAR stand-in)."""
+    extra = tmp_path / "runs.yaml"
+    extra.write_text("zoo:\n  runs: [cgan, acgan]\n")
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-           "--configfile", str(ROOT / "config" / "tiny.yaml"), "--cores", "2", "zoo"]
+           "--configfile", str(ROOT / "config" / "tiny.yaml"), str(extra), "--cores", "2", "zoo"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
     summary = read_json(tmp_path / "results/zoo/summary.json")
-    cfg = config.load(ROOT / "config" / "tiny.yaml")
-    assert sorted(summary["runs"]) == sorted(cfg["zoo"]["runs"])
-    assert (tmp_path / "results/zoo/report.html").stat().st_size > 1000
+    assert sorted(summary["runs"]) == ["acgan", "cgan"] and sorted(summary["classifiers"]) == ["cifar_standin", "digits"]
+    assert summary["runs"]["acgan"]["standin"] and summary["runs"]["acgan"]["class_names"] == zd.STANDIN_CLASSES
+    page = (tmp_path / "results/zoo/report.html").read_text()
+    assert "STAND-IN for CIFAR-10" in page and page.count("<img class='grid'") == 2
+    for name in ("data_digits", "classifier_cifar_standin", "train_acgan", "evaluate_cgan", "report"):
+        assert (tmp_path / f"results/logs/zoo/{name}.log").is_file()
     again = subprocess.run(cmd + ["-n"], capture_output=True, text=True)
     assert "Nothing to be done" in again.stdout + again.stderr
     shutil.rmtree(tmp_path / "results", ignore_errors=True)

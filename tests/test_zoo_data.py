@@ -204,7 +204,8 @@ def test_zoo_data_cli_writes_the_folder_and_reports_errors(tmp_path, capsys):
 def test_load_dispatch_and_config_defaults():
     cfg = _cfg(cifar_standin={"n_images": 20})
     assert cfg["zoo"]["acgan"]["dataset"] == "cifar_standin" and cfg["zoo"]["cgan"]["batch_size"] == 32
-    assert cfg["zoo"]["vanilla"]["lr"] == 0.001 and cfg["zoo"]["acgan"]["betas"] == [0.5, 0.999]
+    assert cfg["zoo"]["acgan"]["lr"] == 0.0002 and cfg["zoo"]["acgan"]["betas"] == [0.5, 0.999]
+    assert cfg["zoo"]["acgan"]["batch_size"] == 100 and cfg["zoo"]["vanilla"]["batch_size"] == 128
     d = zd.load(cfg, "cifar_standin")
     assert d.images.shape == (20, 32, 32, 3)
     assert zd.load(cfg, "cifar_standin", 28, 1).images.shape == (20, 28, 28, 1)

@@ -2,7 +2,8 @@
 # AC-GAN on CIFAR-10-style images (and on the digits), each trained with the project's one GAN
 # trainer, sampled per class and scored against a classifier trained on the real data of its
 # dataset. Not part of `all` unless zoo.in_all is true (it is independent of the fairness audit and
-# adds tens of CPU minutes). Torch jobs use {threads} threads (OMP_NUM_THREADS).
+# adds ~20 CPU minutes). Torch jobs use {threads} thread (OMP_NUM_THREADS): these small models run
+# best one job per core, and extra threads on a busy machine make them several times slower.
 # Layout: results/zoo/{data,classifier}/{dataset}, results/zoo/{model}/{train,eval}, results/zoo/report.html.
 ZOO_RUNS = ["vanilla", "dcgan", "cgan", "acgan", "acgan_digits"]
 ZOO_DATASETS = ["digits", "mnist", "cifar_standin", "cifar10"]
@@ -51,7 +52,7 @@ rule zoo_classifier:
         out_dir=lambda wildcards, output: os.path.dirname(output.model),
     log:
         "results/logs/zoo/classifier_{dataset}.log",
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
     conda:
@@ -82,7 +83,7 @@ rule zoo_train:
         out_dir=lambda wildcards, output: os.path.dirname(output.checkpoint),
     log:
         "results/logs/zoo/train_{model}.log",
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
     conda:
@@ -115,7 +116,7 @@ rule zoo_evaluate:
         out_dir=lambda wildcards, output: os.path.dirname(output.metrics),
     log:
         "results/logs/zoo/evaluate_{model}.log",
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
     conda:
