@@ -19,6 +19,12 @@ digits, upsampled to the seed architecture's 32x32x3 (``zoo.acgan_digits.model.c
 gives a 1-channel variant); the stand-in CIFAR classes are synthetic, so a classifier trained on
 them says less.
 
+Defaults (``zoo.<run>``) keep the seed report's architectures, batch sizes and AC-GAN optimiser
+(Adam 2e-4, beta1 0.5) except where measurement on the digits said otherwise: the vanilla GAN uses
+lr 2e-4 (at the seed's 1e-3 it collapsed to one blob), every run decays its learning rate linearly
+to 0 (so the evaluated last checkpoint is not caught mid-oscillation; without it the DCGAN's FID
+went from 246 at step 600 to 665 at step 1000), and step counts are sized for a few CPU minutes.
+
 Stages (one CLI subcommand each, one Snakemake rule each; layout under ``results/zoo``)::
 
     zoo-data        data/{dataset}/{images,labels}.npy, info.json        fairgen.data.zoo_data
@@ -39,9 +45,11 @@ generated images of other shapes are resized / converted to it). For every run i
 * **FID (zoo-classifier features)**: the Frechet distance (:func:`fairgen.quality.fid`) between
   Gaussians fitted to the classifier's penultimate-layer features of ``m = min(n_samples,
   N_real // 2)`` real images and of ``m`` generated ones (conditional models are asked for the
-  labels of those real images). ``fid_real_floor`` is the same distance between two disjoint real
-  subsets of size ``m``: what a perfect generator would score at this sample size. Numbers are
-  comparable between runs on the same dataset only, and NOT with published FID values;
+  labels of those real images). ``fid.real_floor`` is the same distance between those real images
+  and a disjoint real subset of size ``m``: what a perfect generator would score at this sample
+  size. The real subsets are drawn per dataset (seeded), so all runs on a dataset are compared with
+  the same real images. Numbers are comparable between runs on the same dataset only, and NOT with
+  published FID values;
 * **class coverage** (every run): the predicted-class histogram of the samples, the number of
   classes holding at least half their fair share, and the effective number of classes
   ``exp(entropy)`` -- mode collapse shows here.
@@ -549,12 +557,13 @@ def evaluate(cfg: dict, model: str, checkpoint: str, data: str, classifier: str,
     conditional = is_conditional(gan)
     if conditional and gan.n_classes != k:
         raise DataError(f"{checkpoint}: model has {gan.n_classes} classes, dataset {data} has {k}")
-    seed = seed_for(cfg, f"zoo_eval_{run}")
-    rng = np.random.default_rng(seed)
+    seed = seed_for(cfg, f"zoo_eval_{run}")  # generation noise
     m = min(ev["n_samples"], len(real.labels) // 2)
     if m < 2:
         raise DataError(f"{data}: need at least 4 real images for FID, got {len(real.labels)}")
-    perm = rng.permutation(len(real.labels))
+    # the real reference / floor subsets depend on the dataset only: every run on it is compared
+    # with the same real images
+    perm = np.random.default_rng(seed_for(cfg, f"zoo_eval_real_{real.info['dataset']}")).permutation(len(real.labels))
     ref, floor = perm[:m], perm[m:2 * m]
     asked = real.labels[ref] if conditional else None
     t0 = time.perf_counter()
