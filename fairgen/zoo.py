@@ -621,6 +621,10 @@ def _png_uri(path: Path) -> str | None:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
+def _pct_text(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
 def _fmt(v, digits: int = 3) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "&ndash;"
@@ -630,7 +634,7 @@ def _fmt(v, digits: int = 3) -> str:
 
 
 def _pct(v) -> str:
-    return "&ndash;" if v is None else f"{100 * v:.1f}%"
+    return "&ndash;" if v is None else _pct_text(v)
 
 
 def collect(cfg: dict, zoo_dir: str | os.PathLike) -> dict:
@@ -653,7 +657,7 @@ def collect(cfg: dict, zoo_dir: str | os.PathLike) -> dict:
 
 
 def findings(collected: dict) -> list[str]:
-    """Plain-language statements generated from the numbers (HTML-safe text)."""
+    """Plain-language statements generated from the numbers (plain text)."""
     out = []
     runs = collected["runs"]
     for run, r in runs.items():
@@ -661,9 +665,9 @@ def findings(collected: dict) -> list[str]:
         ca = m.get("conditional_accuracy")
         if ca:
             clf = collected["classifiers"].get(m["dataset"], {})
-            out.append(f"{run} on {m['dataset']}: {_pct(ca['accuracy'])} of {ca['n']} samples are classified as "
-                       f"the requested class by the real-data classifier (chance {_pct(m['chance'])}; the "
-                       f"classifier's own held-out accuracy on real images {_pct(clf.get('holdout_accuracy'))}).")
+            out.append(f"{run} on {m['dataset']}: {_pct_text(ca['accuracy'])} of {ca['n']} samples are classified "
+                       f"as the requested class by the real-data classifier (chance {_pct_text(m['chance'])}; the "
+                       f"classifier's own held-out accuracy on real images {_pct_text(clf.get('holdout_accuracy'))}).")
     by_ds: dict[str, list[tuple[float, str]]] = {}
     for run, r in runs.items():
         by_ds.setdefault(r["metrics"]["dataset"], []).append((r["metrics"]["fid"]["value"], run))
@@ -672,7 +676,7 @@ def findings(collected: dict) -> list[str]:
             continue
         items.sort()
         floor = min(runs[run]["metrics"]["fid"]["real_floor"] for _, run in items)
-        ranking = " &lt; ".join(f"{run} {v:.2f}" for v, run in items)
+        ranking = " < ".join(f"{run} {v:.2f}" for v, run in items)
         out.append(f"{FID_LABEL} on {ds} (lower is better; real-vs-real floor {floor:.2f}): {ranking}.")
     return out
 
@@ -705,23 +709,25 @@ def render_report(cfg: dict, collected: dict) -> str:
         parts.append(f"<p class='warn'>{esc(zoo_data.STANDIN_NOTE)}</p>")
     if "digits" in notes:
         parts.append(f"<p class='note'>digits: {esc(zoo_data.DIGITS_NOTE)}</p>")
-    parts.append("<h2>Findings</h2><ul>" + "".join(f"<li>{f}</li>" for f in findings(collected)) + "</ul>")
+    parts.append("<h2>Findings</h2><ul>" + "".join(f"<li>{esc(f)}</li>" for f in findings(collected)) + "</ul>")
     parts.append(f"<h2>Results</h2><p class='note'>{esc(FID_NOTE)}</p><table><tr><th class='l'>run</th>"
                  "<th class='l'>model</th><th class='l'>dataset</th><th>steps</th><th>train time</th>"
-                 f"<th>{esc(FID_LABEL)}</th><th>real floor</th><th>cond. accuracy</th><th>chance</th>"
+                 f"<th>n per side</th><th>{esc(FID_LABEL)}</th><th>real floor</th><th>cond. accuracy</th><th>chance</th>"
                  "<th>classes covered</th><th>effective classes</th></tr>")
     for run, r in runs.items():
         m, t = r["metrics"], r["train"]
         ca = m.get("conditional_accuracy")
         parts.append(
             f"<tr><td class='l'>{esc(run)}</td><td class='l'>{esc(m['model'])}</td><td class='l'>{esc(m['dataset'])}"
-            f"</td><td>{t.get('steps')}</td><td>{_fmt(t.get('wall_s'), 0)} s</td><td>{_fmt(m['fid']['value'], 2)}</td>"
+            f"</td><td>{t.get('steps')}</td><td>{_fmt(t.get('wall_s'), 0)} s</td><td>{m['fid']['n_generated']}</td>"
+            f"<td>{_fmt(m['fid']['value'], 2)}</td>"
             f"<td>{_fmt(m['fid']['real_floor'], 2)}</td><td>{_pct(ca['accuracy']) if ca else '&ndash;'}</td>"
             f"<td>{_pct(m['chance'])}</td><td>{m['coverage']['classes_covered']} / {m['n_classes']}</td>"
             f"<td>{_fmt(m['coverage']['effective_classes'], 2)}</td></tr>")
-    parts.append(f"</table><p class='note'>FID and accuracies use m = n per side as listed per run; classes covered "
-                 f"= predicted classes holding at least half their fair share of the samples; effective classes = "
-                 f"exp(entropy) of the predicted-class histogram.</p>")
+    parts.append("</table><p class='note'>n per side: generated images scored, and real images they are compared "
+                 "with (the same real images for every run on a dataset); real floor: FID between those real images "
+                 "and as many other real ones; classes covered: predicted classes holding at least half their fair "
+                 "share of the samples; effective classes: exp(entropy) of the predicted-class histogram.</p>")
     parts.append("<h2>Evaluation classifiers</h2><table><tr><th class='l'>dataset</th><th>input</th>"
                  "<th>train images</th><th>held-out images</th><th>held-out accuracy</th></tr>")
     for ds, c in classifiers.items():
