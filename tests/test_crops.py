@@ -338,6 +338,56 @@ def test_draft_decoding_matches_full_decoding(tmp_path):
     assert scale == 2.0 and im.size == (89, 109)
 
 
+def _pil_only_render(monkeypatch, path, params, draft, spec):
+    """``crops.render`` with the simplejpeg fast path switched off (PIL decodes everything)."""
+    with monkeypatch.context() as m:
+        m.setattr(crops, "decode_turbo", lambda data, spec, draft: None)
+        return crops.render(str(path), params, draft, spec)
+
+
+@pytest.mark.parametrize("kind,resolution,draft", [("box", 64, 1), ("box", 32, 2), ("warp", 64, 2), ("warp", 64, 1),
+                                                   ("warp", 32, 4)])
+def test_fast_decode_path_matches_pil_path(tmp_path, monkeypatch, kind, resolution, draft):
+    """simplejpeg decodes (and DCT-scales) to PIL's exact pixels; torch's antialiased bilinear box
+    resize is PIL's filter up to rounding."""
+    rng = np.random.default_rng(4)
+    img = Image.fromarray(rng.integers(0, 255, size=(22, 18, 3), dtype=np.uint8)).resize((W, H), Image.Resampling.BICUBIC)
+    path = tmp_path / "a.jpg"
+    img.save(path, quality=92)
+    spec = crops.RenderSpec(kind, resolution, W, H)
+    im_pil, scale_pil = crops.decode(str(path), spec, draft)
+    arr, scale = crops.decode_turbo(path.read_bytes(), spec, draft)
+    assert scale == scale_pil == draft
+    np.testing.assert_array_equal(arr, np.asarray(im_pil))
+    if kind == "box":
+        params = np.array([54.0, 96.0, 162.0, 204.0])
+    else:
+        params = crops.render_params(_tilted_plan(1.0, resolution))[0]
+    fast = crops.render(str(path), params, draft, spec).astype(int)
+    slow = _pil_only_render(monkeypatch, path, params, draft, spec).astype(int)
+    assert fast.shape == slow.shape == (resolution, resolution, 3)
+    # same filter and geometry (crop, then resize); only the fixed-point rounding differs
+    assert np.abs(fast - slow).max() <= 2 and np.abs(fast - slow).mean() < 0.1
+
+
+def test_fast_decode_path_declines_truncated_and_foreign_files(tmp_path):
+    """Anything but a complete JPEG of the right size goes to PIL, which names the problem."""
+    path = tmp_path / "a.jpg"
+    face_image(MEAN_LANDMARKS, (120, 90, 60)).save(path, quality=95)
+    data = path.read_bytes()
+    spec = crops.RenderSpec("box", 64, W, H)
+    assert crops.decode_turbo(data, spec, 1) is not None
+    assert crops.decode_turbo(data[: len(data) // 2], spec, 1) is None          # truncated
+    assert crops.decode_turbo(data, crops.RenderSpec("box", 64, W + 2, H), 1) is None  # wrong size
+    png = tmp_path / "b.png"
+    face_image(MEAN_LANDMARKS, (120, 90, 60)).save(png)
+    assert crops.decode_turbo(png.read_bytes(), spec, 1) is None                 # not a JPEG
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(crops.BadImage) as e:
+        crops.render(str(path), np.array([54.0, 96.0, 162.0, 204.0]), 1, spec)
+    assert e.value.code == "corrupt_image"
+
+
 def test_box_partly_outside_is_padded_black(tmp_path):
     path = tmp_path / "a.jpg"
     face_image(MEAN_LANDMARKS, (200, 200, 200), marker=False).save(path, quality=95)
