@@ -11,7 +11,7 @@ from torch import nn
 
 from fairgen import cli, config, io
 from fairgen.models import build
-from fairgen.models.fairness_gan import FairnessGAN, fairness_penalty, label_gap
+from fairgen.models.fairness_gan import FairnessGAN, fairness_penalty, label_gap, rate_gap_penalty
 from fairgen.models.layers import ConditionalBatchNorm2d
 from fairgen.training import ArrayBatches, TrainConfig, Trainer, seed_everything
 from fairgen.errors import ConfigError
@@ -115,6 +115,27 @@ def test_paper_y_path_ignores_c_and_the_flag_feeds_it():
     assert not torch.equal(gan.generate({"z": z, "c": ones})["x"], x0)
 
 
+def test_image_y_path_reads_the_features_that_render_the_image():
+    """y_path='image': y is a function of the last feature map (so of c through the CBN, even
+    with y_from_c off), and its gradient reaches the image path's blocks, not just the y MLP."""
+    gan = _gan(y_path="image", y_from_c=False).eval()
+    assert gan.G.y_net[0].in_features == TINY["width"]
+    z = torch.randn(8, TINY["z_dim"])
+    zeros, ones = torch.zeros(8, dtype=torch.long), torch.ones(8, dtype=torch.long)
+    with torch.no_grad():
+        for m in gan.G.modules():
+            if isinstance(m, ConditionalBatchNorm2d):
+                m.bias.weight[1] += 0.5
+    assert not torch.equal(gan.generate({"z": z, "c": zeros})["y"], gan.generate({"z": z, "c": ones})["y"])
+    gan.generate({"z": z, "c": ones})["y"].sum().backward()
+    assert gan.G.blocks[0].conv1.weight.grad.abs().sum() > 0
+    noise = _gan(y_path="noise").eval()
+    noise.generate({"z": z, "c": ones})["y"].sum().backward()
+    assert noise.G.blocks[0].conv1.weight.grad is None
+    with pytest.raises(ValueError, match="y_path"):
+        _gan(y_path="pixels")
+
+
 def test_real_labels_are_softened_with_noise():
     gan = _gan(y_soft=0.8, y_noise=0.05)
     torch.manual_seed(1)
@@ -200,6 +221,40 @@ def test_variants_change_g_loss_as_specified():
     torch.testing.assert_close(m["eqopp"].g_loss({"c": c}, None, low)[0], m["none"].g_loss({"c": c}, None, low)[0])
     # the none variant still reports the penalty it ignores
     torch.testing.assert_close(loss["none"][1]["fair_penalty"], expect_dp)
+
+
+def test_rate_gap_penalty_is_zero_exactly_at_parity_and_pulls_toward_it():
+    c = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    parity = torch.tensor([0.8, -0.8, 0.8, -0.8, -0.8, 0.8, -0.8, 0.8])
+    biased = torch.tensor([0.8, 0.8, 0.8, -0.8, -0.8, -0.8, -0.8, 0.8], requires_grad=True)
+    for variant in ("dp", "eqopp"):
+        assert rate_gap_penalty(c, parity, variant).item() == pytest.approx(0.0, abs=1e-12)
+    # dp: soft rates 0.75 * 0.9 + ... = 0.7 (c=0) and 0.3 (c=1): gap -0.4 (in p units, (y+1)/2)
+    p0 = ((biased.detach()[:4] + 1) / 2).mean()
+    p1 = ((biased.detach()[4:] + 1) / 2).mean()
+    assert rate_gap_penalty(c, biased, "dp").item() == pytest.approx(float((p1 - p0) ** 2))
+    rate_gap_penalty(c, biased, "dp").backward()
+    assert (biased.grad[:4] > 0).all() and (biased.grad[4:] < 0).all()  # descent: c=0 down, c=1 up
+    # eqopp: the protected group's share among soft positives vs its share in the batch (0.5)
+    pos = (biased.detach() + 1) / 2
+    share = float((pos * c).sum() / pos.sum())
+    assert rate_gap_penalty(c, biased.detach(), "eqopp").item() == pytest.approx((share - 0.5) ** 2)
+    # a batch with one group only carries no dp signal (and no NaN)
+    assert rate_gap_penalty(torch.ones(4, dtype=torch.long), torch.tensor([0.5, -0.5, 0.9, 0.1]), "dp").item() == 0.0
+    with pytest.raises(ValueError):
+        rate_gap_penalty(c, parity, "none")
+
+
+def test_rate_gap_penalty_replaces_the_head_in_g_loss():
+    m = _variants(lambda_fair=2.0, penalty="rate_gap")
+    c = torch.tensor([0, 1] * 4)
+    fake = _fake_batch(torch.linspace(-0.9, 0.9, 8), c)
+    loss = {v: g.g_loss({"c": c}, None, fake) for v, g in m.items()}
+    torch.testing.assert_close(loss["dp"][0] - loss["none"][0], 2.0 * rate_gap_penalty(c, fake["y"], "dp"))
+    torch.testing.assert_close(loss["eqopp"][0] - loss["none"][0], 2.0 * rate_gap_penalty(c, fake["y"], "eqopp"))
+    assert m["dp"].config["penalty"] == "rate_gap"
+    with pytest.raises(ValueError, match="penalty"):
+        _gan(penalty="entropy")
 
 
 def test_a_perfect_c_from_y_head_costs_g_more_than_a_blind_one():

@@ -10,7 +10,9 @@ Generator (:class:`FairnessGenerator`)
     image path: ``Linear(z) -> (C0, 4, 4)``, then 3 (32x32) or 4 (64x64) upsampling ResNet blocks
     with batch norm conditioned on c (:class:`fairgen.models.layers.GBlock`), then
     ``BN-ReLU-conv3x3-tanh``. y path: two dense layers ``Linear-ReLU-Linear`` and a tanh, from z
-    only as in the paper (``y_from_c=True`` also feeds one-hot c to it). Consequence of the
+    only as in the paper (``y_from_c=True`` also feeds one-hot c to it), or (``y_path='image'``)
+    from the spatial mean of the ``BN-ReLU`` features that the last convolution renders, so that
+    the outcome is read off what G draws instead of being paired with it by D alone. Consequence of the
     paper's design: with y a function of z alone and z drawn independently of c, the generated y
     is independent of the conditioning c *by construction* (see :func:`FairnessGAN.generate`);
     only ``y_from_c=True`` lets G reproduce (or not) the data's P(y | c), and is what the fairness
@@ -69,6 +71,10 @@ from fairgen.models.layers import DBlock, GBlock, init_xavier_, sn_linear
 
 #: fairness variants: demographic parity, equality of opportunity, no fairness term
 VARIANTS = ("dp", "eqopp", "none")
+#: how G's fairness term is measured: the paper's c-from-y head, or the batch's own rate gap
+PENALTIES = ("cy_head", "rate_gap")
+#: what G's outcome head reads: the noise z (the paper) or the features that render the image
+Y_PATHS = ("noise", "image")
 #: supported image sizes -> number of 2x up/down-sampling ResNet blocks from/to 4x4
 RESOLUTION_BLOCKS = {32: 3, 64: 4}
 #: the protected attribute is binary
@@ -85,8 +91,12 @@ def _blocks_for(resolution: int) -> int:
 class FairnessGenerator(nn.Module):
     """``G(z, c) -> (x, y)``: images in [-1, 1] (N, 3, R, R) and outcomes in (-1, 1) (N,)."""
 
-    def __init__(self, z_dim: int, resolution: int, width: int, y_from_c: bool, y_hidden: int):
+    def __init__(self, z_dim: int, resolution: int, width: int, y_from_c: bool, y_hidden: int,
+                 y_path: str = "noise"):
         super().__init__()
+        if y_path not in Y_PATHS:
+            raise ValueError(f"FairnessGenerator: y_path must be one of {', '.join(Y_PATHS)}, got {y_path!r}")
+        self.y_path = y_path
         n = _blocks_for(resolution)
         # channels: width * [2^(n-1) at 4x4, then 2^(n-1), ..., 2, 1 after each block]
         chans = [width * 2 ** (n - 1)] + [width * 2 ** (n - 1 - i) for i in range(n)]
@@ -96,15 +106,19 @@ class FairnessGenerator(nn.Module):
         self.blocks = nn.ModuleList(GBlock(a, b, num_classes=N_GROUPS) for a, b in zip(chans[:-1], chans[1:]))
         self.out_bn = nn.BatchNorm2d(chans[-1])
         self.out_conv = nn.Conv2d(chans[-1], 3, 3, padding=1)
-        self.y_net = nn.Sequential(nn.Linear(z_dim + (N_GROUPS if y_from_c else 0), y_hidden), nn.ReLU(),
+        y_in = chans[-1] if y_path == "image" else z_dim
+        self.y_net = nn.Sequential(nn.Linear(y_in + (N_GROUPS if y_from_c else 0), y_hidden), nn.ReLU(),
                                    nn.Linear(y_hidden, 1))
 
     def forward(self, z: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
         h = self.fc(z).reshape(z.shape[0], self.c0, 4, 4)
         for block in self.blocks:
             h = block(h, c)
-        x = torch.tanh(self.out_conv(F.relu(self.out_bn(h))))
-        y_in = torch.cat([z, F.one_hot(c, N_GROUPS).to(z.dtype)], dim=1) if self.y_from_c else z
+        feat = F.relu(self.out_bn(h))
+        x = torch.tanh(self.out_conv(feat))
+        y_in = feat.mean(dim=(2, 3)) if self.y_path == "image" else z
+        if self.y_from_c:
+            y_in = torch.cat([y_in, F.one_hot(c, N_GROUPS).to(y_in.dtype)], dim=1)
         y = torch.tanh(self.y_net(y_in)).reshape(-1)
         return x, y
 
@@ -174,6 +188,37 @@ def fairness_penalty(cy_logits: Tensor, c: Tensor, y_fake: Tensor, variant: str)
     return ce.mean()
 
 
+def rate_gap_penalty(c: Tensor, y_fake: Tensor, variant: str) -> Tensor:
+    """G's fairness penalty measured on the generated batch itself: a squared rate gap.
+
+    With ``p = (y + 1) / 2`` the soft outcome of each sample,
+
+    * ``dp``: ``(mean(p | c = 1) - mean(p | c = 0))^2``, the squared demographic-parity gap;
+    * ``eqopp``: ``(sum(p * c) / sum(p) - mean(c))^2``, how far the protected group's share among
+      the (soft) positive outcomes is from its share in the batch.
+
+    Unlike the c-from-y head (:func:`fairness_penalty`, a fixed estimate of the *real* P(c | y)
+    that keeps rewarding G for pushing each group's y toward the other group's until the bias is
+    reversed), this penalty is zero exactly at parity, so ``lambda_fair`` sets how close to parity
+    the data is pulled against the joint head's wish for realistic (x, y) pairs. For a binary
+    outcome, a group share among positives equal to the overall share is the same condition as
+    demographic parity; the two variants differ in how they weight samples (eqopp only moves
+    samples through the positive side). An empty group in the batch contributes no penalty.
+    """
+    if variant not in ("dp", "eqopp"):
+        raise ValueError(f"rate_gap_penalty: variant must be dp or eqopp, got {variant!r}")
+    p = (y_fake.float() + 1.0) / 2.0
+    g1 = (c == 1).float()
+    g0 = 1.0 - g1
+    if variant == "dp":  # (no Python branch on the group sizes: that would be a host sync per step)
+        n1, n0 = g1.sum(), g0.sum()
+        gap = (p * g1).sum() / n1.clamp_min(1.0) - (p * g0).sum() / n0.clamp_min(1.0)
+        gap = torch.where((n1 > 0) & (n0 > 0), gap, torch.zeros_like(gap))
+    else:
+        gap = (p * g1).sum() / p.sum().clamp_min(1e-6) - g1.mean()
+    return gap.square()
+
+
 def label_gap(y: Tensor, c: Tensor) -> Tensor:
     """``P(y > 0 | c = 1) - P(y > 0 | c = 0)`` of one batch (y in (-1, 1); an empty group counts as
     rate 0 rather than NaN, so a rare all-one-group batch cannot poison the logged average)."""
@@ -200,6 +245,13 @@ class FairnessGAN(GAN):
             during training the trainer passes each real batch's c, so fakes follow the data).
         y_hidden, cy_hidden: width of G's y path and of D's c-from-y MLP.
         loss: adversarial loss of the source heads (paper: hinge).
+        y_path: what G's outcome head reads: ``noise`` (z, the paper) or ``image`` (the spatially
+            averaged last feature map of the image path, the one the output convolution turns into
+            pixels, so y is a function of what G draws; c reaches it through the conditional
+            batch norm whatever ``y_from_c`` says).
+        penalty: how the fairness term is measured: ``cy_head`` (the paper: D's c-from-y head,
+            :func:`fairness_penalty`) or ``rate_gap`` (the generated batch's squared rate gap,
+            :func:`rate_gap_penalty`).
     """
 
     name = "fairness_gan"
@@ -211,25 +263,28 @@ class FairnessGAN(GAN):
     def __init__(self, resolution: int = 64, z_dim: int = 128, width: int = 64, variant: str = "dp",
                  lambda_fair: float = 1.0, lambda_cx: float = 1.0, y_soft: float = 0.8, y_noise: float = 0.01,
                  y_from_c: bool = False, p_c: float = 0.5, y_hidden: int = 128, cy_hidden: int = 64,
-                 loss: str = "hinge"):
+                 loss: str = "hinge", penalty: str = "cy_head", y_path: str = "noise"):
         if variant not in VARIANTS:
             raise ValueError(f"FairnessGAN: variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+        if penalty not in PENALTIES:
+            raise ValueError(f"FairnessGAN: penalty must be one of {', '.join(PENALTIES)}, got {penalty!r}")
         if not 0.0 <= p_c <= 1.0:
             raise ValueError(f"FairnessGAN: p_c must be in [0, 1], got {p_c}")
         if not 0.0 < y_soft <= 1.0 or y_noise < 0 or lambda_fair < 0 or lambda_cx < 0:
             raise ValueError("FairnessGAN: need 0 < y_soft <= 1 and y_noise, lambda_fair, lambda_cx >= 0")
-        G = init_xavier_(FairnessGenerator(z_dim, resolution, width, y_from_c, y_hidden))
+        G = init_xavier_(FairnessGenerator(z_dim, resolution, width, y_from_c, y_hidden, y_path))
         D = init_xavier_(FairnessDiscriminator(resolution, width, cy_hidden))
         super().__init__(G, D, z_dim=z_dim, loss=loss, config=dict(
             resolution=resolution, z_dim=z_dim, width=width, variant=variant, lambda_fair=lambda_fair,
             lambda_cx=lambda_cx, y_soft=y_soft, y_noise=y_noise, y_from_c=y_from_c, p_c=p_c,
-            y_hidden=y_hidden, cy_hidden=cy_hidden, loss=loss))
+            y_hidden=y_hidden, cy_hidden=cy_hidden, loss=loss, penalty=penalty, y_path=y_path))
         self.variant = variant
         self.lambda_fair = float(lambda_fair)
         self.lambda_cx = float(lambda_cx)
         self.y_soft = float(y_soft)
         self.y_noise = float(y_noise)
         self.p_c = float(p_c)
+        self.penalty = penalty
 
     # ------------------------------------------------------------------ latents
     def sample_condition(self, key: str, n: int, generator: torch.Generator | None,
@@ -296,7 +351,11 @@ class FairnessGAN(GAN):
         f = self.D(fake["x"], fake["y"])
         adv = self.loss_fn.g_loss(f["sj"]) + self.loss_fn.g_loss(f["sx"])
         cx = F.binary_cross_entropy_with_logits(f["cx"].float(), fake["c"].float())
-        fair = fairness_penalty(f["cy"], fake["c"], fake["y"], "eqopp" if self.variant == "eqopp" else "dp")
+        fair_variant = "eqopp" if self.variant == "eqopp" else "dp"
+        if self.penalty == "rate_gap":
+            fair = rate_gap_penalty(fake["c"], fake["y"], fair_variant)
+        else:
+            fair = fairness_penalty(f["cy"], fake["c"], fake["y"], fair_variant)
         loss = adv + self.lambda_cx * cx
         if self.variant != "none":
             loss = loss + self.lambda_fair * fair
