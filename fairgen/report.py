@@ -417,8 +417,43 @@ def summarize(results: list[MethodResult], level: float | None, baseline: str = 
         if ov:
             sentences.append(f"The next fairest, {runner.method} ({_with_ci(runner, dp)}), has an overlapping "
                              f"interval, so the data do not single out {best.method} as significantly fairer.")
+    _decompose_gan_cost(results, base, sentences, facts)
     _extremes(results, ranked, sentences, facts)
     return Summary(best.method, sentences, facts)
+
+
+#: the GAN run without a fairness term (same model, data and steps as the fgan_* runs)
+NO_FAIRNESS_RUN = "acgan"
+
+
+def _decompose_gan_cost(results: list[MethodResult], base: MethodResult | None, sentences: list[str],
+                        facts: dict) -> None:
+    """Split each fairness-GAN classifier's accuracy change against the baseline into what the
+    synthetic data costs at all (baseline -> the no-fairness ``acgan`` run: GAN fidelity) and
+    what the fairness term costs on top (``acgan`` -> the ``fgan_*`` run)."""
+    nofair = next((m for m in results if m.method == NO_FAIRNESS_RUN), None)
+    fair_runs = [m for m in results if m.method.startswith("fgan_")]
+    if base is None or nofair is None or not fair_runs:
+        return
+    a_base, a_nofair = base.value("accuracy"), nofair.value("accuracy")
+    if a_base is None or a_nofair is None:
+        return
+    fidelity = a_nofair - a_base
+    facts["gan_fidelity_accuracy_change"] = fidelity
+    parts = []
+    for m in fair_runs:
+        a = m.value("accuracy")
+        if a is None:
+            continue
+        facts[f"fairness_term_accuracy_change_{m.method}"] = a - a_nofair
+        parts.append(f"{m.method} {'loses' if a < a_nofair else 'gains'} {_pct_points(a - a_nofair)} more")
+    if not parts:
+        return
+    sentences.append(
+        f"Where the synthetic classifiers' accuracy goes: {NO_FAIRNESS_RUN} (the same GAN without a fairness term) "
+        f"{'loses' if fidelity < 0 else 'gains'} {_pct_points(fidelity)} against '{base.method}', which is the "
+        f"price of training on generated images at this GAN's fidelity; from there {'; '.join(parts)} "
+        "through the fairness term.")
 
 
 def _extremes(results: list[MethodResult], ranked: list[MethodResult], sentences: list[str], facts: dict) -> None:

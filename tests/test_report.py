@@ -285,6 +285,22 @@ def test_summary_names_fairest_method_and_accuracy_cost(rates, fairest):
     assert any(t.startswith("That is down from") and "intervals do not overlap" in t for t in s.sentences)
 
 
+def test_summary_splits_the_gan_accuracy_cost_into_fidelity_and_fairness_term():
+    results = [_result("real", 0.70, 0.30, 0.1, seed=1), _result("acgan", 0.65, 0.35, 0.25, seed=2),
+               _result("fgan_dp", 0.52, 0.48, 0.35, seed=3)]
+    s = report.summarize(results, level=0.95)
+    acc = {m.method: m.value("accuracy") for m in results}
+    assert s.facts["gan_fidelity_accuracy_change"] == pytest.approx(acc["acgan"] - acc["real"])
+    assert s.facts["fairness_term_accuracy_change_fgan_dp"] == pytest.approx(acc["fgan_dp"] - acc["acgan"])
+    text = next(t for t in s.sentences if t.startswith("Where the synthetic classifiers' accuracy goes"))
+    assert f"loses {abs(acc['acgan'] - acc['real']) * 100:.1f} percentage points against 'real'" in text
+    assert f"fgan_dp loses {abs(acc['fgan_dp'] - acc['acgan']) * 100:.1f} percentage points more" in text
+    # without the no-fairness run there is nothing to split
+    s2 = report.summarize([results[0], results[2]], level=0.95)
+    assert "gan_fidelity_accuracy_change" not in s2.facts
+    assert not any(t.startswith("Where the synthetic") for t in s2.sentences)
+
+
 def test_summary_says_when_intervals_overlap():
     # 0.40 vs 0.36 DP difference on 800 rows: bootstrap intervals overlap
     results = [_result("real", 0.70, 0.30, 0.1, seed=1), _result("fgan_dp", 0.68, 0.32, 0.1, seed=2)]
