@@ -55,7 +55,13 @@ is a fixed estimate of the real P(c | y), not an adversary that adapts to G):
 * ``y_from_c=True``: the term pushes each group's y toward the other group's typical y. It has
   no fixed point at parity -- pushed far enough it reverses the bias -- and is held back by the
   joint head S_J, which wants (x, y) pairs like the real, biased ones; ``lambda_fair`` sets the
-  balance.
+  balance. Measured on the embedded data (width 16, y_from_c): the generated label gap went from
+  0 to +0.86 by step 800 (real: -0.39), i.e. the bias was reversed, not removed.
+
+``penalty='rate_gap'`` (:func:`rate_gap_penalty`) measures the fairness term on the generated
+batch itself, as a squared gap between the groups' outcome rates: zero exactly at parity, so it
+pulls toward parity and stops there, and ``lambda_fair`` sets how far against S_J. Measured with
+the same setup and lambda_fair = 1: generated gap -0.15 after 3000 steps (real -0.40).
 """
 
 from __future__ import annotations
