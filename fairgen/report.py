@@ -446,7 +446,10 @@ def _decompose_gan_cost(results: list[MethodResult], base: MethodResult | None, 
         if a is None:
             continue
         facts[f"fairness_term_accuracy_change_{m.method}"] = a - a_nofair
-        parts.append(f"{m.method} {'loses' if a < a_nofair else 'gains'} {_pct_points(a - a_nofair)} more")
+        if abs(a - a_nofair) < 5e-4:
+            parts.append(f"{m.method} loses nothing more")
+        else:
+            parts.append(f"{m.method} {'loses' if a < a_nofair else 'gains'} {_pct_points(a - a_nofair)} more")
     if not parts:
         return
     sentences.append(
