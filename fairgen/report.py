@@ -326,6 +326,11 @@ class Summary:
     facts: dict
 
 
+def _is_level(d: float) -> bool:
+    """Whether a change rounds to 0.0 percentage points (as :func:`_pct_points` prints it)."""
+    return abs(d) < 5e-4
+
+
 def _pct_points(d: float) -> str:
     return f"{abs(d) * 100:.1f} percentage point{'s' if round(abs(d) * 100, 1) != 1 else ''}"
 
@@ -422,17 +427,15 @@ def summarize(results: list[MethodResult], level: float | None, baseline: str = 
     return Summary(best.method, sentences, facts)
 
 
-#: the GAN run without a fairness term (same model, data and steps as the fgan_* runs)
-NO_FAIRNESS_RUN = "acgan"
-
-
 def _decompose_gan_cost(results: list[MethodResult], base: MethodResult | None, sentences: list[str],
                         facts: dict) -> None:
     """Split each fairness-GAN classifier's accuracy change against the baseline into what the
     synthetic data costs at all (baseline -> the no-fairness ``acgan`` run: GAN fidelity) and
     what the fairness term costs on top (``acgan`` -> the ``fgan_*`` run)."""
-    nofair = next((m for m in results if m.method == NO_FAIRNESS_RUN), None)
-    fair_runs = [m for m in results if m.method.startswith("fgan_")]
+    from fairgen.training.fairness_run import RUN_VARIANTS
+
+    nofair = next((m for m in results if RUN_VARIANTS.get(m.method) == "none"), None)
+    fair_runs = [m for m in results if RUN_VARIANTS.get(m.method, "none") != "none"]
     if base is None or nofair is None or not fair_runs:
         return
     a_base, a_nofair = base.value("accuracy"), nofair.value("accuracy")
@@ -446,14 +449,14 @@ def _decompose_gan_cost(results: list[MethodResult], base: MethodResult | None, 
         if a is None:
             continue
         facts[f"fairness_term_accuracy_change_{m.method}"] = a - a_nofair
-        if abs(a - a_nofair) < 5e-4:
+        if _is_level(a - a_nofair):
             parts.append(f"{m.method} loses nothing more")
         else:
             parts.append(f"{m.method} {'loses' if a < a_nofair else 'gains'} {_pct_points(a - a_nofair)} more")
     if not parts:
         return
     sentences.append(
-        f"Where the synthetic classifiers' accuracy goes: {NO_FAIRNESS_RUN} (the same GAN without a fairness term) "
+        f"Where the synthetic classifiers' accuracy goes: {nofair.method} (the same GAN without a fairness term) "
         f"{'loses' if fidelity < 0 else 'gains'} {_pct_points(fidelity)} against '{base.method}', which is the "
         f"price of training on generated images at this GAN's fidelity; from there {'; '.join(parts)} "
         "through the fairness term.")
@@ -485,7 +488,7 @@ def _accuracy_sentence(best: MethodResult, base: MethodResult, level_txt: str, f
     facts["accuracy_change"] = da
     acc_ov = overlaps(best.interval("accuracy"), base.interval("accuracy"))
     facts["accuracy_overlap_with_baseline"] = acc_ov
-    if abs(da) < 5e-4:
+    if _is_level(da):
         acc = f"Its accuracy, {_with_ci(best, 'accuracy')}, equals the baseline's"
     else:
         acc = (f"Its accuracy is {_with_ci(best, 'accuracy')} against {_with_ci(base, 'accuracy')}: "
