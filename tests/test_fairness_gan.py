@@ -54,7 +54,7 @@ def test_shapes_and_heads(res, n_up):
     assert out["x"].abs().max() <= 1 and out["y"].abs().max() < 1
     assert torch.equal(out["c"], latent["c"])
     heads = gan.D(out["x"], out["y"])
-    assert set(heads) == {"sj", "sx", "cx", "cy"}
+    assert set(heads) == {"sj", "sx", "cx", "yx", "cy"}
     for v in heads.values():
         assert v.shape == (6,)
     assert gan.D.features(out["x"]).shape == (6, TINY["width"] * 2 ** (n_up - 1))
@@ -297,7 +297,7 @@ def test_g_loss_signs_of_the_class_terms():
 
 
 def test_class_heads_learn_from_real_data_only():
-    """D's c-from-x and c-from-y gradients do not depend on the fake batch."""
+    """D's c-from-x, c-from-y and y-from-x gradients do not depend on the fake batch."""
     gan = _gan().eval()
     real = {"x": torch.rand(8, 3, 32, 32) * 2 - 1, "c": torch.tensor([0, 1] * 4), "y": torch.tensor([0.0, 1.0] * 4)}
     grads = []
@@ -306,8 +306,34 @@ def test_class_heads_learn_from_real_data_only():
         gan.zero_grad()
         torch.manual_seed(0)  # same softening noise for the real y
         gan.d_loss(real, {"c": fake["c"]}, fake)[0].backward()
-        grads.append({n: p.grad.clone() for n, p in gan.D.named_parameters() if n.startswith(("cy.", "cx."))})
+        grads.append({n: p.grad.clone() for n, p in gan.D.named_parameters() if n.startswith(("cy.", "cx.", "yx."))})
     assert grads[0] and all(torch.equal(grads[0][n], grads[1][n]) for n in grads[0])
+
+
+def test_outcome_consistency_term_moves_the_image_toward_its_label_not_the_label():
+    """lambda_yx adds lambda_yx * CE(yx(x_fake), (y_fake + 1) / 2) to G's loss; the target is
+    detached, so the term's gradient reaches the image and never the generated y."""
+    c = torch.tensor([0, 1] * 4)
+    off, on = _gan(variant="none").eval(), _gan(variant="none", lambda_yx=2.0).eval()
+    on.load_state_dict(off.state_dict())
+    y = torch.linspace(-0.9, 0.9, 8, requires_grad=True)
+    x = (torch.rand(8, 3, 32, 32) * 2 - 1).requires_grad_(True)
+    fake = {"x": x, "y": y, "c": c}
+    (l_off, _), (l_on, m_on) = off.g_loss({"c": c}, None, fake), on.g_loss({"c": c}, None, fake)
+    yx = on.D(x, y)["yx"]
+    expect = nn.functional.binary_cross_entropy_with_logits(yx, (y.detach() + 1) / 2)
+    torch.testing.assert_close(l_on - l_off, 2.0 * expect)
+    torch.testing.assert_close(m_on["yx_ce"], expect.detach())
+    (l_on - l_off).backward()
+    assert y.grad is None or torch.count_nonzero(y.grad) == 0
+    assert torch.count_nonzero(x.grad) > 0
+    # descending the term makes D's y-from-x head agree more with the generated labels
+    with torch.no_grad():
+        x2 = x - 50.0 * x.grad
+        after = nn.functional.binary_cross_entropy_with_logits(on.D(x2, y)["yx"], (y + 1) / 2)
+    assert after < expect
+    with pytest.raises(ValueError, match="lambda_yx"):
+        _gan(lambda_yx=-1.0)
 
 
 def test_d_loss_does_not_reach_g_and_metrics_are_scalars():
@@ -321,8 +347,8 @@ def test_d_loss_does_not_reach_g_and_metrics_are_scalars():
     loss_g, m_g = gan.g_loss(latent, real, fake)
     for m in (m_d, m_g):
         assert all(v.ndim == 0 and not v.requires_grad for v in m.values())
-    assert {"cx_acc_real", "cx_acc_fake", "cy_acc_real", "cy_acc_fake", "sj_real", "sx_fake", "y_gap_fake",
-            "y_gap_real"} <= set(m_d)
+    assert {"cx_acc_real", "cx_acc_fake", "cy_acc_real", "cy_acc_fake", "yx_acc_real", "yx_acc_fake", "sj_real",
+            "sx_fake", "y_gap_fake", "y_gap_real"} <= set(m_d)
     # the real batch's gap is exact: P(y=1|c=1) - P(y=1|c=0) = 1 - 0
     assert m_d["y_gap_real"].item() == 1.0
     # an empty group counts as rate 0 (no NaN in the logs)
@@ -440,15 +466,16 @@ def test_cli_train_gan_smoke_and_resume(tmp_path):
 
 def test_runs_build_their_variant_from_the_gan_section():
     cfg = config.validate({"gan": {"width": 4, "z_dim": 8, "lambda_fair": 2.5, "lambda_cx": 0.5, "y_soft": 0.7,
-                                   "y_noise": 0.02, "y_from_c": True}})
+                                   "y_noise": 0.02, "y_from_c": True, "lambda_yx": 1.5}})
     for run, variant in (("fgan_dp", "dp"), ("fgan_eqopp", "eqopp"), ("acgan", "none")):
         gan = build_model(cfg, run, 32, 0.4)
         assert gan.variant == variant and gan.p_c == 0.4
         assert {k: gan.config[k] for k in ("width", "z_dim", "lambda_fair", "lambda_cx", "y_soft", "y_noise",
-                                           "y_from_c", "resolution")} == \
+                                           "y_from_c", "resolution", "lambda_yx")} == \
             {"width": 4, "z_dim": 8, "lambda_fair": 2.5, "lambda_cx": 0.5, "y_soft": 0.7, "y_noise": 0.02,
-             "y_from_c": True, "resolution": 32}
+             "y_from_c": True, "resolution": 32, "lambda_yx": 1.5}
     assert config.validate({})["gan"]["y_from_c"] is False  # the paper's y path by default
+    assert config.validate({})["gan"]["lambda_yx"] == 0.0     # and no outcome-consistency term
     with pytest.raises(ConfigError, match="fgan_xx"):
         build_model(cfg, "fgan_xx", 32, 0.4)
 

@@ -67,7 +67,7 @@ def build_model(cfg: dict, run: str, resolution: int, p_c: float):
 
     g = cfg["gan"]
     return FairnessGAN(resolution=resolution, z_dim=g["z_dim"], width=g["width"], variant=variant_of(run),
-                       lambda_fair=g["lambda_fair"], lambda_cx=g["lambda_cx"], y_soft=g["y_soft"],
+                       lambda_fair=g["lambda_fair"], lambda_cx=g["lambda_cx"], lambda_yx=g["lambda_yx"], y_soft=g["y_soft"],
                        y_noise=g["y_noise"], y_from_c=g["y_from_c"], p_c=p_c,
                        penalty=g["fair_penalty"], y_path=g["y_path"])
 
