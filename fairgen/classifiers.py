@@ -36,6 +36,7 @@ import numpy as np
 
 from fairgen import io
 from fairgen.config import seed_for
+from fairgen.data.crops import check_pairing
 from fairgen.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def load_real(cfg: dict, array: str | os.PathLike, index: str | os.PathLike) -> 
     """
     array, index = Path(array), Path(index)
     protected, outcome = cfg["protected"], cfg["outcome"]
-    df, _ = io.read_parquet(index, "crops_index", columns=["image_id", "split", protected, outcome])
+    df, meta = io.read_parquet(index, "crops_index", columns=["image_id", "split", protected, outcome])
     if not array.is_file():
         raise DataError(f"{array}: crops array not found")
     try:
@@ -138,8 +139,7 @@ def load_real(cfg: dict, array: str | os.PathLike, index: str | os.PathLike) -> 
         raise DataError(f"{array}: not a readable .npy array ({e})") from None
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise DataError(f"{array}: expected a uint8 (N, H, W, 3) array, got {images.dtype} {images.shape}")
-    if len(images) != len(df):
-        raise DataError(f"{array} has {len(images)} images but {index} has {len(df)} rows")
+    check_pairing(images, len(df), meta, array, index)
     split = df["split"].astype(str).to_numpy()
     unknown = np.flatnonzero(~np.isin(split, SPLITS))
     if unknown.size:

@@ -61,6 +61,7 @@ import numpy as np
 
 from fairgen import features as feat
 from fairgen.config import seed_for
+from fairgen.data.crops import check_pairing
 from fairgen.errors import DataError
 from fairgen.io import atomic_path, read_parquet, write_json
 
@@ -255,15 +256,15 @@ def _load_real(array, index, cfg):
 
     protected, outcome = cfg["protected"], cfg["outcome"]
     if isinstance(index, pd.DataFrame):
-        df, where_index = index, "crops index"
+        df, where_index, meta = index, "crops index", {}  # no recorded fingerprint to check
         missing = [c for c in ("split", protected, outcome) if c not in df.columns]
         if missing:
             raise DataError(f"crops index: missing column(s) {', '.join(missing)}")
     else:
         where_index = str(index)
-        df, _ = read_parquet(index, "crops_index", columns=["image_id", "split", protected, outcome])
+        df, meta = read_parquet(index, "crops_index", columns=["image_id", "split", protected, outcome])
     if isinstance(array, np.ndarray):
-        images, where_array = array, "crops array"
+        images, where_array, meta = array, "crops array", {}  # an array in memory may be a selection
     else:
         where_array = str(array)
         if not Path(array).is_file():
@@ -273,8 +274,7 @@ def _load_real(array, index, cfg):
         except (ValueError, OSError) as e:
             raise DataError(f"{array}: not a readable .npy array ({e})") from None
     feat.check_images(images, where_array)
-    if len(images) != len(df):
-        raise DataError(f"{where_array} has {len(images)} images but {where_index} has {len(df)} rows")
+    check_pairing(images, len(df), meta, where_array, where_index)
     for col in (protected, outcome):
         values = df[col].to_numpy()
         bad = np.flatnonzero(~np.isin(values, (0, 1)))

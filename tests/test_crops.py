@@ -593,11 +593,36 @@ def test_read_crops_rejects_mismatched_files(tmp_path, celeba):
     root, manifest, df = celeba
     _, p = run_stage(tmp_path, manifest, cfg(resolution=32, export_png=0))
     np.save(p["array"], np.zeros((3, 32, 32, 3), np.uint8))
-    with pytest.raises(DataError, match="3 crops but"):
+    with pytest.raises(DataError, match="has 3 images but"):
         crops.read_crops(p["array"], p["index"])
     np.save(p["array"], np.zeros((12, 64, 64, 3), np.uint8))
     with pytest.raises(DataError, match="does not match the index"):
         crops.read_crops(p["array"], p["index"])
+
+
+def test_every_reader_refuses_a_stale_array_of_the_right_shape(tmp_path, celeba):
+    """The index records a content fingerprint of its array: an array of the same shape left by
+    another run (e.g. a crops run killed between publishing the index and the array) is refused
+    by the crops, classifier and quality readers instead of being paired with the wrong labels."""
+    from fairgen.classifiers import load_real
+    from fairgen.config import validate
+    from fairgen.quality import _load_real
+
+    root, manifest, df = celeba
+    _, p = run_stage(tmp_path, manifest, cfg(resolution=32, export_png=0))
+    good = np.load(p["array"])
+    _, _, meta = crops.read_crops(p["array"], p["index"])
+    assert meta["array_fingerprint"] == crops.array_fingerprint(good)
+    full = validate({})
+    assert len(load_real(full, p["array"], p["index"])["test"]) > 0  # the pair as written is accepted
+    stale = good.copy()
+    stale[len(stale) // 2] ^= 1  # one changed crop among the sampled rows is enough
+    np.save(p["array"], stale)
+    for read in (lambda: crops.read_crops(p["array"], p["index"]),
+                 lambda: load_real(full, p["array"], p["index"]),
+                 lambda: _load_real(p["array"], p["index"], full)):
+        with pytest.raises(DataError, match="is not the crops array that .*index.parquet describes"):
+            read()
 
 
 def test_cli_crops(tmp_path, celeba, capsys):

@@ -689,6 +689,7 @@ def run(cfg: dict, dataset: str, array: str, index: str, summary: str, png_dir: 
             n_png = write_previews(np.load(tmp_array, mmap_mode="r"), frame["image_id"].tolist(), tmp_png,
                                    int(c["export_png"]))
         meta = {"method": method, "resolution": resolution, "source_root": str(root), "n_images": len(rows),
+                "array_fingerprint": array_fingerprint(np.load(tmp_array, mmap_mode="r")),
                 "coordinates": "affine_* map source pixel index (x, y) to crop pixel index; crop_* are source pixel edges"}
         if method == "eye_offset":
             meta.update(eye_offset=int(c["eye_offset"]), box_size=int(c["box_size"]))
@@ -735,6 +736,37 @@ def run(cfg: dict, dataset: str, array: str, index: str, summary: str, png_dir: 
     return result
 
 
+#: rows of a crops array hashed into the index's ``array_fingerprint`` (evenly spaced, first and last included)
+FINGERPRINT_ROWS = 256
+
+
+def array_fingerprint(crops: np.ndarray) -> str:
+    """A cheap content hash of a crops array: its shape and :data:`FINGERPRINT_ROWS` evenly spaced
+    rows. The index records it, so a reader can tell a stale or foreign array (say, one left by an
+    earlier run when a ``fairgen crops`` run was killed between publishing the index and the array)
+    from the one the index describes, in milliseconds even for all of CelebA."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr(tuple(crops.shape)).encode() + str(crops.dtype).encode())
+    if len(crops):
+        rows = np.unique(np.linspace(0, len(crops) - 1, min(len(crops), FINGERPRINT_ROWS)).round().astype(np.int64))
+        h.update(np.ascontiguousarray(crops[rows]).tobytes())
+    return h.hexdigest()
+
+
+def check_pairing(crops: np.ndarray, n_rows: int, meta: dict, array, index) -> None:
+    """DataError unless ``crops`` is the array ``index`` describes: same length and, when the index
+    records one (every index ``fairgen crops`` writes does), the same :func:`array_fingerprint`."""
+    if len(crops) != n_rows:
+        raise DataError(f"{array} has {len(crops)} images but {index} has {n_rows} rows")
+    expected = meta.get("array_fingerprint")
+    if expected is not None and array_fingerprint(crops) != expected:
+        raise DataError(f"{array} is not the crops array that {index} describes (its content fingerprint differs: "
+                        "a stale array from another run, or a `fairgen crops` run stopped between writing the "
+                        "two); run the crops step again")
+
+
 def read_crops(array: str | os.PathLike, index: str | os.PathLike, mmap: bool = True):
     """Load a crops array and its index, checking that they belong together.
 
@@ -754,6 +786,5 @@ def read_crops(array: str | os.PathLike, index: str | os.PathLike, mmap: bool = 
     if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[3] != 3 or crops.shape[1:3] != (res, res):
         raise DataError(f"{array}: shape {crops.shape} {crops.dtype} does not match the index "
                         f"({index}: {res}x{res} RGB uint8 crops)")
-    if len(crops) != len(df):
-        raise DataError(f"{array}: {len(crops)} crops but {index} has {len(df)} rows")
+    check_pairing(crops, len(df), meta, array, index)
     return crops, df, meta
