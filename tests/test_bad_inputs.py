@@ -10,10 +10,8 @@ is refused clearly when written by another version.
 
 from __future__ import annotations
 
-import http.server
 import re
 import shutil
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +30,7 @@ from fairgen.synthetic_data import SAMPLES_FILE, write_synthetic
 from fairgen.training import checkpoint as ckpt_mod
 from test_crops import make_celeba  # real JPEGs + the five annotation files, CelebA's layout
 from test_fairness_gan import _write_crops  # a tiny crops array + index
+from test_sources import serve_fixed_bytes  # a local "Google Drive" answering fixed bytes
 
 
 @dataclass
@@ -43,19 +42,6 @@ class Base:
     synthetic: Path    # a synthetic set of GAN run fgan_dp (32 px)
     checkpoint: Path   # a tiny Fairness GAN checkpoint of run fgan_dp
     server: str        # base URL of a local "Google Drive" serving the wrong bytes
-
-
-class WrongBytes(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        body = b"these are not CelebA's bytes"
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
 
 @pytest.fixture(scope="module")
@@ -70,12 +56,8 @@ def base(tmp_path_factory) -> Base:
     gan = build("fairness_gan", resolution=32, z_dim=8, width=4, y_hidden=8, cy_hidden=8)
     ckpt_mod.save_checkpoint({"model": {"name": gan.name, "config": gan.config}, "step": 5, "train": {"extra": {"run": "fgan_dp"}},
                               "G": gan.G.state_dict(), "D": gan.D.state_dict()}, root / "checkpoint.pt")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), WrongBytes)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield Base(root / "celeba", root / "crops", root / "synthetic", root / "checkpoint.pt",
-               f"http://127.0.0.1:{server.server_address[1]}/uc")
-    server.shutdown()
-    server.server_close()
+    with serve_fixed_bytes(b"these are not CelebA's bytes") as url:
+        yield Base(root / "celeba", root / "crops", root / "synthetic", root / "checkpoint.pt", url)
 
 
 # ---------------------------------------------------------------------------------------------

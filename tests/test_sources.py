@@ -1,5 +1,6 @@
 """``fairgen dataset``: the three sources, skipping an identical synthetic dataset, the manifest."""
 
+import contextlib
 import http.server
 import json
 import subprocess
@@ -146,15 +147,15 @@ def test_celeba_local_needs_a_root(tmp_path):
         sources.prepare(cfg, str(tmp_path / "m.json"), progress=False)
 
 
-def test_cli_download_with_bad_md5_fails_naming_the_file(tmp_path):
-    """celeba_download through the CLI against a local server whose bytes are not CelebA's."""
+@contextlib.contextmanager
+def serve_fixed_bytes(body: bytes):
+    """A local HTTP server answering every GET with ``body``; yields its ``.../uc`` URL."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args):
             pass
 
         def do_GET(self):
-            body = b"not the file you are looking for"
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
             self.send_header("Content-Length", str(len(body)))
@@ -164,17 +165,22 @@ def test_cli_download_with_bad_md5_fails_naming_the_file(tmp_path):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        root = tmp_path / "celeba"
-        r = subprocess.run(
-            [sys.executable, "-m", "fairgen", "dataset", "--set", "dataset.source=celeba_download",
-             "--set", f"dataset.download_root={root}",
-             "--set", f"dataset.download_base_url=http://127.0.0.1:{server.server_address[1]}/uc",
-             "--out", str(tmp_path / "m.json")],
-            capture_output=True, text=True, timeout=120,
-        )
+        yield f"http://127.0.0.1:{server.server_address[1]}/uc"
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_cli_download_with_bad_md5_fails_naming_the_file(tmp_path):
+    """celeba_download through the CLI against a local server whose bytes are not CelebA's."""
+    with serve_fixed_bytes(b"not the file you are looking for") as url:
+        root = tmp_path / "celeba"
+        r = subprocess.run(
+            [sys.executable, "-m", "fairgen", "dataset", "--set", "dataset.source=celeba_download",
+             "--set", f"dataset.download_root={root}", "--set", f"dataset.download_base_url={url}",
+             "--out", str(tmp_path / "m.json")],
+            capture_output=True, text=True, timeout=120,
+        )
     assert r.returncode == 2
     assert "img_align_celeba.zip" in r.stderr and "MD5" in r.stderr and "bad download deleted" in r.stderr
     assert not (tmp_path / "m.json").exists()
