@@ -294,7 +294,10 @@ def fit(cfg: dict, runner: _Runner, train: Split, valid: Split, seed: int, progr
         model.train()
         order = torch.randperm(n, generator=gen)
         flips = torch.rand(n, generator=gen) < 0.5
-        loss_sum = correct = seen = 0.0
+        # running sums stay on the device: one host sync per epoch, not per batch
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device)
+        seen = 0
         batches = tqdm(range(0, n, bs), desc=f"epoch {epoch}/{cc['epochs']}", unit="batch",
                        disable=not progress, leave=False)
         for start in batches:
@@ -307,12 +310,13 @@ def fit(cfg: dict, runner: _Runner, train: Split, valid: Split, seed: int, progr
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            loss_sum += float(loss.detach()) * len(idx)
-            correct += float(((logits.detach() > 0).float() == y_t[idx]).sum())
+            loss_sum += loss.detach() * len(idx)
+            correct += ((logits.detach() > 0).float() == y_t[idx]).sum()
             seen += len(idx)
         scores = runner.predict(valid_t, "valid", progress)
         val_acc = float(np.mean((scores >= cc["threshold"]) == valid.y))
-        curve.append({"epoch": epoch, "train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
+        curve.append({"epoch": epoch, "train_loss": float(loss_sum) / max(seen, 1),
+                      "train_accuracy": float(correct) / max(seen, 1),
                       "valid_loss": _bce(scores, valid.y), "valid_accuracy": val_acc,
                       "seconds": time.perf_counter() - t0})
         log.info("epoch %d/%d: train loss %.4f acc %.4f | valid loss %.4f acc %.4f (%.1fs)", epoch, cc["epochs"],
