@@ -30,6 +30,12 @@ c-conditioning accuracy
     head's accuracy on real evaluation images is reported as ``classifier_accuracy_real`` (the
     ceiling to read it against). ``y_agreement`` does the same with the y head and the
     generated y.
+outcome seen in the images
+    ``images_outcome``: :func:`label_statistics` of the own CNN's y head (trained on real train
+    crops) thresholded at 0.5, on the evaluated synthetic images and, in ``real``, on the real
+    evaluation images. Set against the generated labels it tells whether a generator balanced
+    the groups' outcomes by changing the labels (its images keep the real gap) or by changing
+    the faces (the gap the y head sees shrinks too).
 
 ``quality.json`` schema (format_version 1)::
 
@@ -44,7 +50,8 @@ c-conditioning accuracy
                     "fid": {key: FIDR},
                     "label_statistics": {"real_train": LS, "synthetic": LS, "gap_synthetic_minus_real": {...}},
                     "c_conditioning": AGR + {"chance", "classifier"},
-                    "y_agreement": AGR + {"classifier"}}}}
+                    "y_agreement": AGR + {"classifier"},
+                    "images_outcome": LS + {"classifier"}}}}   # also in "real" (real eval images)
     AGR = {"accuracy", "balanced_accuracy", "n", "by_group": {"0": float|null, "1": ...}}
     FIDR = {"label": str, "overall": {"value", "n_real", "n_synthetic"},
             "by_group": {"0": {...same...}, "1": {...}}}   # value null when a side has < 2 images
@@ -73,6 +80,7 @@ GROUPS = (0, 1)
 OUTPUT_JSON = "quality.json"
 OUTPUT_TSV = "summary.tsv"
 CACHE_DIR = "cache"
+Y_HEAD = "own-CNN y head trained on real train crops"
 
 
 # ------------------------------------------------------------------------- Frechet distance
@@ -333,8 +341,14 @@ def evaluate_synthetic(extractors: dict, real_eval: dict, real_eval_c, real_trai
         "c_conditioning": {**agreement(synth["p_c"], c[rows]), "chance": 0.5,
                            "classifier": "own-CNN c head trained on real train crops"},
         "y_agreement": {**agreement(synth["p_y"], y[rows]),
-                        "classifier": "own-CNN y head trained on real train crops"},
+                        "classifier": Y_HEAD},
+        "images_outcome": images_outcome(synth["p_y"], c[rows]),
     }
+
+
+def images_outcome(p_y, c) -> dict:
+    """:func:`label_statistics` of the y head's thresholded predictions ``p_y`` for images of group ``c``."""
+    return {**label_statistics(c, (np.asarray(p_y).reshape(-1) >= 0.5).astype(np.int64)), "classifier": Y_HEAD}
 
 
 def evaluate_quality(cfg: dict, array, index, synthetic_dirs: dict, out, progress: bool = True) -> dict:
@@ -382,6 +396,7 @@ def evaluate_quality(cfg: dict, array, index, synthetic_dirs: dict, out, progres
         "classifier_accuracy_real": {"c": acc_c, "y": agreement(real_eval["p_y"], y_all[eval_rows])},
         "warnings": classifier_warnings(acc_c, q["real_split"]),
         "real": {"label_statistics": train_stats, "n_eval": int(len(eval_rows)),
+                 "images_outcome": images_outcome(real_eval["p_y"], eval_c),
                  "reference_fid": {key: fid_by_group(real_eval["features"][key], eval_c,
                                                      real_ref["features"][key], c_all[ref_rows],
                                                      label=feat.LABELS[key])
@@ -426,7 +441,7 @@ def summary_rows(result: dict) -> list[dict]:
                      **{f"fid_c{g}": fmt(ref["by_group"][str(g)]["value"]) for g in GROUPS},
                      "c_conditioning_accuracy": "", "p_y1_c0": fmt(result["real"]["label_statistics"]["by_group"]["0"]["p_y1"]),
                      "p_y1_c1": fmt(result["real"]["label_statistics"]["by_group"]["1"]["p_y1"]),
-                     "n_synthetic": ""})
+                     **_seen(result["real"].get("images_outcome")), "n_synthetic": ""})
     for run_name, r in result["runs"].items():
         stats = r["label_statistics"]["synthetic"]["by_group"]
         for key, f in r["fid"].items():
@@ -434,8 +449,15 @@ def summary_rows(result: dict) -> list[dict]:
                          **{f"fid_c{g}": fmt(f["by_group"][str(g)]["value"]) for g in GROUPS},
                          "c_conditioning_accuracy": fmt(r["c_conditioning"]["accuracy"]),
                          "p_y1_c0": fmt(stats["0"]["p_y1"]), "p_y1_c1": fmt(stats["1"]["p_y1"]),
-                         "n_synthetic": str(r["n_synthetic"])})
+                         **_seen(r.get("images_outcome")), "n_synthetic": str(r["n_synthetic"])})
     return rows
+
+
+def _seen(images_outcome: dict | None) -> dict:
+    """summary.tsv columns: P(y=1 | c) as the real-trained y head sees it in the images."""
+    groups = (images_outcome or {}).get("by_group", {})
+    return {f"p_yhat1_c{g}": "" if groups.get(str(g), {}).get("p_y1") is None else f"{groups[str(g)]['p_y1']:.6g}"
+            for g in GROUPS}
 
 
 def write_summary(result: dict, path) -> None:

@@ -397,8 +397,24 @@ def test_evaluate_quality_end_to_end(e2e):
         assert ls["gap_synthetic_minus_real"]["by_group"][str(grp)]["p_y1"] == pytest.approx(syn_p - real_p)
     tsv = pd.read_csv(root / "quality" / "summary.tsv", sep="\t")
     assert list(tsv["run"]) == ["real train (reference)", "good", "bad"]
+    # The outcome the real-trained y head sees: on the evaluated images (100 per run, 100 real).
+    for name, seen in (("good", good["images_outcome"]), ("bad", bad["images_outcome"]),
+                       ("real train (reference)", result["real"]["images_outcome"])):
+        assert seen["n"] == 100 and seen["classifier"] == quality.Y_HEAD
+        for grp in (0, 1):
+            assert tsv.loc[tsv["run"] == name, f"p_yhat1_c{grp}"].item() == pytest.approx(
+                seen["by_group"][str(grp)]["p_y1"], rel=1e-5)
     assert set(tsv["measure"]) == {"FID (own-CNN features)"}
     assert tsv.loc[tsv["run"] == "good", "fid"].item() == pytest.approx(g["overall"]["value"], rel=1e-5)
+
+
+def test_images_outcome_thresholds_the_y_head_per_group():
+    seen = quality.images_outcome([0.9, 0.2, 0.6, 0.4, 0.1, 0.7], [0, 0, 0, 1, 1, 1])
+    assert seen["by_group"]["0"]["p_y1"] == pytest.approx(2 / 3)
+    assert seen["by_group"]["1"]["p_y1"] == pytest.approx(1 / 3)
+    assert seen["dp_difference_c1_minus_c0"] == pytest.approx(-1 / 3)
+    assert quality.images_outcome([0.5, 0.49], [0, 1])["by_group"] == {"0": {"n": 1, "p_y1": 1.0},
+                                                                       "1": {"n": 1, "p_y1": 0.0}}
 
 
 def test_evaluate_quality_is_deterministic_and_reuses_the_cache(e2e):
