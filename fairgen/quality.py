@@ -80,6 +80,7 @@ GROUPS = (0, 1)
 OUTPUT_JSON = "quality.json"
 OUTPUT_TSV = "summary.tsv"
 CACHE_DIR = "cache"
+C_HEAD = "own-CNN c head trained on real train crops"
 Y_HEAD = "own-CNN y head trained on real train crops"
 
 
@@ -339,9 +340,8 @@ def evaluate_synthetic(extractors: dict, real_eval: dict, real_eval_c, real_trai
         "label_statistics": {"real_train": real_train_stats, "synthetic": syn_stats,
                              "gap_synthetic_minus_real": label_gap(real_train_stats, syn_stats)},
         "c_conditioning": {**agreement(synth["p_c"], c[rows]), "chance": 0.5,
-                           "classifier": "own-CNN c head trained on real train crops"},
-        "y_agreement": {**agreement(synth["p_y"], y[rows]),
-                        "classifier": Y_HEAD},
+                           "classifier": C_HEAD},
+        "y_agreement": {**agreement(synth["p_y"], y[rows]), "classifier": Y_HEAD},
         "images_outcome": images_outcome(synth["p_y"], c[rows]),
     }
 
@@ -434,6 +434,9 @@ def summary_rows(result: dict) -> list[dict]:
     def fmt(v):
         return "" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)
 
+    def seen(images_outcome: dict) -> dict:  # P(y=1 | c) as the real-trained y head sees it in the images
+        return {f"p_yhat1_c{g}": fmt(images_outcome["by_group"][str(g)]["p_y1"]) for g in GROUPS}
+
     rows = []
     for key, ref in result["real"]["reference_fid"].items():
         rows.append({"run": "real train (reference)", "measure": ref["label"],
@@ -441,7 +444,7 @@ def summary_rows(result: dict) -> list[dict]:
                      **{f"fid_c{g}": fmt(ref["by_group"][str(g)]["value"]) for g in GROUPS},
                      "c_conditioning_accuracy": "", "p_y1_c0": fmt(result["real"]["label_statistics"]["by_group"]["0"]["p_y1"]),
                      "p_y1_c1": fmt(result["real"]["label_statistics"]["by_group"]["1"]["p_y1"]),
-                     **_seen(result["real"].get("images_outcome")), "n_synthetic": ""})
+                     **seen(result["real"]["images_outcome"]), "n_synthetic": ""})
     for run_name, r in result["runs"].items():
         stats = r["label_statistics"]["synthetic"]["by_group"]
         for key, f in r["fid"].items():
@@ -449,15 +452,8 @@ def summary_rows(result: dict) -> list[dict]:
                          **{f"fid_c{g}": fmt(f["by_group"][str(g)]["value"]) for g in GROUPS},
                          "c_conditioning_accuracy": fmt(r["c_conditioning"]["accuracy"]),
                          "p_y1_c0": fmt(stats["0"]["p_y1"]), "p_y1_c1": fmt(stats["1"]["p_y1"]),
-                         **_seen(r.get("images_outcome")), "n_synthetic": str(r["n_synthetic"])})
+                         **seen(r["images_outcome"]), "n_synthetic": str(r["n_synthetic"])})
     return rows
-
-
-def _seen(images_outcome: dict | None) -> dict:
-    """summary.tsv columns: P(y=1 | c) as the real-trained y head sees it in the images."""
-    groups = (images_outcome or {}).get("by_group", {})
-    return {f"p_yhat1_c{g}": "" if groups.get(str(g), {}).get("p_y1") is None else f"{groups[str(g)]['p_y1']:.6g}"
-            for g in GROUPS}
 
 
 def write_summary(result: dict, path) -> None:

@@ -145,6 +145,7 @@ def write_quality(path: Path, cfg: dict, runs: list[str]) -> dict:
         "classifier_accuracy_real": {"c": quality.agreement(rng.random(60), real_c),
                                      "y": quality.agreement(rng.random(60), real_c)},
         "real": {"label_statistics": real_stats, "n_eval": 60,
+                 "images_outcome": quality.images_outcome(np.where(real_c == 1, 0.3, 0.7), real_c),
                  "reference_fid": {"own_cnn": quality.fid_by_group(real_f, real_c, ref_f, ref_c, label=label)}},
         "runs": {},
     }
@@ -160,6 +161,7 @@ def write_quality(path: Path, cfg: dict, runs: list[str]) -> dict:
             "c_conditioning": {**quality.agreement(rng.random(48), syn_c), "chance": 0.5,
                                "classifier": "own-CNN c head trained on real train crops"},
             "y_agreement": {**quality.agreement(rng.random(48), syn_y), "classifier": "own-CNN y head"},
+            "images_outcome": quality.images_outcome(syn_y.astype(np.float64), syn_c),
         }
     io.write_json(result, path)
     quality.write_summary(result, path.parent / quality.OUTPUT_TSV)
