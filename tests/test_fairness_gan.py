@@ -11,7 +11,7 @@ from torch import nn
 
 from fairgen import cli, config, io
 from fairgen.models import build
-from fairgen.models.fairness_gan import FairnessGAN, fairness_penalty, label_gap, rate_gap_penalty
+from fairgen.models.fairness_gan import FairnessGAN, fairness_penalty, label_gap, label_loss, rate_gap_penalty
 from fairgen.models.layers import ConditionalBatchNorm2d
 from fairgen.training import ArrayBatches, TrainConfig, Trainer, seed_everything
 from fairgen.errors import ConfigError
@@ -95,6 +95,34 @@ def test_joint_head_is_a_projection_in_y():
     torch.testing.assert_close(s[2] - s[1], s[1] - s[0])  # linear in y
     phi = gan.D.features(x)
     torch.testing.assert_close(s[2] - s[1], gan.D.sj_y(phi).reshape(-1))  # slope = V_Y . phi(x)
+
+
+def test_image_head_given_c_is_a_projection_on_c():
+    """sx_given_c: S_X(x, c) = V_X.phi(x) + e_c.phi(x) with a spectrally normalised c embedding;
+    off (the paper), S_X ignores c. D needs c then, and G's fakes are judged as their c."""
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    y = torch.zeros(4)
+    plain = _gan().eval()
+    assert plain.D.sx_c is None
+    torch.testing.assert_close(plain.D(x, y, torch.zeros(4, dtype=torch.long))["sx"],
+                               plain.D(x, y, torch.ones(4, dtype=torch.long))["sx"])
+    cond = _gan(sx_given_c=True).eval()
+    assert _has_sn(cond.D.sx_c) and cond.config["sx_given_c"] is True
+    c0, c1 = torch.zeros(4, dtype=torch.long), torch.ones(4, dtype=torch.long)
+    phi = cond.D.features(x)
+    base = cond.D.sx(phi).reshape(-1)
+    for c in (c0, c1):
+        torch.testing.assert_close(cond.D(x, y, c)["sx"], base + (cond.D.sx_c(c) * phi).sum(1))
+    assert not torch.allclose(cond.D(x, y, c0)["sx"], cond.D(x, y, c1)["sx"])
+    for k in ("sj", "cx", "yx", "cy"):  # the other heads do not see c
+        torch.testing.assert_close(cond.D(x, y, c0)[k], cond.D(x, y, c1)[k])
+    with pytest.raises(ValueError, match="sx_given_c"):
+        cond.D(x, y)
+    # G's loss on the same fakes depends on which c they were generated for
+    fake = {"x": x, "y": y, "c": c0}
+    g0 = cond.g_loss({"c": c0}, None, fake)[0]
+    g1 = cond.g_loss({"c": c1}, None, {**fake, "c": c1})[0]
+    assert not torch.isclose(g0, g1)
 
 
 def test_paper_y_path_ignores_c_and_the_flag_feeds_it():
@@ -310,16 +338,22 @@ def test_class_heads_learn_from_real_data_only():
     assert grads[0] and all(torch.equal(grads[0][n], grads[1][n]) for n in grads[0])
 
 
-def test_outcome_consistency_term_moves_the_image_toward_its_label_not_the_label():
-    """lambda_yx adds lambda_yx * CE(yx(x_fake), (y_fake + 1) / 2) to G's loss; the target is
-    detached, so the term's gradient reaches the image and never the generated y."""
+def _g_loss_with_and_without(**term):
+    """The same 8 fakes (x, y requiring grad) scored by G's loss of two identical AC-GANs, one
+    with the extra ``term`` weight: returns (gan with it, x, y, (loss, metrics) without, with)."""
     c = torch.tensor([0, 1] * 4)
-    off, on = _gan(variant="none").eval(), _gan(variant="none", lambda_yx=2.0).eval()
+    off, on = _gan(variant="none").eval(), _gan(variant="none", **term).eval()
     on.load_state_dict(off.state_dict())
     y = torch.linspace(-0.9, 0.9, 8, requires_grad=True)
     x = (torch.rand(8, 3, 32, 32) * 2 - 1).requires_grad_(True)
     fake = {"x": x, "y": y, "c": c}
-    (l_off, _), (l_on, m_on) = off.g_loss({"c": c}, None, fake), on.g_loss({"c": c}, None, fake)
+    return on, x, y, off.g_loss({"c": c}, None, fake), on.g_loss({"c": c}, None, fake)
+
+
+def test_outcome_consistency_term_moves_the_image_toward_its_label_not_the_label():
+    """lambda_yx adds lambda_yx * CE(yx(x_fake), (y_fake + 1) / 2) to G's loss; the target is
+    detached, so the term's gradient reaches the image and never the generated y."""
+    on, x, y, (l_off, _), (l_on, m_on) = _g_loss_with_and_without(lambda_yx=2.0)
     yx = on.D(x, y)["yx"]
     expect = nn.functional.binary_cross_entropy_with_logits(yx, (y.detach() + 1) / 2)
     torch.testing.assert_close(l_on - l_off, 2.0 * expect)
@@ -334,6 +368,40 @@ def test_outcome_consistency_term_moves_the_image_toward_its_label_not_the_label
     assert after < expect
     with pytest.raises(ValueError, match="lambda_yx"):
         _gan(lambda_yx=-1.0)
+
+
+def test_label_term_moves_the_label_toward_the_image_not_the_image():
+    """lambda_label adds lambda_label * CE((y_fake + 1) / 2, sigmoid(yx(x_fake))) to G's loss: the
+    target (D's reading of the image) is detached, so the gradient reaches the generated y only,
+    and it pulls each label toward that reading (zero gradient exactly there)."""
+    on, x, y, (l_off, _), (l_on, m_on) = _g_loss_with_and_without(lambda_label=3.0)
+    q = torch.sigmoid(on.D(x, y)["yx"]).detach()
+    p = (y.detach() + 1) / 2
+    expect = -(q * p.log() + (1 - q) * (1 - p).log()).mean()
+    torch.testing.assert_close(l_on - l_off, 3.0 * expect)
+    torch.testing.assert_close(m_on["label_ce"], expect)
+    (3.0 * label_loss(on.D(x, y)["yx"], y)).backward()
+    assert x.grad is None or torch.count_nonzero(x.grad) == 0
+    # descending moves every p toward q: the sign of the step is the sign of q - p
+    assert torch.equal(torch.sign(-y.grad), torch.sign(q - p))
+    # at p == q the term is stationary
+    y_at = (2 * q - 1).clone().requires_grad_(True)
+    label_loss(on.D(x, y)["yx"], y_at).backward()
+    torch.testing.assert_close(y_at.grad, torch.zeros_like(y_at), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="lambda_label"):
+        _gan(lambda_label=-0.5)
+
+
+def test_label_term_with_the_noise_y_path_trains_only_the_y_head():
+    """With the paper's y path (y from z and c) the label term cannot reach G's image path: a
+    fairness-plus-label objective can only relabel, never redraw the face."""
+    gan = _gan(variant="dp", lambda_label=1.0, y_from_c=True)
+    latent = {"z": torch.randn(6, TINY["z_dim"]), "c": torch.tensor([0, 1, 0, 1, 0, 1])}
+    fake = gan.generate(latent)
+    label_loss(gan.D(fake["x"], fake["y"])["yx"], fake["y"]).backward()
+    touched = {n for n, p in gan.G.named_parameters() if p.grad is not None and torch.count_nonzero(p.grad) > 0}
+    assert touched and all(n.startswith("y_net.") for n in touched)
+    assert all(p.grad is None for p in gan.D.parameters())
 
 
 def test_d_loss_does_not_reach_g_and_metrics_are_scalars():
@@ -466,16 +534,20 @@ def test_cli_train_gan_smoke_and_resume(tmp_path):
 
 def test_runs_build_their_variant_from_the_gan_section():
     cfg = config.validate({"gan": {"width": 4, "z_dim": 8, "lambda_fair": 2.5, "lambda_cx": 0.5, "y_soft": 0.7,
-                                   "y_noise": 0.02, "y_from_c": True, "lambda_yx": 1.5}})
+                                   "y_noise": 0.02, "y_from_c": True, "lambda_yx": 1.5,
+                                   "lambda_label": 0.75, "sx_given_c": True}})
     for run, variant in (("fgan_dp", "dp"), ("fgan_eqopp", "eqopp"), ("acgan", "none")):
         gan = build_model(cfg, run, 32, 0.4)
         assert gan.variant == variant and gan.p_c == 0.4
         assert {k: gan.config[k] for k in ("width", "z_dim", "lambda_fair", "lambda_cx", "y_soft", "y_noise",
-                                           "y_from_c", "resolution", "lambda_yx")} == \
+                                           "y_from_c", "resolution", "lambda_yx", "lambda_label", "sx_given_c")} == \
             {"width": 4, "z_dim": 8, "lambda_fair": 2.5, "lambda_cx": 0.5, "y_soft": 0.7, "y_noise": 0.02,
-             "y_from_c": True, "resolution": 32, "lambda_yx": 1.5}
+             "y_from_c": True, "resolution": 32, "lambda_yx": 1.5, "lambda_label": 0.75,
+             "sx_given_c": True}
     assert config.validate({})["gan"]["y_from_c"] is False  # the paper's y path by default
     assert config.validate({})["gan"]["lambda_yx"] == 0.0     # and no outcome-consistency term
+    assert config.validate({})["gan"]["lambda_label"] == 0.0  # nor label term
+    assert config.validate({})["gan"]["sx_given_c"] is False  # and S_X sees the image only
     with pytest.raises(ConfigError, match="fgan_xx"):
         build_model(cfg, "fgan_xx", 32, 0.4)
 

@@ -43,7 +43,8 @@ Objective (the paper writes log-likelihoods ``L``; here everything is a loss to 
       CE(cy(y_real), c) + CE(yx(x_real), y)`` -- i.e. it maximises L_SJ^R + L_SJ^F + L_SX^R +
       L_SX^F + L_C^R + L_DP^R (and the y-from-x term); the class heads learn from *real* data only.
     * G: ``-sj_fake - sx_fake + lambda_cx * CE(cx(x_fake), c) + lambda_yx * CE(yx(x_fake), p)
-      + lambda_fair * P`` (p: G's own soft outcome, see below) with the
+      + lambda_label * CE(p, sigmoid(yx(x_fake))) + lambda_fair * P`` (p: G's own soft outcome,
+      see below; the first argument of CE is the one that moves) with the
       fairness penalty ``P`` of :func:`fairness_penalty` (``lambda_fair`` is ignored for variant
       ``none``). ``+CE(cx)`` is the paper's ``-L_C^F``: G wants its image classifiable as the c
       it was asked for. ``P`` is the paper's ``+L_DP^F``: G wants y *not* to give c away.
@@ -71,6 +72,13 @@ with the target detached, so the term moves the image toward its label and not t
 the image. With a fairness term this is what makes debiasing reach the pixels: a generated
 positive in the group the data disfavours must then *look* like a positive.
 
+Relabelling (``lambda_label``, beyond the paper) is the reverse tie: G's *label* should agree
+with the ``yx`` head's reading of G's own image (:func:`label_loss`), the image held fixed. With
+the paper's y path (``y`` from z and c) no y term reaches the image path except through S_J's
+projection, so a fairness term then balances the groups' outcomes the way reweighing does: by
+moving each group's labels against what the image shows, not by redrawing the faces (which a
+downstream classifier would learn to read exactly as in the biased real data).
+
 ``penalty='rate_gap'`` (:func:`rate_gap_penalty`) measures the fairness term on the generated
 batch itself, as a squared gap between the groups' outcome rates: zero exactly at parity, so it
 pulls toward parity and stops there, and ``lambda_fair`` sets how far against S_J. Measured with
@@ -86,7 +94,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fairgen.models.base import GAN, Batch, accuracy_fake, accuracy_real, class_accuracy, register
-from fairgen.models.layers import DBlock, GBlock, init_xavier_, sn_linear
+from fairgen.models.layers import DBlock, GBlock, init_xavier_, sn_embedding, sn_linear
 
 #: fairness variants: demographic parity, equality of opportunity, no fairness term
 VARIANTS = ("dp", "eqopp", "none")
@@ -145,7 +153,7 @@ class FairnessGenerator(nn.Module):
 class FairnessDiscriminator(nn.Module):
     """``D(x, y) -> {'sj', 'sx', 'cx', 'yx', 'cy'}``, each (N,) logits (see the module docstring)."""
 
-    def __init__(self, resolution: int, width: int, cy_hidden: int):
+    def __init__(self, resolution: int, width: int, cy_hidden: int, sx_given_c: bool = False):
         super().__init__()
         n = _blocks_for(resolution)
         chans = [width * 2 ** i for i in range(n)]  # after each downsampling block
@@ -162,17 +170,25 @@ class FairnessDiscriminator(nn.Module):
                                 nn.Linear(cy_hidden, 1))
         self.yx = sn_linear(feat, 1)  # y from x (beyond the paper, see lambda_yx); last, so the
         # other heads' initial weights are those of the paper's four-head D for the same seed
+        # S_X given c (beyond the paper): projection of phi on a c embedding, as in a projection cGAN
+        self.sx_c = sn_embedding(N_GROUPS, feat) if sx_given_c else None
 
     def features(self, x: Tensor) -> Tensor:
         """phi(x): the trunk's ReLU features summed over space, (N, F)."""
         return F.relu(self.trunk(x)).sum(dim=(2, 3))
 
-    def forward(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+    def forward(self, x: Tensor, y: Tensor, c: Tensor | None = None) -> dict[str, Tensor]:
+        """All heads' logits; ``c`` (N,) is needed only when S_X is conditional (``sx_given_c``)."""
         phi = self.features(x)
         y_col = y.reshape(-1, 1).to(phi.dtype)
+        sx = self.sx(phi).reshape(-1)
+        if self.sx_c is not None:
+            if c is None:
+                raise ValueError("FairnessDiscriminator: sx_given_c needs the images' c")
+            sx = sx + (self.sx_c(c).to(phi.dtype) * phi).sum(dim=1)
         return {
             "sj": (self.sj_x(phi) + y_col * self.sj_y(phi)).reshape(-1),
-            "sx": self.sx(phi).reshape(-1),
+            "sx": sx,
             "cx": self.cx(phi).reshape(-1),
             "yx": self.yx(phi).reshape(-1),
             "cy": self.cy(y_col).reshape(-1),
@@ -241,6 +257,21 @@ def rate_gap_penalty(c: Tensor, y_fake: Tensor, variant: str) -> Tensor:
     return gap.square()
 
 
+def label_loss(yx_logits: Tensor, y_fake: Tensor) -> Tensor:
+    """G's label term: ``CE(p, sigmoid(yx))`` with ``p = (y_fake + 1) / 2`` G's soft outcome and
+    the y-from-x head's reading of the generated image as the (detached) target.
+
+    The reverse of the ``lambda_yx`` term: the *label* moves toward what a real-data classifier
+    sees in the image, never the image toward the label. With the fairness term pulling the
+    groups' outcome rates together, G then reaches parity by relabelling (shifting each group's
+    labels against the head's reading) instead of by redrawing faces.
+    """
+    p = ((y_fake.float() + 1.0) / 2.0).clamp(1e-6, 1.0 - 1e-6)
+    q = torch.sigmoid(yx_logits.detach().float())
+    # written out rather than F.binary_cross_entropy, which autocast refuses (bf16 runs)
+    return -(q * p.log() + (1.0 - q) * (1.0 - p).log()).mean()
+
+
 def label_gap(y: Tensor, c: Tensor) -> Tensor:
     """``P(y > 0 | c = 1) - P(y > 0 | c = 0)`` of one batch (y in (-1, 1); an empty group counts as
     rate 0 rather than NaN, so a rare all-one-group batch cannot poison the logged average)."""
@@ -287,25 +318,29 @@ class FairnessGAN(GAN):
     def __init__(self, resolution: int = 64, z_dim: int = 128, width: int = 64, variant: str = "dp",
                  lambda_fair: float = 1.0, lambda_cx: float = 1.0, lambda_yx: float = 0.0, y_soft: float = 0.8, y_noise: float = 0.01,
                  y_from_c: bool = False, p_c: float = 0.5, y_hidden: int = 128, cy_hidden: int = 64,
-                 loss: str = "hinge", penalty: str = "cy_head", y_path: str = "noise"):
+                 loss: str = "hinge", penalty: str = "cy_head", y_path: str = "noise", lambda_label: float = 0.0,
+                 sx_given_c: bool = False):
         if variant not in VARIANTS:
             raise ValueError(f"FairnessGAN: variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         if penalty not in PENALTIES:
             raise ValueError(f"FairnessGAN: penalty must be one of {', '.join(PENALTIES)}, got {penalty!r}")
         if not 0.0 <= p_c <= 1.0:
             raise ValueError(f"FairnessGAN: p_c must be in [0, 1], got {p_c}")
-        if not 0.0 < y_soft <= 1.0 or min(y_noise, lambda_fair, lambda_cx, lambda_yx) < 0:
-            raise ValueError("FairnessGAN: need 0 < y_soft <= 1 and y_noise, lambda_fair, lambda_cx, lambda_yx >= 0")
+        if not 0.0 < y_soft <= 1.0 or min(y_noise, lambda_fair, lambda_cx, lambda_yx, lambda_label) < 0:
+            raise ValueError("FairnessGAN: need 0 < y_soft <= 1 and y_noise, lambda_fair, lambda_cx, lambda_yx, "
+                             "lambda_label >= 0")
         G = init_xavier_(FairnessGenerator(z_dim, resolution, width, y_from_c, y_hidden, y_path))
-        D = init_xavier_(FairnessDiscriminator(resolution, width, cy_hidden))
+        D = init_xavier_(FairnessDiscriminator(resolution, width, cy_hidden, sx_given_c))
         super().__init__(G, D, z_dim=z_dim, loss=loss, config=dict(
             resolution=resolution, z_dim=z_dim, width=width, variant=variant, lambda_fair=lambda_fair,
             lambda_cx=lambda_cx, lambda_yx=lambda_yx, y_soft=y_soft, y_noise=y_noise, y_from_c=y_from_c, p_c=p_c,
-            y_hidden=y_hidden, cy_hidden=cy_hidden, loss=loss, penalty=penalty, y_path=y_path))
+            y_hidden=y_hidden, cy_hidden=cy_hidden, loss=loss, penalty=penalty, y_path=y_path,
+            lambda_label=lambda_label, sx_given_c=bool(sx_given_c)))
         self.variant = variant
         self.lambda_fair = float(lambda_fair)
         self.lambda_cx = float(lambda_cx)
         self.lambda_yx = float(lambda_yx)
+        self.lambda_label = float(lambda_label)
         self.y_soft = float(y_soft)
         self.y_noise = float(y_noise)
         self.p_c = float(p_c)
@@ -341,12 +376,13 @@ class FairnessGAN(GAN):
     def discriminate(self, batch: Batch) -> Tensor:
         """The joint (x, y) source logits S_J, with ``batch['y']`` on G's scale (-1, 1): pass a
         real batch's y through :meth:`soften` first."""
-        return self.D(batch["x"], batch["y"])["sj"]
+        return self.D(batch["x"], batch["y"], batch.get("c"))["sj"]
 
     def _heads(self, real: Batch, fake: Batch) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """D's heads on real (softened y) and fake in one forward pass (D has no batch norm)."""
         n = real["x"].shape[0]
-        out = self.D(torch.cat([real["x"], fake["x"]]), torch.cat([self.soften(real["y"]), fake["y"].float()]))
+        out = self.D(torch.cat([real["x"], fake["x"]]), torch.cat([self.soften(real["y"]), fake["y"].float()]),
+                     torch.cat([real["c"], fake["c"]]))
         return {k: v[:n] for k, v in out.items()}, {k: v[n:] for k, v in out.items()}
 
     # ------------------------------------------------------------------ objective
@@ -376,21 +412,23 @@ class FairnessGAN(GAN):
     def g_loss(self, latent: Batch, real: Batch | None = None,
                fake: Batch | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         fake = self.fake_for_g(latent, fake)
-        f = self.D(fake["x"], fake["y"])
+        f = self.D(fake["x"], fake["y"], fake["c"])
         adv = self.loss_fn.g_loss(f["sj"]) + self.loss_fn.g_loss(f["sx"])
         cx = F.binary_cross_entropy_with_logits(f["cx"].float(), fake["c"].float())
-        yx = F.binary_cross_entropy_with_logits(f["yx"].float(), ((fake["y"].detach().float() + 1.0) / 2.0).clamp(0, 1))
+        p_fake = ((fake["y"].float() + 1.0) / 2.0).clamp(0, 1)
+        yx = F.binary_cross_entropy_with_logits(f["yx"].float(), p_fake.detach())
+        label = label_loss(f["yx"], fake["y"])
         fair_variant = "eqopp" if self.variant == "eqopp" else "dp"
         if self.penalty == "rate_gap":
             fair = rate_gap_penalty(fake["c"], fake["y"], fair_variant)
         else:
             fair = fairness_penalty(f["cy"], fake["c"], fake["y"], fair_variant)
-        loss = adv + self.lambda_cx * cx + self.lambda_yx * yx
+        loss = adv + self.lambda_cx * cx + self.lambda_yx * yx + self.lambda_label * label
         if self.variant != "none":
             loss = loss + self.lambda_fair * fair
         metrics = {
             "fool_sj": accuracy_real(f["sj"]), "fool_sx": accuracy_real(f["sx"]),
-            "cx_ce": cx.detach(), "yx_ce": yx.detach(), "fair_penalty": fair.detach(),
+            "cx_ce": cx.detach(), "yx_ce": yx.detach(), "label_ce": label.detach(), "fair_penalty": fair.detach(),
             "cx_acc_fake": class_accuracy(f["cx"], fake["c"]), "cy_acc_fake": class_accuracy(f["cy"], fake["c"]),
         }
         return loss, metrics
