@@ -84,7 +84,7 @@ resisting. ``sx_given_c=True`` makes S_X a projection discriminator on c,
 ``S_X(x, c) = V_X.phi(x) + e_c.phi(x)``, so each group's fakes must match that group's real
 faces. Measured on the embedded data (fgan_dp, width 32, 3000 steps, lambda_label 1, downstream
 classifier on the real test split): DP difference 0.422 without ``sx_given_c`` and 0.358 with it
-at lambda_fair 10, 0.300 at lambda_fair 30 (real-data classifier: 0.476).
+at lambda_fair 10, 0.300 at lambda_fair 30 (real-data classifier on the same crops: 0.547).
 
 ``penalty='rate_gap'`` (:func:`rate_gap_penalty`) measures the fairness term on the generated
 batch itself, as a squared gap between the groups' outcome rates: zero exactly at parity, so it
