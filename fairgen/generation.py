@@ -1,7 +1,9 @@
 """``fairgen generate``: sample a synthetic dataset from a trained Fairness GAN checkpoint.
 
 The checkpoint is loaded with ``torch.load(weights_only=True)`` and the model is rebuilt from
-the name and config stored in it (:func:`fairgen.training.checkpoint.load_gan`). The model must
+the name and config stored in it (:func:`fairgen.training.checkpoint.load_gan`), with G's moving
+average when the run kept one (``gan.ema_decay``; the summary's ``generator_weights`` says
+``ema`` or ``trained``). The model must
 be conditioned on the protected attribute ``c`` and output an outcome ``y`` next to the image
 (the Fairness GAN's G(z, c) -> (x, y), y in (-1, 1) from a tanh; y > 0 means outcome 1).
 
@@ -108,7 +110,7 @@ def generate(cfg: dict, run: str, checkpoint: str | os.PathLike, out_dir: str | 
     DataError for a model without c-conditioning or outcome output, or one that generates NaN.
     """
     from fairgen.synthetic_data import labels_from_prob, write_synthetic
-    from fairgen.training.checkpoint import load_checkpoint, load_gan
+    from fairgen.training.checkpoint import generator_weights, load_checkpoint, load_gan
     from fairgen.training.trainer import resolve_device
 
     t0 = time.perf_counter()
@@ -117,6 +119,7 @@ def generate(cfg: dict, run: str, checkpoint: str | os.PathLike, out_dir: str | 
     device = resolve_device(cfg["device"])
     ck = load_checkpoint(checkpoint)
     step = int(ck["step"])
+    weights = generator_weights(ck)
     trained_as = ((ck.get("train") or {}).get("extra") or {}).get("run")
     if trained_as is not None and trained_as != run:  # e.g. the acgan checkpoint given for fgan_dp
         raise CheckpointError(f"{checkpoint}: checkpoint of GAN run '{trained_as}', not of run '{run}'")
@@ -134,7 +137,7 @@ def generate(cfg: dict, run: str, checkpoint: str | os.PathLike, out_dir: str | 
     y = labels_from_prob(y_prob)
     summary = {
         "run": run, "checkpoint": str(checkpoint), "checkpoint_step": step,
-        "model_name": gan.name, "model_config": gan.config,
+        "generator_weights": weights, "model_name": gan.name, "model_config": gan.config,
         "protected": cfg["protected"], "outcome": cfg["outcome"],
         "n_samples": len(c), "protected_ratio": gc["protected_ratio"],
         "counts": {f"c{cv}_y{yv}": int(np.sum((c == cv) & (y == yv))) for cv in (0, 1) for yv in (0, 1)},

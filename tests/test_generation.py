@@ -48,11 +48,17 @@ def registry(monkeypatch):
         monkeypatch.setitem(MODEL_REGISTRY, cls.name, cls)
 
 
-def _checkpoint(path, cls=TinyFairGAN, step=123, **kwargs):
+def _checkpoint(path, cls=TinyFairGAN, step=123, ema_seed=None, **kwargs):
+    """A checkpoint of ``cls`` initialised with seed 0; with ``ema_seed``, its G_ema holds the G of
+    the same model initialised with that seed (a stand-in for G's moving average)."""
     torch.manual_seed(0)
     gan = cls(**kwargs)
+    extra = {}
+    if ema_seed is not None:
+        torch.manual_seed(ema_seed)
+        extra["G_ema"] = cls(**kwargs).G.state_dict()
     save_checkpoint({"model": {"name": gan.name, "config": gan.config}, "step": step,
-                     "G": gan.G.state_dict(), "D": gan.D.state_dict()}, path)
+                     "G": gan.G.state_dict(), "D": gan.D.state_dict(), **extra}, path)
     return path
 
 
@@ -91,13 +97,16 @@ def test_generate_writes_a_valid_dataset(registry, tmp_path):
     assert len(summary["previews"]) == sum(1 for v in summary["counts"].values() if v)
 
 
-def test_outputs_match_the_model(registry, tmp_path):
-    """y_prob = (y + 1) / 2 of the generator's y for the recorded c, images = x mapped to uint8."""
-    ckpt = _checkpoint(tmp_path / "ckpt.pt")
+@pytest.mark.parametrize("ema_seed", [None, 5])
+def test_outputs_match_the_model(registry, tmp_path, ema_seed):
+    """y_prob = (y + 1) / 2 of the generator's y for the recorded c, images = x mapped to uint8;
+    drawn from G's moving average when the checkpoint has one."""
+    ckpt = _checkpoint(tmp_path / "ckpt.pt", ema_seed=ema_seed)
     cfg = _cfg(n=20, batch_size=20)
     generate(cfg, "acgan", ckpt, tmp_path / "synth", progress=False)
     table, images, meta = read_synthetic(tmp_path / "synth")
-    torch.manual_seed(0)
+    assert meta["generation"]["generator_weights"] == ("trained" if ema_seed is None else "ema")
+    torch.manual_seed(0 if ema_seed is None else ema_seed)
     gan = TinyFairGAN()
     gen = torch.Generator().manual_seed(int(meta["generation"]["seed"]))
     with torch.no_grad():

@@ -132,8 +132,10 @@ class FaultyBatches(ArrayBatches):
         return b
 
 
-def test_resume_equals_uninterrupted_run(tmp_path):
-    settings = fast(steps=10, n_dis=2, lr_decay="linear", checkpoint_every=4, sample_every=5, seed=11)
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_resume_equals_uninterrupted_run(tmp_path, ema_decay):
+    settings = fast(steps=10, n_dis=2, lr_decay="linear", checkpoint_every=4, sample_every=5, seed=11,
+                    ema_decay=ema_decay)
     straight = Trainer(make("cgan", CGAN), cgan_data(), tmp_path / "a", **settings)
     s_a = straight.fit()
 
@@ -153,6 +155,13 @@ def test_resume_equals_uninterrupted_run(tmp_path):
         assert a.keys() == b.keys()
         for k in a:
             assert torch.equal(a[k], b[k]), f"{part}.{k} differs after resume"
+    if ema_decay:
+        a, b = straight.g_ema.state_dict(), resumed.g_ema.state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), "G's moving average differs after resume"
+        live = straight.gan.G.state_dict()
+        assert any(not torch.equal(a[k], live[k]) for k in a), "the average should differ from G"
+    else:
+        assert straight.g_ema is None and load_checkpoint(tmp_path / "a" / "checkpoint.pt")["G_ema"] is None
     assert straight.opt_g.param_groups[0]["lr"] == resumed.opt_g.param_groups[0]["lr"] == 0.0
 
     # the log of the resumed run holds each step once, with the same values as the straight run
@@ -165,6 +174,58 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     before = sha(tmp_path / "b" / "checkpoint.pt")
     again = Trainer(make("cgan", CGAN), cgan_data(), tmp_path / "b", **settings).fit()
     assert again["steps_this_run"] == 0 and sha(tmp_path / "b" / "checkpoint.pt") == before
+
+
+class SnapshotTrainer(Trainer):
+    """Records G's parameters after every iteration (the trajectory the moving average follows)."""
+
+    def _iteration(self):
+        super()._iteration()
+        self.snapshots.append([p.detach().clone() for p in self.gan.G.parameters()])
+
+
+def test_ema_is_the_warmed_up_moving_average_of_g_and_leaves_training_alone(tmp_path):
+    decay, steps = 0.8, 6
+    plain = SnapshotTrainer(make("cgan", CGAN), cgan_data(), tmp_path / "plain", **fast(steps=steps, seed=3))
+    plain.snapshots = []
+    initial = [p.detach().clone() for p in plain.gan.G.parameters()]
+    plain.fit()
+    averaged = Trainer(make("cgan", CGAN), cgan_data(), tmp_path / "ema", **fast(steps=steps, seed=3, ema_decay=decay))
+    averaged.fit()
+    # the average only reads G: training itself is unchanged
+    for a, b in zip(plain.gan.G.state_dict().values(), averaged.gan.G.state_dict().values()):
+        assert torch.equal(a, b)
+    expected = initial
+    for t, weights in enumerate(plain.snapshots):
+        d = min(decay, (1 + t) / (10 + t))
+        expected = [d * e + (1 - d) * w for e, w in zip(expected, weights)]
+    got = list(averaged.g_ema.parameters())
+    assert len(got) == len(expected)
+    for e, g in zip(expected, got):
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-6)
+    # buffers (batch-norm statistics) are G's own, copied
+    live = dict(averaged.gan.G.named_buffers())
+    for name, buf in averaged.g_ema.named_buffers():
+        assert torch.equal(buf, live[name]), name
+    # the checkpoint keeps the average; load_gan samples from it, D as trained
+    ck = load_checkpoint(tmp_path / "ema" / "checkpoint.pt")
+    assert ck["train"]["ema_decay"] == decay and "ema_decay" not in load_checkpoint(
+        tmp_path / "plain" / "checkpoint.pt")["train"]
+    loaded = load_gan(tmp_path / "ema" / "checkpoint.pt")
+    for k, v in loaded.G.state_dict().items():
+        assert torch.equal(v, ck["G_ema"][k]), k
+    assert any(not torch.equal(ck["G_ema"][k], ck["G"][k]) for k in ck["G"])
+    for k, v in loaded.D.state_dict().items():
+        assert torch.equal(v, ck["D"][k]), k
+    # sample grids come from the average, and G is itself again afterwards
+    with averaged.sampling_weights() as g:
+        assert g is averaged.g_ema and averaged.gan.G is averaged.g_ema
+    assert averaged.gan.G is not averaged.g_ema
+
+
+def test_ema_decay_out_of_range_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="ema_decay"):
+        Trainer(make("cgan", CGAN), cgan_data(), tmp_path, **fast(steps=2, ema_decay=1.0))
 
 
 def test_outputs_logs_samples_and_summary(tmp_path):

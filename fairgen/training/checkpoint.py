@@ -8,6 +8,7 @@ Layout (format version :data:`FORMAT_VERSION`, kind ``gan_checkpoint``)::
       "train": dict,                                  # the TrainConfig fields that shape the run
       "step": int,                                    # generator steps done
       "G": state_dict, "D": state_dict,
+      "G_ema": state_dict | None,                     # moving average of G (TrainConfig.ema_decay)
       "opt_g": state_dict, "opt_d": state_dict,
       "sched_g": state_dict | None, "sched_d": state_dict | None,
       "rng": {"torch": ByteTensor, "cuda": [ByteTensor, ...], "numpy": {...}, "python": {...}},
@@ -120,8 +121,16 @@ def check_train(ckpt: dict[str, Any], train: dict[str, Any], path: str | Path) -
                               f"use the same settings or another output folder")
 
 
+def generator_weights(ckpt: dict[str, Any]) -> str:
+    """Which G weights sampling uses: ``ema`` (the moving average, when the checkpoint has one)
+    or ``trained`` (G's last weights)."""
+    return "ema" if isinstance(ckpt.get("G_ema"), dict) else "trained"
+
+
 def load_gan(path: str | Path, device: str | torch.device = "cpu", eval_mode: bool = True):
-    """Rebuild the model stored in a checkpoint (``fairgen.models.build``) with its weights."""
+    """Rebuild the model stored in a checkpoint (``fairgen.models.build``) with the weights that
+    samples are drawn from: G's moving average when the checkpoint has one (``G_ema``), else G's
+    last weights (see :func:`generator_weights`); D as trained."""
     from fairgen.models import build
 
     ckpt = load_checkpoint(path, map_location=device)
@@ -130,7 +139,7 @@ def load_gan(path: str | Path, device: str | torch.device = "cpu", eval_mode: bo
         gan = build(m["name"], **m["config"])
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: cannot rebuild model '{m['name']}' from its config: {e}") from None
-    gan.G.load_state_dict(ckpt["G"])
+    gan.G.load_state_dict(ckpt["G_ema"] if generator_weights(ckpt) == "ema" else ckpt["G"])
     gan.D.load_state_dict(ckpt["D"])
     gan.to(device)
     return gan.eval() if eval_mode else gan

@@ -110,7 +110,9 @@ def train(cfg: dict, run: str, array: str | os.PathLike, index: str | os.PathLik
     trainer = Trainer(gan, batches, out_dir, tc, state_dir=state_dir)
     summary = trainer.fit()
 
-    generated = write_class_grid(cfg, run, gan, out_dir / CLASS_GRID, real_gap=real_stats["dp_difference_c1_minus_c0"])
+    with trainer.sampling_weights():  # the weights `fairgen generate` samples from (G's average if kept)
+        generated = write_class_grid(cfg, run, gan, out_dir / CLASS_GRID,
+                                     real_gap=real_stats["dp_difference_c1_minus_c0"])
     summary.update(run=run, variant=variant, protected=cfg["protected"], outcome=cfg["outcome"],
                    real_train=real_stats, generated=generated, class_grid=str(out_dir / CLASS_GRID))
     io.write_json(summary, out_dir / SUMMARY)

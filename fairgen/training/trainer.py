@@ -29,6 +29,7 @@ range; the previous checkpoint is left untouched.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import logging
 import math
@@ -52,7 +53,7 @@ from fairgen.training import logs
 log = logging.getLogger(__name__)
 
 #: keys of the config's ``gan`` section that map 1:1 onto TrainConfig fields
-_GAN_SECTION_KEYS = ("steps", "batch_size", "n_dis", "lr_g", "lr_d", "betas", "lr_decay",
+_GAN_SECTION_KEYS = ("steps", "batch_size", "n_dis", "lr_g", "lr_d", "betas", "lr_decay", "ema_decay",
                      "log_every", "sample_every", "checkpoint_every")
 
 
@@ -64,6 +65,11 @@ class TrainConfig:
     a fresh real batch of ``batch_size``. ``lr_decay='linear'`` decays both learning rates
     linearly to 0 at ``steps``. ``precision='bf16'`` runs forward passes under
     ``torch.autocast(dtype=bfloat16)`` (CPU and CUDA); weights and Adam states stay fp32.
+    ``ema_decay`` > 0 keeps an exponential moving average of G's weights (Yazici et al. 2019; as
+    in BigGAN), updated after every G step with decay ``min(ema_decay, (1 + t) / (10 + t))`` at
+    step t (so early averages are not dominated by the random initial weights); G's buffers
+    (batch-norm statistics) are copied, not averaged. Sample grids, the checkpoint's ``G_ema``
+    and therefore generation use the average; 0 = off.
     """
 
     steps: int = 1000
@@ -73,6 +79,7 @@ class TrainConfig:
     lr_d: float | None = None
     betas: tuple[float, float] | None = None
     lr_decay: str = "none"
+    ema_decay: float = 0.0
     device: str = "auto"
     precision: str = "fp32"
     seed: int = 0
@@ -104,6 +111,8 @@ class TrainConfig:
                 raise ConfigError(f"training setting '{name}' must be >= 1, got {getattr(self, name)}")
         if self.lr_decay not in ("none", "linear"):
             raise ConfigError(f"training setting 'lr_decay' must be none or linear, got {self.lr_decay!r}")
+        if not 0.0 <= float(self.ema_decay) < 1.0:
+            raise ConfigError(f"training setting 'ema_decay' must be in [0, 1), got {self.ema_decay!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(f"training setting 'precision' must be fp32 or bf16, got {self.precision!r}")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -122,6 +131,8 @@ class TrainConfig:
         }
         if self.lr_decay == "linear":  # the schedule depends on the total length
             sig["steps"] = int(self.steps)
+        if self.ema_decay:  # absent when off, so runs without an average keep their signature
+            sig["ema_decay"] = float(self.ema_decay)
         return sig
 
 
@@ -218,6 +229,10 @@ class Trainer:
         self.d_params = [p for p in gan.D.parameters() if p.requires_grad]
         if not self.g_params or not self.d_params:
             raise ConfigError(f"model '{gan.name}': G and D both need trainable parameters")
+        self.g_ema = None
+        if cfg.ema_decay:
+            self.g_ema = copy.deepcopy(gan.G).eval().requires_grad_(False)
+            self._ema_pairs = _ema_pairs(self.g_ema, gan.G)
         self.opt_g = _adam(self.g_params, sig["lr_g"], sig["betas"], self.device)
         self.opt_d = _adam(self.d_params, sig["lr_d"], sig["betas"], self.device)
         if cfg.lr_decay == "linear":
@@ -249,6 +264,8 @@ class Trainer:
         if ck["noise_generator"]["device"] != self.device.type:
             raise CheckpointError(f"{path}: written on {ck['noise_generator']['device']}, cannot resume on "
                                   f"{self.device.type} (random streams differ); use the same device type")
+        if self.g_ema is not None and not isinstance(ck.get("G_ema"), dict):
+            raise CheckpointError(f"{path}: checkpoint has no G_ema (moving average of G) although ema_decay is set")
         if ck["step"] > self.cfg.steps:
             raise CheckpointError(f"{path}: checkpoint is at step {ck['step']}, beyond the requested "
                                   f"{self.cfg.steps} steps")
@@ -266,6 +283,8 @@ class Trainer:
             return
         self.gan.G.load_state_dict(ck["G"])
         self.gan.D.load_state_dict(ck["D"])
+        if self.g_ema is not None:
+            self.g_ema.load_state_dict(ck["G_ema"])
         self.opt_g.load_state_dict(ck["opt_g"])
         self.opt_d.load_state_dict(ck["opt_d"])
         if self.sched_g is not None:
@@ -365,10 +384,37 @@ class Trainer:
         finally:
             for p in self.d_params:
                 p.requires_grad_(True)
+        if self.g_ema is not None:
+            self._update_ema()
         self._accumulate("g", loss_g, metrics_g)
         if self.sched_g is not None:
             self.sched_g.step()
             self.sched_d.step()
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """One EMA step of G's weights (decay warmed up by the step count, a host-side int: no sync)."""
+        t = self.step
+        decay = min(float(self.cfg.ema_decay), (1.0 + t) / (10.0 + t))
+        averaged, current = self._ema_pairs["params"]
+        torch._foreach_lerp_(averaged, current, 1.0 - decay)
+        averaged, current = self._ema_pairs["buffers"]
+        if averaged:
+            torch._foreach_copy_(averaged, current)
+
+    @contextlib.contextmanager
+    def sampling_weights(self):
+        """Within the block, ``gan.G`` is the generator that samples are drawn from: the moving
+        average when ``ema_decay`` is set (in eval mode), else G itself."""
+        if self.g_ema is None:
+            yield self.gan.G
+            return
+        trained = self.gan.G
+        self.gan.G = self.g_ema
+        try:
+            yield self.g_ema
+        finally:
+            self.gan.G = trained
 
     # ------------------------------------------------------------------ periodic work
     def _diverged(self, values: dict[str, float] | None = None) -> TrainingDivergedError:
@@ -407,8 +453,8 @@ class Trainer:
         return record
 
     def _weights_finite(self) -> bool:
-        flags = [torch.isfinite(t).all() for t in (*self.gan.G.state_dict().values(), *self.gan.D.state_dict().values())
-                 if t.is_floating_point()]
+        nets = [self.gan.G, self.gan.D] + ([self.g_ema] if self.g_ema is not None else [])
+        flags = [torch.isfinite(t).all() for net in nets for t in net.state_dict().values() if t.is_floating_point()]
         return bool(torch.stack(flags).all())
 
     def _save_checkpoint(self) -> None:
@@ -420,6 +466,7 @@ class Trainer:
             "train": self.signature,
             "step": self.step,
             "G": self.gan.G.state_dict(), "D": self.gan.D.state_dict(),
+            "G_ema": self.g_ema.state_dict() if self.g_ema is not None else None,
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "sched_g": self.sched_g.state_dict() if self.sched_g is not None else None,
             "sched_d": self.sched_d.state_dict() if self.sched_d is not None else None,
@@ -434,14 +481,16 @@ class Trainer:
 
     @torch.no_grad()
     def sample_fixed(self) -> dict[str, torch.Tensor]:
-        """Generate from the fixed latents with G in eval mode (no BN-statistics updates)."""
-        was_training = self.gan.G.training
-        self.gan.G.eval()
-        try:
-            with self._autocast():
-                return self.gan.generate(self.fixed_latent)
-        finally:
-            self.gan.G.train(was_training)
+        """Generate from the fixed latents with G (its moving average when ``ema_decay`` is set) in
+        eval mode (no BN-statistics updates)."""
+        with self.sampling_weights() as G:
+            was_training = G.training
+            G.eval()
+            try:
+                with self._autocast():
+                    return self.gan.generate(self.fixed_latent)
+            finally:
+                G.train(was_training)
 
     def _save_samples(self) -> None:
         path = self.state_dir / self.SAMPLES / f"step_{self.step:07d}.png"
@@ -489,6 +538,15 @@ class Trainer:
             "checkpoint": str(self.out_dir / self.CHECKPOINT), "log": str(self.out_dir / self.LOG),
             "samples": [str(self.out_dir / self.SAMPLES / name) for name in self.samples], "loss_curve": plot,
         }
+
+
+def _ema_pairs(averaged: torch.nn.Module, live: torch.nn.Module) -> dict[str, tuple[list, list]]:
+    """Matching (average, live) tensors of two copies of one network: parameters (averaged) and
+    buffers (batch-norm statistics and counts: copied)."""
+    params = list(zip(averaged.parameters(), live.parameters()))
+    buffers = list(zip(averaged.buffers(), live.buffers()))
+    return {"params": ([a for a, _ in params], [b for _, b in params]),
+            "buffers": ([a for a, _ in buffers], [b for _, b in buffers])}
 
 
 def _copy_run_files(src: Path, dst: Path, names: tuple[str, ...]) -> None:
