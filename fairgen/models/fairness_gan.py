@@ -202,6 +202,11 @@ class FairnessDiscriminator(nn.Module):
         }
 
 
+def outcome_prob(y: Tensor) -> Tensor:
+    """G's outcome ``y`` in (-1, 1) (tanh) as a soft outcome ``p = (y + 1) / 2`` in [0, 1], float32."""
+    return ((y.float() + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
 def fairness_penalty(cy_logits: Tensor, c: Tensor, y_fake: Tensor, variant: str) -> Tensor:
     """G's fairness penalty: how much the c-from-y head still recovers c from generated y.
 
@@ -229,7 +234,7 @@ def fairness_penalty(cy_logits: Tensor, c: Tensor, y_fake: Tensor, variant: str)
         raise ValueError(f"fairness_penalty: variant must be dp or eqopp, got {variant!r}")
     ce = F.binary_cross_entropy_with_logits(cy_logits.float(), 1.0 - c.float(), reduction="none")
     if variant == "eqopp":
-        ce = ce * ((y_fake.detach().float() + 1.0) / 2.0).clamp(0.0, 1.0)
+        ce = ce * outcome_prob(y_fake.detach())
     return ce.mean()
 
 
@@ -252,7 +257,7 @@ def rate_gap_penalty(c: Tensor, y_fake: Tensor, variant: str) -> Tensor:
     """
     if variant not in ("dp", "eqopp"):
         raise ValueError(f"rate_gap_penalty: variant must be dp or eqopp, got {variant!r}")
-    p = (y_fake.float() + 1.0) / 2.0
+    p = outcome_prob(y_fake)
     g1 = (c == 1).float()
     g0 = 1.0 - g1
     if variant == "dp":  # (no Python branch on the group sizes: that would be a host sync per step)
@@ -273,7 +278,7 @@ def label_loss(yx_logits: Tensor, y_fake: Tensor) -> Tensor:
     groups' outcome rates together, G then reaches parity by relabelling (shifting each group's
     labels against the head's reading) instead of by redrawing faces.
     """
-    p = ((y_fake.float() + 1.0) / 2.0).clamp(1e-6, 1.0 - 1e-6)
+    p = outcome_prob(y_fake).clamp(1e-6, 1.0 - 1e-6)
     q = torch.sigmoid(yx_logits.detach().float())
     # written out rather than F.binary_cross_entropy, which autocast refuses (bf16 runs)
     return -(q * p.log() + (1.0 - q) * (1.0 - p).log()).mean()
@@ -422,7 +427,7 @@ class FairnessGAN(GAN):
         f = self.D(fake["x"], fake["y"], fake["c"])
         adv = self.loss_fn.g_loss(f["sj"]) + self.loss_fn.g_loss(f["sx"])
         cx = F.binary_cross_entropy_with_logits(f["cx"].float(), fake["c"].float())
-        p_fake = ((fake["y"].float() + 1.0) / 2.0).clamp(0, 1)
+        p_fake = outcome_prob(fake["y"])
         yx = F.binary_cross_entropy_with_logits(f["yx"].float(), p_fake.detach())
         label = label_loss(f["yx"], fake["y"])
         fair_variant = "eqopp" if self.variant == "eqopp" else "dp"
