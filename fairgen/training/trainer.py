@@ -264,7 +264,7 @@ class Trainer:
         if ck["noise_generator"]["device"] != self.device.type:
             raise CheckpointError(f"{path}: written on {ck['noise_generator']['device']}, cannot resume on "
                                   f"{self.device.type} (random streams differ); use the same device type")
-        if self.g_ema is not None and not isinstance(ck.get("G_ema"), dict):
+        if self.g_ema is not None and ckpt_mod.generator_weights(ck) != "ema":
             raise CheckpointError(f"{path}: checkpoint has no G_ema (moving average of G) although ema_decay is set")
         if ck["step"] > self.cfg.steps:
             raise CheckpointError(f"{path}: checkpoint is at step {ck['step']}, beyond the requested "
@@ -541,12 +541,10 @@ class Trainer:
 
 
 def _ema_pairs(averaged: torch.nn.Module, live: torch.nn.Module) -> dict[str, tuple[list, list]]:
-    """Matching (average, live) tensors of two copies of one network: parameters (averaged) and
-    buffers (batch-norm statistics and counts: copied)."""
-    params = list(zip(averaged.parameters(), live.parameters()))
-    buffers = list(zip(averaged.buffers(), live.buffers()))
-    return {"params": ([a for a, _ in params], [b for _, b in params]),
-            "buffers": ([a for a, _ in buffers], [b for _, b in buffers])}
+    """Matching (average, live) tensor lists of two copies of one network (a deep copy keeps the
+    order): parameters (averaged) and buffers (batch-norm statistics and counts: copied)."""
+    return {"params": (list(averaged.parameters()), list(live.parameters())),
+            "buffers": (list(averaged.buffers()), list(live.buffers()))}
 
 
 def _copy_run_files(src: Path, dst: Path, names: tuple[str, ...]) -> None:
