@@ -110,7 +110,7 @@ def generate(cfg: dict, run: str, checkpoint: str | os.PathLike, out_dir: str | 
     DataError for a model without c-conditioning or outcome output, or one that generates NaN.
     """
     from fairgen.synthetic_data import labels_from_prob, write_synthetic
-    from fairgen.training.checkpoint import generator_weights, load_checkpoint, load_gan
+    from fairgen.training.checkpoint import gan_from_checkpoint, generator_weights, load_checkpoint
     from fairgen.training.trainer import resolve_device
 
     t0 = time.perf_counter()
@@ -123,8 +123,8 @@ def generate(cfg: dict, run: str, checkpoint: str | os.PathLike, out_dir: str | 
     trained_as = ((ck.get("train") or {}).get("extra") or {}).get("run")
     if trained_as is not None and trained_as != run:  # e.g. the acgan checkpoint given for fgan_dp
         raise CheckpointError(f"{checkpoint}: checkpoint of GAN run '{trained_as}', not of run '{run}'")
+    gan = gan_from_checkpoint(ck, checkpoint, device)
     del ck
-    gan = load_gan(checkpoint, device)
     if "c" not in gan.cond_keys:
         raise DataError(f"{checkpoint}: model '{gan.name}' is not conditioned on the protected attribute c "
                         f"(its conditioning: {', '.join(gan.cond_keys) or 'none'})")

@@ -534,7 +534,7 @@ def evaluate(cfg: dict, model: str, checkpoint: str, data: str, classifier: str,
     """CLI ``zoo-evaluate``: score run ``model``'s checkpoint with the dataset's real-data classifier
     (module docstring) and draw its per-class grid. Writes ``metrics.json`` and ``grid.png``."""
     from fairgen.quality import fid
-    from fairgen.training import load_checkpoint, load_gan, resolve_device
+    from fairgen.training import gan_from_checkpoint, load_checkpoint, resolve_device
 
     run = check_run(model)
     device = resolve_device(cfg["device"])
@@ -543,7 +543,7 @@ def evaluate(cfg: dict, model: str, checkpoint: str, data: str, classifier: str,
     if ck["model"]["name"] != MODEL_OF[run] or ck["train"].get("extra", {}).get("zoo_run") != run:
         raise CheckpointError(f"{checkpoint}: checkpoint of model '{ck['model']['name']}' (zoo run "
                               f"{ck['train'].get('extra', {}).get('zoo_run')!r}), not of zoo run '{run}'")
-    gan = load_gan(checkpoint, device)
+    gan = gan_from_checkpoint(ck, checkpoint, device)
     real = _read_data(cfg, data, cfg["zoo"][run]["dataset"])
     if ck["train"]["extra"].get("dataset") != real.info["dataset"]:
         raise CheckpointError(f"{checkpoint}: trained on '{ck['train']['extra'].get('dataset')}', evaluated "

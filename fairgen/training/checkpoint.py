@@ -131,9 +131,15 @@ def load_gan(path: str | Path, device: str | torch.device = "cpu", eval_mode: bo
     """Rebuild the model stored in a checkpoint (``fairgen.models.build``) with the weights that
     samples are drawn from: G's moving average when the checkpoint has one (``G_ema``), else G's
     last weights (see :func:`generator_weights`); D as trained."""
+    return gan_from_checkpoint(load_checkpoint(path, map_location=device), path, device, eval_mode)
+
+
+def gan_from_checkpoint(ckpt: dict[str, Any], path: str | Path, device: str | torch.device = "cpu",
+                        eval_mode: bool = True):
+    """:func:`load_gan` for a checkpoint dict already read by :func:`load_checkpoint` from ``path``
+    (named in errors), so a caller that inspects the checkpoint first reads the file once."""
     from fairgen.models import build
 
-    ckpt = load_checkpoint(path, map_location=device)
     m = ckpt["model"]
     try:
         gan = build(m["name"], **m["config"])
