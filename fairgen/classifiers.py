@@ -245,8 +245,12 @@ class _Runner:
         """The whole uint8 array on the device, once (a few hundred MB for CelebA at 64 px)."""
         return self.torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
 
-    def forward(self, images_t, idx, flip=None):
+    def forward(self, images_t, idx, flip=None, shift=None):
+        """Logits of ``images_t[idx]``; ``flip`` (bool per image) mirrors, ``shift`` ((B, 2) int
+        pixels, rows then columns) translates each image with its border pixels repeated."""
         x = images_t[idx].permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        if shift is not None:
+            x = translate(x, shift)
         x = x.contiguous(memory_format=self.memory_format)
         if flip is not None and flip.any():
             x[flip] = x[flip].flip(-1)
@@ -268,14 +272,27 @@ class _Runner:
         return torch.cat(out).double().numpy()
 
 
+def translate(x, shift):
+    """Each image of ``x`` (B, C, H, W) moved by ``shift[b] = (dy, dx)`` pixels, edges repeated:
+    ``out[b, :, i, j] = x[b, :, clamp(i - dy), clamp(j - dx)]``. Gathers on the device (no sync)."""
+    import torch
+
+    b, _, h, w = x.shape
+    rows = (torch.arange(h, device=x.device)[None, :] - shift[:, :1]).clamp_(0, h - 1)  # (B, H)
+    cols = (torch.arange(w, device=x.device)[None, :] - shift[:, 1:]).clamp_(0, w - 1)  # (B, W)
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    return x.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
 def _bce(scores: np.ndarray, y: np.ndarray) -> float:
     p = np.clip(scores, 1e-7, 1 - 1e-7)
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
 def fit(cfg: dict, runner: _Runner, train: Split, valid: Split, seed: int, progress: bool = True):
-    """Train ``runner.model`` for ``classifier.epochs`` epochs with random horizontal flips; keep
-    the weights of the epoch with the best real-valid accuracy. Returns the per-epoch curve."""
+    """Train ``runner.model`` for ``classifier.epochs`` epochs with random horizontal flips (and
+    random translations of up to ``classifier.shift`` pixels); keep the weights of the epoch with
+    the best real-valid accuracy. Returns the per-epoch curve and the best epoch."""
     import torch
     import torch.nn.functional as F
     from tqdm import tqdm
@@ -294,6 +311,7 @@ def fit(cfg: dict, runner: _Runner, train: Split, valid: Split, seed: int, progr
         model.train()
         order = torch.randperm(n, generator=gen)
         flips = torch.rand(n, generator=gen) < 0.5
+        shifts = torch.randint(-cc["shift"], cc["shift"] + 1, (n, 2), generator=gen) if cc["shift"] else None
         # running sums stay on the device: one host sync per epoch, not per batch
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
@@ -304,7 +322,8 @@ def fit(cfg: dict, runner: _Runner, train: Split, valid: Split, seed: int, progr
             idx = order[start:start + bs].to(device)
             if len(idx) < 2:  # BatchNorm needs two samples
                 continue
-            logits = runner.forward(images_t, idx, flips[start:start + bs].to(device))
+            shift = shifts[start:start + bs].to(device) if shifts is not None else None
+            logits = runner.forward(images_t, idx, flips[start:start + bs].to(device), shift)
             losses = F.binary_cross_entropy_with_logits(logits, y_t[idx], reduction="none")
             loss = (losses * w_t[idx]).mean() if w_t is not None else losses.mean()
             opt.zero_grad(set_to_none=True)

@@ -7,7 +7,7 @@ import torch
 
 from fairgen import cli, config, io
 from fairgen.classifiers import (PREDICTION_COLUMNS, build_model, load_real, train_classifier, training_data,
-                                 write_metrics_table)
+                                 translate, write_metrics_table)
 from fairgen.errors import ConfigError, DataError
 from fairgen.reweighing import reweighing_weights
 from fairgen.synthetic_data import write_synthetic
@@ -178,6 +178,29 @@ def test_build_model_shapes():
     assert build_model("resnet18", 32)(x32).shape == (2, 1)
     with pytest.raises(ConfigError, match="unknown architecture"):
         build_model("vgg", 32)
+
+
+def test_translate_moves_each_image_with_edges_repeated():
+    x = torch.randn(3, 2, 5, 6)
+    shift = torch.tensor([[0, 0], [2, -1], [-3, 4]])
+    out = translate(x, shift)
+    for b, (dy, dx) in enumerate(shift.tolist()):
+        for i in range(5):
+            for j in range(6):
+                src = x[b, :, min(max(i - dy, 0), 4), min(max(j - dx, 0), 5)]
+                assert torch.equal(out[b, :, i, j], src)
+    assert torch.equal(out[0], x[0])
+
+
+def test_shift_augmentation_trains_and_changes_the_model(tiny, tmp_path):
+    runs = {}
+    for shift in (0, 2):
+        cfg = _cfg(epochs=1, bootstrap=0, shift=shift)
+        train_classifier(cfg, "real", str(tiny[0]), str(tiny[1]), [], str(tmp_path / str(shift)), progress=False)
+        runs[shift], _ = io.read_parquet(tmp_path / str(shift) / "predictions.parquet", "predictions")
+    assert not np.allclose(runs[0]["score"], runs[2]["score"])
+    with pytest.raises(ConfigError, match="shift"):
+        _cfg(shift=9)
 
 
 def test_bf16_runs(tiny, tmp_path):
