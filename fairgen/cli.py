@@ -80,6 +80,16 @@ command(
     arg("--out-dir", required=True, help="output folder"),
 )
 command(
+    "relabel", "fairgen.classifiers:relabel_synthetic",
+    "Diagnostic: copy a synthetic set with its labels replaced by a trained classifier's reading of "
+    "each image (--parity: shifted per group to equal positive rates). A classifier trained on the "
+    "copy shows what the images allow when the labels are not the limit.",
+    arg("--synthetic", required=True, metavar="DIR", help="synthetic dataset folder ('fairgen generate')"),
+    arg("--classifier", required=True, help="model.pt of 'fairgen train-classifier' (normally --method real)"),
+    arg("--out-dir", required=True, help="output synthetic dataset folder"),
+    arg("--parity", action="store_true", help="equal positive rates in both groups"),
+)
+command(
     "metrics-table", "fairgen.classifiers:write_metrics_table",
     "Combine the metrics.json of several classifiers into one table (Parquet and CSV).",
     arg("--metrics", required=True, nargs="+", help="metrics.json files, one per method"),

@@ -7,10 +7,10 @@ import torch
 
 from fairgen import cli, config, io
 from fairgen.classifiers import (PREDICTION_COLUMNS, build_model, load_real, train_classifier, training_data,
-                                 translate, write_metrics_table)
+                                 relabel_synthetic, translate, write_metrics_table)
 from fairgen.errors import ConfigError, DataError
 from fairgen.reweighing import reweighing_weights
-from fairgen.synthetic_data import write_synthetic
+from fairgen.synthetic_data import read_synthetic, write_synthetic
 
 SIZE = 16
 SPLIT_SIZES = {"train": 320, "valid": 100, "test": 100}
@@ -316,3 +316,77 @@ def test_metrics_table_rejects_duplicates_and_non_metrics(trained_real, tmp_path
     with pytest.raises(DataError, match="x.json: not a classifier metrics.json"):
         write_metrics_table({}, [str(tmp_path / "x.json")], str(tmp_path / "t.parquet"), str(tmp_path / "t.csv"))
     assert not (tmp_path / "t.parquet").exists()
+
+
+# ------------------------------------------------------------------------------ relabel (diagnostic)
+
+
+def _teacher_scores(model_pt, images):
+    ck = torch.load(model_pt, weights_only=True)
+    model = build_model(ck["arch"], ck["resolution"], ck["width"])
+    model.load_state_dict(ck["state_dict"])
+    model.eval()
+    with torch.no_grad():
+        x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        return torch.sigmoid(model(x).reshape(-1)).double().numpy()
+
+
+def test_relabel_gives_the_classifiers_reading(trained_real, tmp_path):
+    out, _ = trained_real
+    src = _write_synth(tmp_path / "synth")
+    rc = cli.main(["relabel", "--set", "device=cpu", "--synthetic", str(src), "--classifier", str(out / "model.pt"),
+                   "--out-dir", str(tmp_path / "relabelled")])
+    assert rc == 0
+    before, images, _ = read_synthetic(src)
+    after, images_after, meta = read_synthetic(tmp_path / "relabelled")
+    np.testing.assert_array_equal(images_after, images)
+    pd.testing.assert_series_equal(after["c"], before["c"])
+    assert set(after["model"]) == {"fgan_dp"} and set(after["checkpoint_step"]) == {10}
+    score = _teacher_scores(out / "model.pt", images)
+    np.testing.assert_allclose(after["y_prob"], score, atol=1e-5)
+    np.testing.assert_array_equal(after["y"], (score >= 0.5).astype(int))
+    # the images show the rule the teacher learned, the source labels were drawn at random
+    assert (after["y"] == (before["y_prob"] >= 0.5)).mean() > 0.9
+    assert meta["relabel"]["classifier_method"] == "real" and not meta["relabel"]["parity"]
+
+
+def test_relabel_parity_equalises_rates_and_keeps_each_groups_ranking(trained_real, tmp_path):
+    out, _ = trained_real
+    rng = np.random.default_rng(5)
+    n = 200
+    c = np.repeat([0, 1], n // 2)
+    y = (rng.random(n) < np.where(c == 0, 0.8, 0.2)).astype(int)  # biased images: group 0 mostly positive
+    src = tmp_path / "synth"
+    write_synthetic(src, _rule_images(y, rng), c, rng.random(n), model="fgan_dp", checkpoint_step=1, seed=0,
+                    progress=False)
+    summary = relabel_synthetic(_cfg(), str(src), str(out / "model.pt"), str(tmp_path / "fair"), parity=True,
+                                progress=False)
+    table, images, _ = read_synthetic(tmp_path / "fair")
+    score = _teacher_scores(out / "model.pt", images)
+    rate = np.mean(score >= 0.5)
+    for g in (0, 1):
+        mask = c == g
+        assert abs(table["y"][mask].mean() - rate) <= 2 / mask.sum()
+        order = np.argsort(score[mask], kind="stable")
+        assert np.all(np.diff(table["y_prob"].to_numpy()[mask][order]) >= -1e-9)
+    assert summary["parity"] and summary["p_y1_given_c_after"] == {str(g): table["y"][c == g].mean() for g in (0, 1)}
+    assert summary["logit_shift"]["0"] > summary["logit_shift"]["1"]  # group 0's bar rises, group 1's falls
+
+
+def test_relabel_bad_inputs(trained_real, tmp_path):
+    out, _ = trained_real
+    src = _write_synth(tmp_path / "synth")
+    with pytest.raises(DataError, match="nope.pt: classifier model.pt not found"):
+        relabel_synthetic(_cfg(), str(src), str(tmp_path / "nope.pt"), str(tmp_path / "o"), progress=False)
+    torch.save({"state_dict": {}}, tmp_path / "bad.pt")
+    with pytest.raises(DataError, match="bad.pt: not a classifier model.pt"):
+        relabel_synthetic(_cfg(), str(src), str(tmp_path / "bad.pt"), str(tmp_path / "o"), progress=False)
+    big = _write_synth(tmp_path / "big", size=32)
+    with pytest.raises(DataError, match="trained on 16 px images, the synthetic set .* has 32 px"):
+        relabel_synthetic(_cfg(), str(big), str(out / "model.pt"), str(tmp_path / "o"), progress=False)
+    one = tmp_path / "one"
+    write_synthetic(one, np.zeros((4, SIZE, SIZE, 3), np.uint8), [0] * 4, [0.9] * 4, model="fgan_dp",
+                    checkpoint_step=0, seed=0, progress=False)
+    with pytest.raises(DataError, match="no samples of group c=1"):
+        relabel_synthetic(_cfg(), str(one), str(out / "model.pt"), str(tmp_path / "o"), parity=True, progress=False)
+    assert not (tmp_path / "o").exists()  # nothing half-written
