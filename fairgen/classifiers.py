@@ -96,6 +96,23 @@ def build_model(arch: str, resolution: int, width: int = 32):
     raise ConfigError(f"config key 'classifier.arch': unknown architecture '{arch}' (cnn, resnet18)")
 
 
+def load_model(path: str | os.PathLike):
+    """The classifier saved as ``model.pt`` by :func:`train_classifier` (loaded with
+    ``weights_only=True``): ``(model, saved dict)``. DataError for a missing or foreign file."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: classifier model.pt not found")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        model = build_model(saved["arch"], saved["resolution"], saved["width"])
+        model.load_state_dict(saved["state_dict"])
+    except (KeyError, TypeError, RuntimeError, OSError, ConfigError) as e:
+        raise DataError(f"{path}: not a classifier model.pt of 'fairgen train-classifier' ({e})") from None
+    return model, saved
+
+
 # --------------------------------------------------------------------------------------- data
 
 
@@ -439,21 +456,12 @@ def relabel_synthetic(cfg: dict, synthetic: str, classifier: str, out_dir: str, 
     within themselves is kept): the labels a demographic-parity repair of that classifier would give.
     Writes ``out_dir`` atomically; returns the summary stored in its metadata (``relabel``).
     """
-    import torch
-
     from fairgen.synthetic_data import labels_from_prob, read_synthetic, write_synthetic
     from fairgen.training.trainer import resolve_device
 
     table, images, meta = read_synthetic(synthetic)
     path = Path(classifier)
-    if not path.is_file():
-        raise DataError(f"{path}: classifier model.pt not found")
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-        model = build_model(ck["arch"], ck["resolution"], ck["width"])
-        model.load_state_dict(ck["state_dict"])
-    except (KeyError, TypeError, RuntimeError, OSError, ConfigError) as e:
-        raise DataError(f"{path}: not a classifier model.pt of 'fairgen train-classifier' ({e})") from None
+    model, ck = load_model(path)
     if ck["resolution"] != images.shape[1]:
         raise DataError(f"{path}: classifier trained on {ck['resolution']} px images, the synthetic set "
                         f"{synthetic} has {images.shape[1]} px")
@@ -462,8 +470,7 @@ def relabel_synthetic(cfg: dict, synthetic: str, classifier: str, out_dir: str, 
     score = runner.predict(runner.tensor(images), "relabel", progress)
     c = table["c"].to_numpy(np.int64)
     logit = np.log(np.clip(score, 1e-7, 1.0)) - np.log(np.clip(1.0 - score, 1e-7, 1.0))
-    threshold = cfg["classifier"]["threshold"]
-    rate = float(np.mean(score >= threshold))
+    rate = float(np.mean(labels_from_prob(score)))  # at the synthetic format's label threshold
     shifts = {}
     if parity:
         for g in (0, 1):
@@ -474,7 +481,10 @@ def relabel_synthetic(cfg: dict, synthetic: str, classifier: str, out_dir: str, 
             logit[c == g] -= shifts[str(g)]
     y_prob = 1.0 / (1.0 + np.exp(-logit))
     y_new, y_old = labels_from_prob(y_prob), table["y"].to_numpy(np.int64)
-    rates = lambda y: {str(g): float(y[c == g].mean()) if (c == g).any() else None for g in (0, 1)}  # noqa: E731
+
+    def rates(y):
+        return {str(g): float(y[c == g].mean()) if (c == g).any() else None for g in (0, 1)}
+
     summary = {"source": str(synthetic), "classifier": str(path), "classifier_method": ck.get("method"),
                "parity": bool(parity), "classifier_positive_rate": rate, "logit_shift": shifts,
                "p_y1_given_c_before": rates(y_old), "p_y1_given_c_after": rates(y_new),
