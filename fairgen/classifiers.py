@@ -456,7 +456,7 @@ def relabel_synthetic(cfg: dict, synthetic: str, classifier: str, out_dir: str, 
     within themselves is kept): the labels a demographic-parity repair of that classifier would give.
     Writes ``out_dir`` atomically; returns the summary stored in its metadata (``relabel``).
     """
-    from fairgen.synthetic_data import labels_from_prob, read_synthetic, write_synthetic
+    from fairgen.synthetic_data import labels_from_prob, rate_by_group, read_synthetic, write_synthetic
     from fairgen.training.trainer import resolve_device
 
     table, images, meta = read_synthetic(synthetic)
@@ -482,12 +482,9 @@ def relabel_synthetic(cfg: dict, synthetic: str, classifier: str, out_dir: str, 
     y_prob = 1.0 / (1.0 + np.exp(-logit))
     y_new, y_old = labels_from_prob(y_prob), table["y"].to_numpy(np.int64)
 
-    def rates(y):
-        return {str(g): float(y[c == g].mean()) if (c == g).any() else None for g in (0, 1)}
-
     summary = {"source": str(synthetic), "classifier": str(path), "classifier_method": ck.get("method"),
                "parity": bool(parity), "classifier_positive_rate": rate, "logit_shift": shifts,
-               "p_y1_given_c_before": rates(y_old), "p_y1_given_c_after": rates(y_new),
+               "p_y1_given_c_before": rate_by_group(y_old, c), "p_y1_given_c_after": rate_by_group(y_new, c),
                "agreement_with_generated_labels": float(np.mean(y_new == y_old))}
     model_name = str(table["model"].iloc[0])
     with io.atomic_path(Path(out_dir), is_dir=True) as tmp:

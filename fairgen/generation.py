@@ -109,7 +109,7 @@ def generate(cfg: dict, run: str, checkpoint: str | os.PathLike, out_dir: str | 
     FormatVersionError for a bad checkpoint or one trained as another run than ``run``, and
     DataError for a model without c-conditioning or outcome output, or one that generates NaN.
     """
-    from fairgen.synthetic_data import labels_from_prob, write_synthetic
+    from fairgen.synthetic_data import labels_from_prob, rate_by_group, write_synthetic
     from fairgen.training.checkpoint import gan_from_checkpoint, generator_weights, load_checkpoint
     from fairgen.training.trainer import resolve_device
 
@@ -141,7 +141,7 @@ def generate(cfg: dict, run: str, checkpoint: str | os.PathLike, out_dir: str | 
         "protected": cfg["protected"], "outcome": cfg["outcome"],
         "n_samples": len(c), "protected_ratio": gc["protected_ratio"],
         "counts": {f"c{cv}_y{yv}": int(np.sum((c == cv) & (y == yv))) for cv in (0, 1) for yv in (0, 1)},
-        "p_y1_given_c": {str(cv): (float(y[c == cv].mean()) if (c == cv).any() else None) for cv in (0, 1)},
+        "p_y1_given_c": rate_by_group(y, c),
         "y_prob_rule": Y_PROB_RULE, "seed": seed, "batch_size": gc["batch_size"],
         "device": str(device), "precision": cfg["precision"], "image_shape": list(images.shape[1:]),
     }

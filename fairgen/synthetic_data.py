@@ -58,6 +58,12 @@ def labels_from_prob(y_prob) -> np.ndarray:
     return (np.asarray(y_prob) >= LABEL_THRESHOLD).astype(np.int64)
 
 
+def rate_by_group(y, c) -> dict[str, float | None]:
+    """``P(y=1 | c=g)`` for g = 0, 1 as ``{'0': ..., '1': ...}`` (None for a group with no rows)."""
+    y, c = np.asarray(y), np.asarray(c)
+    return {str(g): (float(y[c == g].mean()) if (c == g).any() else None) for g in (0, 1)}
+
+
 def _array_sha256(images: np.ndarray) -> str:
     return hashlib.sha256(memoryview(np.ascontiguousarray(images)).cast("B")).hexdigest()
 

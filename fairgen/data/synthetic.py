@@ -44,6 +44,7 @@ import pandas as pd
 
 from fairgen.data import celeba as C
 from fairgen.errors import ConfigError, DataError
+from fairgen.synthetic_data import rate_by_group
 
 log = logging.getLogger(__name__)
 
@@ -834,7 +835,7 @@ def make_synthetic_celeba(root: str | os.PathLike, n_images: int = 20000, seed: 
 def _summary(sample: SyntheticSample, params: dict, render_s: float, total_s: float) -> dict:
     df = sample.frame
     c, y = df[params["protected"]].to_numpy(), df[params["outcome"]].to_numpy()
-    rate = {str(g): (float(y[c == g].mean()) if (c == g).any() else None) for g in (0, 1)}
+    rate = rate_by_group(y, c)
     return {
         "n_images": len(df),
         "n_identities": int(df["identity"].nunique()),
