@@ -97,6 +97,15 @@ command(
     arg("--out-csv", required=True, help="output CSV"),
 )
 command(
+    "compare", "fairgen.classifiers:write_comparison",
+    "Set every classifier beside the 'real' baseline on the same test images: the change in "
+    "accuracy and in each fairness metric (method - real, and relative to real) with paired "
+    "bootstrap intervals, as Parquet (kind comparison) and CSV.",
+    arg("--predictions", required=True, nargs="+", help="predictions.parquet files, one per method, real among them"),
+    arg("--out-parquet", required=True, help="output Parquet (kind comparison)"),
+    arg("--out-csv", required=True, help="output CSV"),
+)
+command(
     "quality", "fairgen.quality:run",
     "Quality of synthetic sets against the real crops: FID overall and per protected group "
     "(own-CNN features, plus Inception v3 with quality.inception_weights), P(y=1|c) real vs "
@@ -122,6 +131,7 @@ command(
     arg("--gan-dir", default=None, help="folder with one folder per GAN run (RUN/log.jsonl, sample grids)"),
     arg("--synthetic-dir", default=None, help="folder with one synthetic set per GAN run (RUN/samples.parquet)"),
     arg("--quality", default=None, help="quality.json written by 'fairgen quality'"),
+    arg("--comparison", default=None, help="comparison.parquet written by 'fairgen compare' (paired changes)"),
     arg("--out-html", required=True, help="HTML report to write"),
     arg("--figures-dir", required=True, help="folder to write the report's figures into (PNG)"),
 )

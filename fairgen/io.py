@@ -24,6 +24,7 @@ FORMAT_VERSIONS = {
     "synthetic_samples": 1,
     "predictions": 1,
     "metrics_table": 1,
+    "comparison": 1,
     "gan_checkpoint": 1,
     "sweep_runs": 1,
     "sweep_summary": 1,

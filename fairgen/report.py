@@ -80,6 +80,17 @@ GROUP_RATES = (
     ("fnr", "FNR", "false negative rate"),
     ("error_rate", "Error rate", "fraction misclassified"),
 )
+# Columns of the paired comparison with the baseline: (metric, label, tip, how the change is shown).
+PAIRED = (
+    ("accuracy", "\u0394 accuracy", "accuracy change against the baseline, percentage points", "points"),
+    ("balanced_accuracy", "\u0394 balanced acc.", "balanced-accuracy change, percentage points", "points"),
+    ("demographic_parity_difference", "DP diff.", "demographic parity difference, baseline \u2192 method", "pair"),
+    ("demographic_parity_difference", "DP change", "relative change of the DP difference, "
+     "(method - baseline) / baseline", "relative"),
+    ("equal_opportunity_difference", "\u0394 EO diff.", "change of the equal opportunity difference", "difference"),
+    ("equalized_odds_difference", "\u0394 eq. odds diff.", "change of the equalized odds difference", "difference"),
+)
+
 TRADEOFF = (
     ("demographic_parity_difference", "DP difference"),
     ("equalized_odds_difference", "equalized-odds difference"),
@@ -352,13 +363,16 @@ def _names(methods: list[str]) -> str:
     return methods[0] if len(methods) == 1 else ", ".join(methods[:-1]) + " and " + methods[-1]
 
 
-def summarize(results: list[MethodResult], level: float | None, baseline: str = BASELINE) -> Summary:
+def summarize(results: list[MethodResult], level: float | None, baseline: str = BASELINE,
+              paired: dict | None = None) -> Summary:
     """Plain-language findings generated from the classifier metrics.
 
     Fairest = smallest demographic-parity difference among the classifiers that do not predict
     a constant outcome (ties: the earlier method in the configured order; constant classifiers
-    are named and left out, their zero gaps being trivial). Differences are called significant
-    only when the confidence intervals do not overlap.
+    are named and left out, their zero gaps being trivial). A change against the baseline is
+    called significant when its paired interval (``paired``, from ``fairgen compare``) excludes
+    0; without one, only when the two methods' own intervals do not overlap (a stricter test).
+    Other differences are judged by overlap of the methods' intervals.
     """
     level_txt = _level_txt(level)
     dp = "demographic_parity_difference"
@@ -404,7 +418,17 @@ def summarize(results: list[MethodResult], level: float | None, baseline: str = 
             ov = overlaps(best.interval(dp), base.interval(dp))
             facts["dp_overlap_with_baseline"] = ov
             change = f"down from {_with_ci(base, dp)} for the '{baseline}' baseline"
-            if ov is None:
+            row = (paired or {}).get(best.method, {}).get(dp)
+            if row is not None and _finite(row["difference_lo"]) is not None:
+                lo, hi = float(row["difference_lo"]), float(row["difference_hi"])
+                facts["dp_change_paired_interval"] = [lo, hi]
+                facts["dp_relative_change"] = _finite(row["relative"])
+                rel = (f", {abs(row['relative']) * 100:.0f}% lower" if _finite(row["relative"]) is not None
+                       and row["relative"] < 0 else "")
+                verdict = ("excludes 0: a significant reduction on this test set" if hi < 0
+                           else "includes 0: not a significant reduction on this test set")
+                sig = f"{rel}; the paired {level_txt}interval of the change, [{lo:+.3f}, {hi:+.3f}], {verdict}"
+            elif ov is None:
                 sig = " (no confidence intervals, so significance is not assessed)"
             elif ov:
                 sig = (f"; the {level_txt}confidence intervals overlap, so this reduction is not "
@@ -412,7 +436,8 @@ def summarize(results: list[MethodResult], level: float | None, baseline: str = 
             else:
                 sig = f"; the {level_txt}confidence intervals do not overlap"
             sentences.append(f"That is {change}{sig}.")
-        sentences.append(_accuracy_sentence(best, base, level_txt, facts))
+        sentences.append(_accuracy_sentence(best, base, level_txt, facts,
+                                            (paired or {}).get(best.method, {}).get("accuracy")))
     others = [m for m in scored if m is not best]
     if others:
         runner = min(others, key=lambda m: m.value(dp))
@@ -482,8 +507,10 @@ def _extremes(results: list[MethodResult], ranked: list[MethodResult], sentences
             sentences.append(f"{phrase}: {chosen.method}, {_with_ci(chosen, metric)}.")
 
 
-def _accuracy_sentence(best: MethodResult, base: MethodResult, level_txt: str, facts: dict) -> str:
-    """The fairest method's accuracy against the baseline's, with the change and its significance."""
+def _accuracy_sentence(best: MethodResult, base: MethodResult, level_txt: str, facts: dict,
+                       paired: dict | None = None) -> str:
+    """The fairest method's accuracy against the baseline's, with the change and its significance
+    (by the paired interval of the change when ``paired`` holds it, else by overlap)."""
     da = (best.value("accuracy") or 0.0) - (base.value("accuracy") or 0.0)
     facts["accuracy_change"] = da
     acc_ov = overlaps(best.interval("accuracy"), base.interval("accuracy"))
@@ -493,7 +520,13 @@ def _accuracy_sentence(best: MethodResult, base: MethodResult, level_txt: str, f
     else:
         acc = (f"Its accuracy is {_with_ci(best, 'accuracy')} against {_with_ci(base, 'accuracy')}: "
                f"a {'cost' if da < 0 else 'gain'} of {_pct_points(da)}")
-    if acc_ov is True:
+    if paired is not None and _finite(paired["difference_lo"]) is not None:
+        lo, hi = float(paired["difference_lo"]) * 100, float(paired["difference_hi"]) * 100
+        facts["accuracy_change_paired_interval"] = [lo / 100, hi / 100]
+        significant = lo > 0 or hi < 0
+        acc += (f" (paired {level_txt}interval of the change [{lo:+.1f}, {hi:+.1f}] points: "
+                f"{'a significant' if significant else 'not a significant'} difference)")
+    elif acc_ov is True:
         acc += f" (the {level_txt}intervals overlap: not a significant difference)"
     elif acc_ov is False:
         acc += f" (the {level_txt}intervals do not overlap)"
@@ -766,6 +799,59 @@ def _cell(text: str, sub: str = "", cls: str = "", title: str = "") -> dict:
     return {"text": text, "sub": sub, "cls": cls, "title": title}
 
 
+def load_paired(path: Path | None, methods: list[str], inputs: Inputs) -> tuple[dict | None, list[Missing]]:
+    """The paired comparison with the baseline (``fairgen compare``): ``{method: {metric: row}}``."""
+    from fairgen.classifiers import COMPARISON_COLUMNS
+
+    if path is None:
+        return None, []
+    if not path.is_file():
+        return None, [Missing("paired comparison with the baseline", str(path))]
+    df, meta = fio.read_parquet(path, "comparison", list(COMPARISON_COLUMNS))
+    if meta.get("baseline") != BASELINE:
+        raise DataError(f"{path}: a comparison against '{meta.get('baseline')}', but the report's baseline is "
+                        f"'{BASELINE}'")
+    out: dict[str, dict] = {}
+    for row in df.to_dict("records"):
+        out.setdefault(row["method"], {})[row["metric"]] = row
+    unknown = sorted(set(out) - set(methods))
+    if unknown:
+        raise DataError(f"{path}: method(s) {', '.join(unknown)} are not in classifier.methods")
+    inputs.add("paired comparison", path)
+    return out, []
+
+
+def _finite(v) -> float | None:
+    return None if v is None or not math.isfinite(float(v)) else float(v)
+
+
+def _paired_cell(row: dict | None, how: str) -> dict:
+    if row is None:
+        return _cell("\u2014", "", "num")
+    lo, hi = _finite(row["difference_lo"]), _finite(row["difference_hi"])
+    if how == "pair":
+        return _cell(f"{fmt(_finite(row['baseline']))} \u2192 {fmt(_finite(row['value']))}", "", "num")
+    if how == "relative":
+        rel, rlo, rhi = (_finite(row[k]) for k in ("relative", "relative_lo", "relative_hi"))
+        sub = f"[{rlo * 100:+.0f}%, {rhi * 100:+.0f}%]" if rlo is not None and rhi is not None else ""
+        return _cell("\u2014" if rel is None else f"{rel * 100:+.0f}%", sub, "num")
+    d = _finite(row["difference"])
+    if how == "points":
+        sub = f"[{lo * 100:+.1f}, {hi * 100:+.1f}]" if lo is not None and hi is not None else ""
+        return _cell("\u2014" if d is None else f"{d * 100:+.1f}", sub, "num")
+    sub = f"[{lo:+.3f}, {hi:+.3f}]" if lo is not None and hi is not None else ""
+    return _cell("\u2014" if d is None else f"{d:+.3f}", sub, "num")
+
+
+def paired_table(paired: dict, methods: list[str]) -> dict:
+    """Each method against the baseline on the same test images (paired bootstrap intervals)."""
+    columns = [{"label": "Method", "title": "training data of the classifier"}]
+    columns += [{"label": label, "title": tip, "num": True} for _, label, tip, _ in PAIRED]
+    rows = [[_cell(m, "", "method")] + [_paired_cell(paired[m].get(key), how) for key, _, _, how in PAIRED]
+            for m in methods if m in paired]
+    return {"columns": columns, "rows": rows}
+
+
 def comparison_table(results: list[MethodResult], baseline: str) -> dict:
     columns = [{"label": "Method", "title": "training data of the classifier"},
                {"label": "n test", "title": "rows of the real test split", "num": True}]
@@ -846,7 +932,8 @@ def _render_html(context: dict, template: str = TEMPLATE) -> str:
 def build(cfg: dict, dataset: str | os.PathLike, classifiers_dir: str | os.PathLike,
           crops_index: str | os.PathLike | None = None, crops_summary: str | os.PathLike | None = None,
           gan_dir: str | os.PathLike | None = None, synthetic_dir: str | os.PathLike | None = None,
-          quality: str | os.PathLike | None = None) -> tuple[str, list[Figure], Summary]:
+          quality: str | os.PathLike | None = None,
+          comparison: str | os.PathLike | None = None) -> tuple[str, list[Figure], Summary]:
     """Read every input and return ``(html, figures, summary)`` without writing anything."""
     protected, outcome = cfg["protected"], cfg["outcome"]
     labels = group_labels(protected)
@@ -861,10 +948,11 @@ def build(cfg: dict, dataset: str | os.PathLike, classifiers_dir: str | os.PathL
     methods = list(cfg["classifier"]["methods"])
     results = load_classifiers(methods, classifiers_dir, inputs)
     level = ci_level(results)
-    summary = summarize(results, level)
+    missing: dict[str, list[Missing]] = {k: [] for k in ("dataset", "gan", "synthetic", "quality", "classifiers")}
+    paired, missing["classifiers"] = load_paired(p(comparison), methods, inputs)
+    summary = summarize(results, level, paired=paired)
 
     figures: list[Figure] = []
-    missing: dict[str, list[Missing]] = {k: [] for k in ("dataset", "gan", "synthetic", "quality")}
 
     crops = None
     if crops_summary is not None:
@@ -923,6 +1011,7 @@ def build(cfg: dict, dataset: str | os.PathLike, classifiers_dir: str | os.PathL
         "dataset": _dataset_context(manifest, crops, rate_rows, rates_source, synth),
         "gans": gans, "gan_runs": list(cfg["gan"]["runs"]), "synth": synth,
         "comparison": comparison_table(results, BASELINE),
+        "paired": paired_table(paired, methods) if paired else None,
         "groups": group_table(results, labels),
         "paper": {**PAPER, "table": paper_table(results),
                   "groups": paper_table(results, PAPER_GROUP_COLUMNS,
@@ -1060,17 +1149,17 @@ def _label_row(name: str, ls: dict, gap: dict | None, cls: str) -> dict:
 
 def audit(cfg: dict, dataset: str, classifiers_dir: str, out_html: str, figures_dir: str,
           crops_index: str | None = None, crops_summary: str | None = None, gan_dir: str | None = None,
-          synthetic_dir: str | None = None, quality: str | None = None) -> int:
+          synthetic_dir: str | None = None, quality: str | None = None, comparison: str | None = None) -> int:
     """CLI target of ``fairgen audit``: write the self-contained HTML report and its figures.
 
     Required: ``dataset`` (manifest JSON) and ``classifiers_dir`` holding ``METHOD/metrics.json``
     for every ``classifier.methods`` entry. Optional parts (crops index/summary, GAN runs under
-    ``gan_dir/RUN/``, synthetic sets under ``synthetic_dir/RUN/``, ``quality`` JSON) are shown as
-    absent in their sections when missing. Both outputs are written atomically.
+    ``gan_dir/RUN/``, synthetic sets under ``synthetic_dir/RUN/``, ``quality`` JSON, the paired
+    ``comparison`` Parquet of ``fairgen compare``) are shown as absent in their sections when missing. Both outputs are written atomically.
     """
     html, figures, summary = build(cfg, dataset, classifiers_dir, crops_index=crops_index,
                                    crops_summary=crops_summary, gan_dir=gan_dir,
-                                   synthetic_dir=synthetic_dir, quality=quality)
+                                   synthetic_dir=synthetic_dir, quality=quality, comparison=comparison)
     names = [f.name for f in figures]
     if len(set(names)) != len(names):
         raise FairgenError(f"duplicate figure names: {sorted(n for n in names if names.count(n) > 1)}")

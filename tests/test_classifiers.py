@@ -7,7 +7,8 @@ import torch
 
 from fairgen import cli, config, io
 from fairgen.classifiers import (PREDICTION_COLUMNS, build_model, load_real, train_classifier, training_data,
-                                 relabel_synthetic, translate, write_metrics_table)
+                                 relabel_synthetic, translate, write_comparison,
+                                 write_metrics_table)
 from fairgen.errors import ConfigError, DataError
 from fairgen.reweighing import reweighing_weights
 from fairgen.synthetic_data import read_synthetic, write_synthetic
@@ -316,6 +317,101 @@ def test_metrics_table_rejects_duplicates_and_non_metrics(trained_real, tmp_path
     with pytest.raises(DataError, match="x.json: not a classifier metrics.json"):
         write_metrics_table({}, [str(tmp_path / "x.json")], str(tmp_path / "t.parquet"), str(tmp_path / "t.csv"))
     assert not (tmp_path / "t.parquet").exists()
+
+
+# ------------------------------------------------------------------------------ paired comparison
+
+
+def _write_predictions(path, method, df, privileged=0):
+    io.write_parquet(df, path, "predictions", metadata={"method": method, "privileged": privileged})
+    return str(path)
+
+
+def test_trained_predictions_record_the_privileged_group(trained_real):
+    out, result = trained_real
+    _, meta = io.read_parquet(out / "predictions.parquet", "predictions")
+    assert meta["privileged"] == result["privileged"]
+
+
+def test_compare_aligns_by_image_id_and_matches_the_paired_bootstrap(trained_real, tmp_path):
+    from fairgen import fairness
+
+    out, _ = trained_real
+    base, _ = io.read_parquet(out / "predictions.parquet", "predictions")
+    rng = np.random.default_rng(0)
+    other = base.copy()
+    other["score"] = np.clip(0.5 * other["score"] + 0.5 * rng.random(len(other)), 0, 1)
+    other["y_pred"] = (other["score"] >= 0.5).astype(np.int64)
+    shuffled = other.sample(frac=1.0, random_state=1)  # another row order: aligned by image_id
+    paths = [str(out / "predictions.parquet"), _write_predictions(tmp_path / "fgan.parquet", "fgan_dp", shuffled)]
+    cfg = _cfg()
+    rc = cli.main(["compare", "--config-json", json.dumps({"classifier": {"bootstrap": 80}}), "--predictions", *paths,
+                   "--out-parquet", str(tmp_path / "c.parquet"), "--out-csv", str(tmp_path / "c.csv")])
+    assert rc == 0
+    table, meta = io.read_parquet(tmp_path / "c.parquet", "comparison", ["method", "metric", "difference"])
+    assert meta["baseline"] == "real" and meta["bootstrap"]["paired"] is True
+    assert set(table["method"]) == {"fgan_dp"}
+    assert set(table["metric"]) == set(fairness.PAIRED_METRICS)
+    cfg = config.validate({"classifier": {"bootstrap": 80}})
+    expected = fairness.paired_difference(base["y_true"], base["c"], base["y_pred"], other["y_pred"], base["score"],
+                                          other["score"], privileged=0, n_boot=80, level=cfg["classifier"]["ci_level"],
+                                          seed=config.seed_for(cfg, "compare/fgan_dp"))["metrics"]
+    for row in table.itertuples():
+        e = expected[row.metric]
+        want = [e[k] for k in ("baseline", "value", "difference", "lower", "upper", "relative")]
+        got = (row.baseline, row.value, row.difference, row.difference_lo, row.difference_hi, row.relative)
+        # an undefined value (a relative change against a baseline of 0) is a missing cell
+        assert got == pytest.approx([np.nan if v is None else v for v in want], nan_ok=True)
+    csv = pd.read_csv(tmp_path / "c.csv")
+    assert csv["difference"].tolist() == pytest.approx(table["difference"].tolist())
+
+
+def _two_predictions(tmp_path, mutate):
+    ids = [f"{i:06d}.jpg" for i in range(40)]
+    c = np.arange(40) % 2
+    df = pd.DataFrame({"image_id": ids, "c": c, "y_true": (np.arange(40) // 2) % 2, "score": np.linspace(0, 1, 40),
+                       "y_pred": (np.arange(40) >= 20).astype(np.int64)})
+    other = df.copy()
+    got = mutate(other)  # changes `other` in place, or returns a replacement frame or the metadata to write
+    if isinstance(got, pd.DataFrame):
+        other, got = got, None
+    meta = got or {}
+    return [_write_predictions(tmp_path / "real.parquet", "real", df),
+            _write_predictions(tmp_path / "other.parquet", meta.get("method", "acgan"), other,
+                               meta.get("privileged", 0))]
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d.drop(index=[3]), r"other\.parquet: not the baseline's test images: it lacks image_id "
+                                                 r"'000003\.jpg'"),
+    (lambda d: d.loc.__setitem__((5, "image_id"), "zzz.jpg"), r"other\.parquet: not the baseline's test images"),
+    (lambda d: d.loc.__setitem__((7, "y_true"), 1 - d.loc[7, "y_true"]),
+     r"other\.parquet: y_true of image_id '000007\.jpg' is"),
+    (lambda d: d.loc.__setitem__((8, "c"), 1 - d.loc[8, "c"]), r"other\.parquet: c of image_id '000008\.jpg'"),
+    (lambda d: d.loc.__setitem__((9, "image_id"), "000010.jpg"), r"other\.parquet: image_id '000010\.jpg' appears"),
+    (lambda d: d.loc.__setitem__((2, "score"), float("nan")), r"other\.parquet: score must be finite"),
+    (lambda d: {"method": "real"}, r"other\.parquet: predictions of method 'real' appear twice"),
+    (lambda d: {"privileged": 1}, r"other\.parquet: privileged group c=1, but the baseline's"),
+    (lambda d: {"privileged": None}, r"other\.parquet: predictions without the privileged group"),
+])
+def test_compare_bad_inputs_name_the_file_and_row(tmp_path, mutate, message):
+    paths = _two_predictions(tmp_path, mutate)
+    cfg = config.validate({"classifier": {"bootstrap": 20}})
+    with pytest.raises(DataError, match=message):
+        write_comparison(cfg, paths, str(tmp_path / "c.parquet"), str(tmp_path / "c.csv"))
+    assert not (tmp_path / "c.parquet").exists() and not (tmp_path / "c.csv").exists()
+
+
+def test_compare_needs_the_baseline_and_something_to_compare(tmp_path):
+    real, other = _two_predictions(tmp_path, lambda d: None)
+    cfg = config.validate({"classifier": {"bootstrap": 20}})
+    with pytest.raises(DataError, match="no predictions of the baseline 'real' among .*other.parquet"):
+        write_comparison(cfg, [other], str(tmp_path / "c.parquet"), str(tmp_path / "c.csv"))
+    with pytest.raises(DataError, match="real.parquet: only the baseline's predictions"):
+        write_comparison(cfg, [real], str(tmp_path / "c.parquet"), str(tmp_path / "c.csv"))
+    with pytest.raises(DataError, match="missing.parquet: file not found"):
+        write_comparison(cfg, [real, str(tmp_path / "missing.parquet")], str(tmp_path / "c.parquet"),
+                         str(tmp_path / "c.csv"))
 
 
 # ------------------------------------------------------------------------------ relabel (diagnostic)

@@ -570,3 +570,89 @@ def test_bootstrap_ci_rejects_bad_input_too():
         F.bootstrap_ci(Y, P, [1, 1, 1, 1])
     with pytest.raises(DataError, match="at least 2"):
         F.bootstrap_ci(Y, P, C, n_boot=0)
+
+
+# --------------------------------------------------------------------------------------------
+# paired comparison with a baseline
+
+
+def test_paired_difference_points_are_the_differences_of_evaluate():
+    y, p_base, c, s_base, _ = make_data(3)
+    _, p_new, _, s_new, _ = make_data(4)
+    r = F.paired_difference(y, c, p_base, p_new, s_base, s_new, privileged=0, n_boot=200, seed=1)
+    a = F.flatten(F.evaluate(y, p_base, c, s_base, privileged=0, n_boot=0))
+    b = F.flatten(F.evaluate(y, p_new, c, s_new, privileged=0, n_boot=0))
+    assert set(r["metrics"]) == set(F.PAIRED_METRICS)
+    for name, e in r["metrics"].items():
+        assert e["baseline"] == pytest.approx(a[name]) and e["value"] == pytest.approx(b[name])
+        assert e["difference"] == pytest.approx(b[name] - a[name])
+        assert e["relative"] == pytest.approx((b[name] - a[name]) / abs(a[name]))
+        assert e["lower"] <= e["upper"] and e["relative_lower"] <= e["relative_upper"]
+        assert e["n_valid"] == 200
+    assert r["bootstrap"]["paired"] is True and r["undefined"] == {}
+    # without scores (or with one side's only) there is no AUC to compare
+    assert "auc" not in F.paired_difference(y, c, p_base, p_new, s_base, None, n_boot=0)["metrics"]
+
+
+def test_paired_resamples_score_both_classifiers_on_the_same_rows():
+    """Fixing 12 wrong predictions can only raise accuracy on any resample of the same rows, so
+    the paired interval of the change lies above 0; independent resamples would straddle it."""
+    y, p_base, c, _, _ = make_data(5, n=800)
+    p_new = p_base.copy()
+    wrong = np.flatnonzero(p_base != y)[:12]
+    p_new[wrong] = y[wrong]
+    e = F.paired_difference(y, c, p_base, p_new, n_boot=500, seed=2)["metrics"]["accuracy"]
+    assert e["difference"] == pytest.approx(12 / 800)
+    assert 0 < e["lower"] <= e["difference"] <= e["upper"]
+    lo_a, hi_a = F.evaluate(y, p_base, c, n_boot=500, seed=2)["ci"]["accuracy"]
+    lo_b, hi_b = F.evaluate(y, p_new, c, n_boot=500, seed=3)["ci"]["accuracy"]
+    assert lo_b < hi_a  # the separate intervals overlap: only the paired one sees the change
+    # identical predictions: no change on any resample
+    same = F.paired_difference(y, c, p_base, p_base, n_boot=100, seed=0)["metrics"]
+    assert all(e["difference"] == e["lower"] == e["upper"] == 0 for e in same.values())
+
+
+def test_paired_interval_of_a_halved_dp_gap():
+    rng = np.random.default_rng(0)
+    n = 4000
+    c = (rng.random(n) < 0.5).astype(int)
+    y = (rng.random(n) < np.where(c == 0, 0.6, 0.3)).astype(int)
+    p_base = (rng.random(n) < np.where(c == 0, 0.7, 0.2)).astype(int)  # DP gap 0.5
+    p_new = (rng.random(n) < np.where(c == 0, 0.575, 0.325)).astype(int)  # DP gap 0.25
+    e = F.paired_difference(y, c, p_base, p_new, n_boot=400, seed=0)["metrics"]["demographic_parity_difference"]
+    assert e["relative"] == pytest.approx(e["value"] / e["baseline"] - 1)
+    assert e["relative_lower"] < -0.5 < e["relative_upper"] < -0.3  # the true change is -50%
+    assert e["lower"] < -0.25 < e["upper"] < 0
+
+
+def test_paired_difference_undefined_metrics_are_none_with_a_reason():
+    y = np.array([1, 0, 1, 0, 0, 0])
+    c = np.array([0, 0, 0, 1, 1, 1])  # group c=1 has no positives: TPR(1) undefined
+    p_base = np.array([1, 0, 1, 0, 0, 0])  # selection rates 2/3 and 0: DP 2/3
+    p_same_rate = np.array([1, 0, 0, 1, 0, 0])  # SR 1/3 in both groups: DP 0
+    r = F.paired_difference(y, c, p_base, p_same_rate, n_boot=20, seed=0)
+    eo = r["metrics"]["equal_opportunity_difference"]
+    assert eo["difference"] is None and eo["lower"] is None
+    assert "equal_opportunity_difference" in r["undefined"]
+    assert "no rows with y_true=1" in r["undefined"]["equal_opportunity_difference"]
+    # a baseline DP of 0 has no relative change
+    r2 = F.paired_difference(y, c, p_same_rate, p_base, n_boot=20, seed=0)
+    dp = r2["metrics"]["demographic_parity_difference"]
+    assert dp["difference"] == pytest.approx(2 / 3) and dp["relative"] is None
+    assert "baseline's value is 0" in r2["undefined"]["demographic_parity_difference.relative"]
+    for e in list(r["metrics"].values()) + list(r2["metrics"].values()):
+        assert not any(isinstance(v, float) and math.isnan(v) for v in e.values())
+
+
+def test_paired_difference_bad_input():
+    y, p, c, s, _ = make_data(0, n=50)
+    with pytest.raises(DataError, match="preds.parquet: inputs differ in length"):
+        F.paired_difference(y, c, p, p[:-1], source="preds.parquet")
+    with pytest.raises(DataError, match="preds.parquet: baseline: score must be finite"):
+        F.paired_difference(y, c, p, p, np.where(np.arange(50) == 3, np.nan, s), s, source="preds.parquet")
+    with pytest.raises(DataError, match="only group c=0"):
+        F.paired_difference(y, np.zeros(50, int), p, p)
+    with pytest.raises(DataError, match="n_boot must be 0"):
+        F.paired_difference(y, c, p, p, n_boot=1)
+    r = F.paired_difference(y, c, p, 1 - p, n_boot=0)
+    assert all(e["lower"] is None and e["difference"] is not None for e in r["metrics"].values())

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
@@ -189,6 +190,24 @@ def test_comparison_table_has_every_method_metric_and_interval(full):
             assert f"[{lo:.3f}, {hi:.3f}]" in text, (method, key)
 
 
+def test_paired_table_shows_each_change_against_the_baseline(full):
+    from fairgen import io
+
+    text = _table_text(full["html"], "paired-table")
+    table, _ = io.read_parquet(full["paths"]["comparison"], "comparison")
+    methods = [m for m in full["cfg"]["classifier"]["methods"] if m != "real"]
+    assert set(table["method"]) == set(methods)
+    for m in methods:
+        rows = table[table["method"] == m].set_index("metric")
+        acc, dp = rows.loc["accuracy"], rows.loc["demographic_parity_difference"]
+        assert m in text
+        assert f"{acc['difference'] * 100:+.1f}" in text
+        assert f"[{acc['difference_lo'] * 100:+.1f}, {acc['difference_hi'] * 100:+.1f}]" in text
+        assert f"{dp['baseline']:.3f} \u2192 {dp['value']:.3f}" in text
+        assert f"{dp['relative'] * 100:+.0f}%" in text
+    assert "paired bootstrap intervals of the change" in full["html"]
+
+
 def test_group_table_has_rates_per_group(full):
     text = _table_text(full["html"], "group-table")
     r = json.loads((Path(full["paths"]["classifiers_dir"]) / "fgan_dp" / "metrics.json").read_text())
@@ -310,6 +329,26 @@ def test_summary_says_when_intervals_overlap():
     assert any("95% confidence intervals overlap, so this reduction is not significant" in t for t in s.sentences)
 
 
+def test_summary_judges_the_change_by_its_paired_interval():
+    # the same rows (seed 1) for both classifiers: their separate DP intervals overlap, but on every
+    # resample of those rows fgan_dp's gap is the smaller one
+    results = [_result("real", 0.70, 0.30, 0.1, seed=1), _result("fgan_dp", 0.66, 0.34, 0.1, seed=1)]
+    y, p_base, c = ri.predictions(0.70, 0.30, 0.1, seed=1)
+    y2, p_new, c2 = ri.predictions(0.66, 0.34, 0.1, seed=1)
+    assert (y == y2).all() and (c == c2).all()
+    r = fairness.paired_difference(y, c, p_base, p_new, privileged=0, n_boot=300, seed=0)["metrics"]
+    paired = {"fgan_dp": {k: {"difference": e["difference"], "difference_lo": e["lower"],
+                              "difference_hi": e["upper"], "relative": e["relative"]} for k, e in r.items()}}
+    assert report.summarize(results, level=0.95).facts["dp_overlap_with_baseline"] is True
+    s = report.summarize(results, level=0.95, paired=paired)
+    lo, hi = s.facts["dp_change_paired_interval"]
+    assert hi < 0 and s.facts["dp_relative_change"] == pytest.approx(0.32 / 0.40 - 1)
+    text = " ".join(s.sentences)
+    assert f"20% lower; the paired 95% interval of the change, [{lo:+.3f}, {hi:+.3f}], excludes 0: " \
+           "a significant reduction on this test set" in text
+    assert "paired 95% interval of the change [" in text and "not a significant difference" in text
+
+
 def test_summary_runner_up_overlap_and_baseline_fairest():
     results = [_result("real", 0.52, 0.50, 0.1, seed=1), _result("fgan_dp", 0.70, 0.30, 0.1, seed=2),
                _result("acgan", 0.53, 0.50, 0.1, seed=3)]
@@ -377,6 +416,22 @@ def test_missing_optional_parts_are_reported_not_fatal(tmp_path):
     assert "No bootstrap intervals were computed" in html_text
 
 
+def test_paired_comparison_absent_or_against_another_baseline(small, tmp_path):
+    from fairgen import io
+
+    cfg, paths = small
+    assert "paired-table" in report.build(cfg, **paths)[0]
+    os.remove(paths["comparison"])
+    html_text, _, s = report.build(cfg, **paths)
+    assert re.search(r"Absent:</strong>[^<]*<code>[^<]*comparison\.parquet</code>", html_text)
+    assert "paired-table" not in html_text and "dp_change_paired_interval" not in s.facts
+    table = pd.DataFrame({c: [] for c in ("method", "metric", "baseline", "value", "difference", "difference_lo",
+                                          "difference_hi", "relative", "relative_lo", "relative_hi", "n_valid")})
+    io.write_parquet(table, paths["comparison"], "comparison", metadata={"baseline": "reweighing"})
+    with pytest.raises(DataError, match="comparison.parquet: a comparison against 'reweighing'"):
+        report.build(cfg, **paths)
+
+
 def test_no_gan_runs_configured(tmp_path):
     cfg = ri.tiny_cfg(methods=["real", "reweighing"], runs=[], n_boot=0)
     paths = ri.make_inputs(tmp_path / "in", cfg)
@@ -428,8 +483,9 @@ def test_cli_audit(full, tmp_path, capsys):
 
 @pytest.mark.e2e
 def test_snakemake_audit_rule_and_native_report(small, tmp_path):
-    """The repository workflow's audit rule runs on existing stage outputs (the other stages'
-    jobs are not allowed to run), and `snakemake --report` embeds its outputs."""
+    """The repository workflow's audit rule (and the paired comparison it reads) runs on existing
+    stage outputs (the other stages' jobs are not allowed to run), and `snakemake --report` embeds
+    its outputs."""
     work = tmp_path / "wf"
     cfg, paths = small
     src = Path(paths["dataset"]).parent.parent
@@ -441,7 +497,7 @@ def test_snakemake_audit_rule_and_native_report(small, tmp_path):
     (res / "data" / "crops.npy").write_bytes(b"")
     (res / "data" / "previews").mkdir()
     for method in cfg["classifier"]["methods"]:
-        for name in ("predictions.parquet", "model.pt", "curve.json"):
+        for name in ("model.pt", "curve.json"):
             (res / "classifiers" / method / name).write_bytes(b"")
     for run in cfg["gan"]["runs"]:
         (res / "gan" / run / "checkpoint.pt").write_bytes(b"")
@@ -453,7 +509,7 @@ def test_snakemake_audit_rule_and_native_report(small, tmp_path):
                                                  "gan": {"runs": SMALL["runs"]}}))
     base = [sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", "config/config.yaml", "extra.yaml"]
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    run = subprocess.run(base + ["--allowed-rules", "audit", "--", "results/audit/report.html"], cwd=work,
+    run = subprocess.run(base + ["--allowed-rules", "audit", "compare_classifiers", "--", "results/audit/report.html"], cwd=work,
                          capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     html_text = (res / "audit" / "report.html").read_text()

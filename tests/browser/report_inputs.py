@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from fairgen import config as config_mod
-from fairgen import fairness, io, quality
+from fairgen import classifiers, fairness, io, quality
 from fairgen.synthetic_data import write_synthetic
 
 N_PER_GROUP = 400
@@ -35,15 +35,16 @@ def tiny_cfg(methods=None, runs=None, n_boot: int = 60) -> dict:
     return config_mod.validate(overrides)
 
 
-def predictions(sr0: float, sr1: float, acc_flip: float, seed: int):
+def predictions(sr0: float, sr1: float, acc_flip: float, seed: int, with_ids: bool = False):
     """Labels, predictions and groups with selection rate exactly sr0 / sr1 per group.
 
     y_true has base rates 0.65 / 0.25 (c=0 / c=1); predictions agree with the truth where they
     can, then ``acc_flip`` of each group's rows are swapped pairwise (one 0->1 and one 1->0, which
-    keeps the selection rate) to lower accuracy.
+    keeps the selection rate) to lower accuracy. ``with_ids`` adds image ids that name each row's
+    place before the shuffle, so every method's row with one id has the same y_true and c.
     """
     rng = np.random.default_rng(seed)
-    ys, ps, cs = [], [], []
+    ys, ps, cs, ids = [], [], [], []
     for g, (base, sr) in enumerate(((0.65, sr0), (0.25, sr1))):
         n = N_PER_GROUP
         y = np.zeros(n, dtype=np.int64)
@@ -57,7 +58,9 @@ def predictions(sr0: float, sr1: float, acc_flip: float, seed: int):
         p[zeros[-n_swap:] if n_swap else []] = 1
         order = rng.permutation(n)
         ys.append(y[order]), ps.append(p[order]), cs.append(np.full(n, g))
-    return np.concatenate(ys), np.concatenate(ps), np.concatenate(cs)
+        ids.append(np.array([f"{g}-{i:04d}.jpg" for i in order]))
+    out = np.concatenate(ys), np.concatenate(ps), np.concatenate(cs)
+    return (*out, np.concatenate(ids)) if with_ids else out
 
 
 def write_classifiers(folder: Path, cfg: dict, rates: dict, flips: dict | None = None) -> dict:
@@ -65,8 +68,11 @@ def write_classifiers(folder: Path, cfg: dict, rates: dict, flips: dict | None =
     out = {}
     for k, method in enumerate(cfg["classifier"]["methods"]):
         sr0, sr1 = rates[method]
-        y, p, c = predictions(sr0, sr1, (flips or {}).get(method, 0.1), seed=k)
+        y, p, c, ids = predictions(sr0, sr1, (flips or {}).get(method, 0.1), seed=k, with_ids=True)
         score = np.clip(p * 0.6 + 0.2 + np.random.default_rng(k).normal(0, 0.1, len(p)), 0, 1)
+        io.write_parquet(pd.DataFrame({"image_id": ids, "c": c, "y_true": y, "score": score, "y_pred": p}),
+                         folder / method / "predictions.parquet", "predictions",
+                         metadata={"method": method, "privileged": 0})
         result = fairness.evaluate(y, p, c, score=score, privileged=0, n_boot=cfg["classifier"]["bootstrap"],
                                    level=cfg["classifier"]["ci_level"], seed=k, allow_undefined=True)
         result.update({"method": method, "protected": cfg["protected"], "outcome": cfg["outcome"],
@@ -186,6 +192,12 @@ def make_inputs(root: Path, cfg: dict, rates: dict | None = None, flips: dict | 
             write_gan_run(root / "gan" / run, run)
             write_synthetic_set(root / "synthetic" / run, run)
         write_quality(root / "quality" / "quality.json", cfg, list(cfg["gan"]["runs"]))
+        methods = cfg["classifier"]["methods"]
+        if "real" in methods and len(methods) > 1:
+            classifiers.write_comparison(cfg, [str(root / "classifiers" / m / "predictions.parquet") for m in methods],
+                                         str(root / "classifiers" / "comparison.parquet"),
+                                         str(root / "classifiers" / "comparison.csv"))
+            paths["comparison"] = str(root / "classifiers" / "comparison.parquet")
         paths.update(crops_index=str(root / "data" / "index.parquet"),
                      crops_summary=str(root / "data" / "crops_summary.json"),
                      gan_dir=str(root / "gan"), synthetic_dir=str(root / "synthetic"),

@@ -14,6 +14,15 @@ def cfg_json(*sections):
 DATA = "results/data"
 
 
+def has_comparison():
+    """Whether `fairgen compare` has something to do: the real baseline and another method."""
+    methods = config["classifier"]["methods"]
+    return "real" in methods and len(methods) > 1
+
+
+COMPARISON = ["results/classifiers/comparison.parquet", "results/classifiers/comparison.csv"]
+
+
 def final_targets():
     return [
         f"{DATA}/crops.npy",
@@ -24,6 +33,7 @@ def final_targets():
         "results/audit/report.html",
         "results/classifiers/metrics_table.parquet",
         "results/classifiers/metrics_table.csv",
+        *(COMPARISON if has_comparison() else []),
         *(zoo_targets() if config["zoo"]["in_all"] else []),
     ]
 

@@ -101,3 +101,23 @@ rule metrics_table:
     shell:
         "fairgen metrics-table --config-json {params.cfg:q} --metrics {input.metrics} --out-parquet {output.parquet}"
         " --out-csv {output.csv} > {log} 2>&1"
+
+
+rule compare_classifiers:
+    input:
+        predictions=expand(rules.train_classifier.output.predictions, method=config["classifier"]["methods"]),
+    output:
+        parquet=report(f"{CLASSIFIERS}/comparison.parquet", caption="../report/downstream_comparison.rst",
+                       category="Classifiers", labels={"table": "paired comparison with real (Parquet)"}),
+        csv=report(f"{CLASSIFIERS}/comparison.csv", caption="../report/downstream_comparison.rst",
+                   category="Classifiers", labels={"table": "paired comparison with real (CSV)"}),
+    params:
+        cfg=lambda wildcards: cfg_json("seed", "classifier"),
+    log:
+        "results/logs/compare_classifiers.log",
+    threads: 1
+    conda:
+        "../envs/fairgen.yaml"
+    shell:
+        "fairgen compare --config-json {params.cfg:q} --predictions {input.predictions}"
+        " --out-parquet {output.parquet} --out-csv {output.csv} > {log} 2>&1"

@@ -16,6 +16,7 @@ rule audit:
         gan_samples=expand(rules.train_gan.output.samples, run=config["gan"]["runs"]),
         synthetic=expand(rules.generate.output[0], run=config["gan"]["runs"]),
         quality=rules.quality.output.json,
+        comparison=lambda wildcards: rules.compare_classifiers.output.parquet if has_comparison() else [],
     output:
         html=report(f"{AUDIT}/report.html", caption="../report/audit.rst", category="Audit",
                     labels={"what": "self-contained audit report"}),
@@ -29,6 +30,7 @@ rule audit:
         # (no GAN runs configured: an empty folder name; the audit then looks for none)
         gan_dir=lambda wildcards, input: os.path.dirname(os.path.dirname(input.gan_logs[0])) if input.gan_logs else "",
         synthetic_dir=lambda wildcards, input: os.path.dirname(input.synthetic[0]) if input.synthetic else "",
+        comparison=lambda wildcards, input: f"--comparison {shlex.quote(input.comparison)}" if input.comparison else "",
     log:
         "results/logs/audit.log",
     conda:
@@ -37,5 +39,5 @@ rule audit:
         "fairgen audit --config-json {params.cfg:q} --dataset {input.manifest}"
         " --classifiers-dir {params.classifiers_dir:q} --crops-index {input.index}"
         " --crops-summary {input.crops_summary} --gan-dir {params.gan_dir:q}"
-        " --synthetic-dir {params.synthetic_dir:q} --quality {input.quality}"
+        " --synthetic-dir {params.synthetic_dir:q} --quality {input.quality} {params.comparison}"
         " --out-html {output.html} --figures-dir {output.figures} > {log} 2>&1"
