@@ -193,6 +193,18 @@ command(
     arg("--out-csv", required=True, help="the same statistics as CSV"),
 )
 command(
+    "frontier", "fairgen.frontier:run",
+    "The oracle accuracy-fairness frontier of the embedded synthetic data: the highest expected accuracy "
+    "any classifier can reach on a split under each demographic-parity bound, from each image's true "
+    "P(outcome = 1) (recomputed from the dataset's recorded parameters and checked against the crops index).",
+    arg("--dataset", required=True, help="manifest JSON written by 'fairgen dataset' (source 'synthetic')"),
+    arg("--index", required=True, help="crops Parquet index (splits, attributes)"),
+    arg("--out-json", required=True, help="frontier JSON to write"),
+    arg("--split", default="test", choices=["train", "valid", "test"], help="split to evaluate (default test)"),
+    arg("--bound", type=float, action="append", default=None, metavar="B",
+        help="also solve and print the point at DP difference <= B (repeatable)"),
+)
+command(
     "sweep-report", "fairgen.sweep:report",
     "The sweep report: one self-contained HTML page with the key metrics as mean +/- std across seeds "
     "per (pair, lambda_fair, method) and each metric against lambda_fair with every seed as a dot.",

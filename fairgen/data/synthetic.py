@@ -652,6 +652,8 @@ class SyntheticSample:
     intercepts: tuple[float, float]  # a_0, a_1 of the outcome model
     expected_rates: tuple[float, float]  # mean P(y=1) per protected group, as calibrated
     features: list[str]              # visible attributes that drive the outcome
+    p_outcome: np.ndarray | None = None  # per image P(y = 1 | its drawn attributes, c): the ground
+    # truth a Bayes-optimal classifier would know (fairgen.frontier)
 
 
 def check_parameters(protected: str, outcome: str, split_fractions, n_images: int) -> None:
@@ -741,7 +743,7 @@ def sample_dataset(n_images: int, seed: int, p_protected: float, p_outcome_given
     for k, name in enumerate(C.BBOX_COLUMNS):
         frame[name] = table["bbox"][:, k]
     frame = frame[list(C.COLUMNS)]
-    return SyntheticSample(frame, table, a, expected, features)
+    return SyntheticSample(frame, table, a, expected, features, p_y)
 
 
 def _default_workers(workers: int) -> int:
