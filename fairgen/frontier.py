@@ -4,8 +4,8 @@ The embedded dataset draws each image's outcome as y ~ Bernoulli(p) with p = P(y
 drawn attributes, c) known exactly (:mod:`fairgen.data.synthetic`). That makes the best any
 classifier can do computable: the *oracle* knows p for every test image. Under a demographic-parity
 bound b, the oracle's best classifier selects the images with the highest p in each group, with one
-selection rate per group (a group-wise threshold on p, randomizing among images tied at it) and
-|rate_1 - rate_0| <= b. Its **expected accuracy** (mean over images of p where it predicts 1 and
+selection rate per group (a group-wise threshold on p, randomized at the threshold so that any rate
+is reachable) and |rate_1 - rate_0| <= b. Its **expected accuracy** (mean over images of p where it predicts 1 and
 1 - p where it predicts 0) is the most any classifier can reach at that bound, in expectation over
 the outcome's noise; the accuracy on the drawn test labels is reported beside it.
 
@@ -16,8 +16,11 @@ frontier separates what the fairness constraint costs (moving along it) from wha
 
 Exact optimisation: with p sorted descending in group g, selecting the top k gives expected correct
 E_g(k) = 2 P_g(k) - k + n_g - T_g (P_g: prefix sums, T_g: total), concave in k (increments 2p - 1
-decrease). For each k_0 the best feasible k_1 is the unconstrained optimum clipped to the bound's
-interval, so every bound is solved exactly in O(n log n).
+decrease) and linear between integers (the boundary image selected with probability frac(k)). The
+optimum of this concave piecewise-linear objective over the band |k_1/n_1 - k_0/n_0| <= b lies where
+one group's k is an integer and the other's is its unconstrained optimum clipped to the band, so
+every bound is solved exactly in O(n log n); it equals the linear program over per-image selection
+probabilities (checked against scipy's in the tests).
 """
 
 from __future__ import annotations
@@ -69,17 +72,21 @@ def frontier(p, c, bounds, y=None) -> list[dict]:
     """The oracle's best classifier at each DP bound (see the module docstring).
 
     ``p``: P(y = 1) per image; ``c``: its group (0/1); ``bounds``: DP-difference bounds >= 0
-    (``inf`` or anything >= 1 is unconstrained); ``y``: optional drawn labels for the realized
-    accuracy. Returns one dict per bound: ``bound``, ``expected_accuracy``, ``selection_rate_c0/c1``,
-    ``dp_difference`` (|rate_1 - rate_0| of the chosen classifier), ``threshold_c0/c1`` (lowest p
-    selected in the group; None when the group selects nobody) and, with ``y``, ``accuracy``.
+    (``inf`` is unconstrained); ``y``: optional drawn labels. The classifier selects each group's
+    images in decreasing p up to a selection rate; at most one image per group is selected with a
+    probability between 0 and 1 (a randomized threshold), so every rate is reachable and a bound of
+    0 means exact parity. Returns one dict per bound: ``bound`` (None when unconstrained),
+    ``expected_accuracy``, ``selection_rate_c0/c1``, ``dp_difference`` (|rate_1 - rate_0|),
+    ``threshold_c0/c1`` (lowest p selected with positive probability; None when the group selects
+    nobody) and, with ``y``, ``accuracy`` (on the drawn labels, in expectation over the
+    randomization).
     """
     p = np.asarray(p, dtype=np.float64)
     c = np.asarray(c).astype(np.int64)
     y = None if y is None else np.asarray(y).astype(np.int64)
     _check_inputs(p, c, y)
     n = len(p)
-    order, q, gains, n_g = {}, {}, {}, {}
+    order, q, gains, n_g, k_best = {}, {}, {}, {}, {}
     for g in (0, 1):
         rows = np.flatnonzero(c == g)
         o = rows[np.argsort(-p[rows], kind="stable")]  # ties keep index order (deterministic)
@@ -87,31 +94,43 @@ def frontier(p, c, bounds, y=None) -> list[dict]:
         prefix = np.concatenate([[0.0], np.cumsum(q[g])])
         k = np.arange(n_g[g] + 1)
         gains[g] = 2.0 * prefix - k + n_g[g] - prefix[-1]  # expected correct when selecting the top k
-    k1_best = int(np.argmax(gains[1]))
-    k0 = np.arange(n_g[0] + 1)
-    rate0 = k0 / n_g[0]
+        k_best[g] = int(np.argmax(gains[g]))
+
+    def gain(g, k):  # concave, piecewise linear between integers (the boundary image selected with prob. frac(k))
+        return np.interp(k, np.arange(n_g[g] + 1), gains[g])
+
     out = []
     for b in bounds:
         b = float(b)
-        if not b >= 0 or math.isnan(b):
+        if math.isnan(b) or b < 0:
             raise ValueError(f"DP bound must be >= 0, got {b}")
-        eps = 1e-12
-        lo = np.clip(np.ceil((rate0 - b) * n_g[1] - eps), 0, n_g[1]).astype(np.int64)
-        hi = np.clip(np.floor((rate0 + b) * n_g[1] + eps), 0, n_g[1]).astype(np.int64)
-        feasible = lo <= hi
-        k1 = np.clip(k1_best, lo, hi)
-        total = np.where(feasible, gains[0][k0] + gains[1][k1], -np.inf)
-        i = int(np.argmax(total))
-        ks = {0: i, 1: int(k1[i])}
-        row = {"bound": b if math.isfinite(b) else None, "expected_accuracy": float(total[i] / n)}
-        pred = np.zeros(n, dtype=np.int64)
+        # A concave piecewise-linear objective over the feasible band peaks at a vertex, where one
+        # group's count is an integer and the other's is its best (clipped) value for that count.
+        best = (-np.inf, 0.0, 0.0)
+        for g, h in ((0, 1), (1, 0)):
+            kg = np.arange(n_g[g] + 1, dtype=np.float64)
+            rate = kg / n_g[g]
+            lo = np.clip((rate - b) * n_g[h], 0, n_g[h]) if math.isfinite(b) else np.zeros_like(rate)
+            hi = np.clip((rate + b) * n_g[h], 0, n_g[h]) if math.isfinite(b) else np.full_like(rate, n_g[h])
+            kh = np.clip(float(k_best[h]), lo, hi)
+            total = gains[g] + gain(h, kh)
+            i = int(np.argmax(total))
+            if total[i] > best[0] + 1e-9:
+                best = (float(total[i]), *((kg[i], kh[i]) if g == 0 else (kh[i], kg[i])))
+        ks = {0: best[1], 1: best[2]}
+        row = {"bound": b if math.isfinite(b) else None, "expected_accuracy": best[0] / n}
+        select = np.zeros(n, dtype=np.float64)  # probability that each image is predicted 1
         for g in (0, 1):
-            pred[order[g][:ks[g]]] = 1
+            whole = int(math.floor(ks[g] + 1e-9))
+            select[order[g][:whole]] = 1.0
+            if whole < n_g[g] and ks[g] - whole > 1e-9:
+                select[order[g][whole]] = ks[g] - whole
             row[f"selection_rate_c{g}"] = ks[g] / n_g[g]
-            row[f"threshold_c{g}"] = float(q[g][ks[g] - 1]) if ks[g] else None
+            top = int(math.ceil(ks[g] - 1e-9))
+            row[f"threshold_c{g}"] = float(q[g][top - 1]) if top else None
         row["dp_difference"] = abs(row["selection_rate_c1"] - row["selection_rate_c0"])
         if y is not None:
-            row["accuracy"] = float((pred == y).mean())
+            row["accuracy"] = float(np.where(y == 1, select, 1.0 - select).mean())
         out.append(row)
     return out
 

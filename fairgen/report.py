@@ -929,6 +929,39 @@ def _render_html(context: dict, template: str = TEMPLATE) -> str:
     return env.get_template(template).render(css=css, **context)
 
 
+def oracle_frontier(manifest: dict, dataset: Path, crops_index: Path | None, cfg: dict,
+                    results: list[MethodResult], inputs: Inputs) -> tuple[dict | None, list[Missing]]:
+    """The oracle accuracy-vs-DP frontier of the real test split (embedded synthetic data only,
+    :mod:`fairgen.frontier`) and each classifier's distance below it at its own DP difference."""
+    from fairgen import frontier as FR
+
+    if manifest.get("source") != "synthetic":
+        return None, []
+    if crops_index is None:
+        return None, [Missing("oracle frontier (needs the crops index)", str(dataset), "has no crops index beside it")]
+    try:
+        data = FR.oracle_split(dataset, crops_index, cfg["protected"], cfg["outcome"], "test")
+    except DataError as e:
+        return None, [Missing("oracle frontier", str(crops_index), f"could not be matched to the dataset ({e})")]
+    curve = FR.summarize(data)
+    rows = []
+    for m in results:
+        acc, dp = m.value("accuracy"), m.value("demographic_parity_difference")
+        n = m.result.get("n")
+        if acc is None or dp is None:
+            continue
+        pt = FR.frontier(data.p, data.c, [dp])[0]
+        rows.append({"method": m.method, "accuracy": fmt(acc), "dp": fmt(dp),
+                     "oracle": fmt(pt["expected_accuracy"]), "gap": f"{(pt['expected_accuracy'] - acc) * 100:.1f} points",
+                     "same_split": n == len(data)})
+    inputs.add("oracle frontier: dataset parameters", dataset)
+    bayes = curve["bayes"]
+    return {"curve": curve, "rows": rows, "n": len(data), "label_dp": fmt(curve["label_dp_difference"]),
+            "bayes_acc": fmt(bayes["expected_accuracy"]), "bayes_dp": fmt(bayes["dp_difference"]),
+            "fair_acc": fmt(curve["points"][0]["expected_accuracy"]),
+            "mismatch": any(not r["same_split"] for r in rows)}, []
+
+
 def build(cfg: dict, dataset: str | os.PathLike, classifiers_dir: str | os.PathLike,
           crops_index: str | os.PathLike | None = None, crops_summary: str | os.PathLike | None = None,
           gan_dir: str | os.PathLike | None = None, synthetic_dir: str | os.PathLike | None = None,
@@ -948,7 +981,8 @@ def build(cfg: dict, dataset: str | os.PathLike, classifiers_dir: str | os.PathL
     methods = list(cfg["classifier"]["methods"])
     results = load_classifiers(methods, classifiers_dir, inputs)
     level = ci_level(results)
-    missing: dict[str, list[Missing]] = {k: [] for k in ("dataset", "gan", "synthetic", "quality", "classifiers")}
+    missing: dict[str, list[Missing]] = {k: [] for k in ("dataset", "gan", "synthetic", "quality", "classifiers",
+                                                          "tradeoff")}
     paired, missing["classifiers"] = load_paired(p(comparison), methods, inputs)
     summary = summarize(results, level, paired=paired)
 
@@ -978,14 +1012,22 @@ def build(cfg: dict, dataset: str | os.PathLike, classifiers_dir: str | os.PathL
         figures += ([g.curves] if g.curves else []) + g.grids
     figures += [s.grid for s in synth if s.grid]
 
+    frontier, missing["tradeoff"] = oracle_frontier(manifest, dataset, p(crops_index), cfg, results, inputs)
+    reference = None
+    if frontier:
+        pts = frontier["curve"]["points"]
+        reference = {"demographic_parity_difference": ([pt["dp_difference"] for pt in pts],
+                                                       [pt["expected_accuracy"] for pt in pts], "oracle frontier")}
     tradeoff_fig = Figure(
         "tradeoff", "Accuracy vs fairness",
         "Each point is one classifier evaluated on the real test split; error bars are "
         f"{_level_txt(level)}bootstrap confidence intervals. Lower on the x axis is fairer; higher on "
-        "the y axis is more accurate.",
+        "the y axis is more accurate." + (" The dashed line is the oracle frontier: the highest expected "
+                                          "accuracy any classifier can reach at each DP difference on this "
+                                          "split (embedded synthetic data only)." if frontier else ""),
         plots.tradeoff([{"method": m.method, "accuracy": m.triple("accuracy"),
                          **{k: m.triple(k) for k, _ in TRADEOFF}} for m in results], TRADEOFF,
-                       BASELINE if any(m.method == BASELINE for m in results) else None))
+                       BASELINE if any(m.method == BASELINE for m in results) else None, reference))
     rates_fig = Figure(
         "group_rates", "Per-group rates",
         f"Rates of each classifier per group ({labels[0]} / {labels[1]}) on the real test split, with "
@@ -1011,6 +1053,7 @@ def build(cfg: dict, dataset: str | os.PathLike, classifiers_dir: str | os.PathL
         "dataset": _dataset_context(manifest, crops, rate_rows, rates_source, synth),
         "gans": gans, "gan_runs": list(cfg["gan"]["runs"]), "synth": synth,
         "comparison": comparison_table(results, BASELINE),
+        "frontier": frontier,
         "paired": paired_table(paired, methods) if paired else None,
         "groups": group_table(results, labels),
         "paper": {**PAPER, "table": paper_table(results),

@@ -142,17 +142,29 @@ def _line_colors(n: int) -> list:
 
 
 @_styled
-def tradeoff(points: Sequence[dict], fairness: Sequence[tuple[str, str]], baseline: str | None) -> bytes:
+def tradeoff(points: Sequence[dict], fairness: Sequence[tuple[str, str]], baseline: str | None,
+             reference: dict | None = None) -> bytes:
     """Accuracy against each fairness metric, one point per method with CI error bars.
 
     ``points``: ``{"method", "accuracy": (v, lo, hi), <metric>: (v, lo, hi), ...}``;
-    ``fairness``: ``[(metric key, axis label), ...]`` (lower is fairer).
+    ``fairness``: ``[(metric key, axis label), ...]`` (lower is fairer); ``reference``:
+    ``{metric key: (xs, ys, label)}``, a curve drawn behind the points on that metric's panel
+    (the oracle frontier of the synthetic data).
     """
     ncols = len(fairness)
     fig, axes = _figure(1, ncols, 4.0 * ncols, 3.4)
     legend: dict[str, object] = {}
     for ax, (key, label) in zip(axes.flat, fairness):
         labels_at: dict[tuple[float, float], list[str]] = {}
+        if reference and key in reference:
+            xs, ys, ref_label = reference[key]
+            # beyond its last point the reference is flat (an unconstrained optimum): draw it on to
+            # the rightmost point or interval end
+            right = max([p[key][2] or p[key][0] or 0.0 for p in points if p[key][0] is not None] or [0.0])
+            if xs and right > xs[-1]:
+                xs, ys = [*xs, right], [*ys, ys[-1]]
+            handle = ax.plot(xs, ys, "--", color="#777777", lw=1.3, zorder=2, label=ref_label)[0]
+            legend.setdefault(ref_label, handle)
         for k, p in enumerate(points):
             fx, flo, fhi = p[key]
             ay, alo, ahi = p["accuracy"]
@@ -177,6 +189,7 @@ def tradeoff(points: Sequence[dict], fairness: Sequence[tuple[str, str]], baseli
         ax.set_title(f"Accuracy vs {label}")
     if legend:
         order = [p["method"] for p in points if p["method"] in legend]
+        order += [name for name in legend if name not in order]
         fig.legend([legend[m] for m in order], order, loc="outside lower center", ncol=min(len(order), 6))
     return _render(fig)
 

@@ -3,7 +3,6 @@ guarantees, and the redraw of the synthetic data's true outcome probabilities wi
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 
@@ -15,17 +14,17 @@ from fairgen.data import synthetic as S
 from fairgen.errors import DataError
 
 
-def brute_force(p, c, bound):
-    """Best expected accuracy over every pair of per-group top-k selections within the bound."""
-    best = -1.0
-    groups = {g: np.sort(p[c == g])[::-1] for g in (0, 1)}
-    n = {g: len(groups[g]) for g in (0, 1)}
-    for k0, k1 in itertools.product(range(n[0] + 1), range(n[1] + 1)):
-        if abs(k1 / n[1] - k0 / n[0]) > bound + 1e-12:
-            continue
-        correct = sum(groups[g][:k].sum() + (1 - groups[g][k:]).sum() for g, k in ((0, k0), (1, k1)))
-        best = max(best, correct / len(p))
-    return best
+def linear_program(p, c, bound):
+    """The best expected accuracy over every randomized classifier (a selection probability per
+    image) within the DP bound, by scipy's LP solver: an independent check of the exact solver."""
+    from scipy.optimize import linprog
+
+    n0, n1 = (c == 0).sum(), (c == 1).sum()
+    rate_diff = np.where(c == 1, 1.0 / n1, -1.0 / n0)  # rate_1 - rate_0 as a linear function
+    res = linprog(-(2 * p - 1), A_ub=np.vstack([rate_diff, -rate_diff]), b_ub=[bound, bound],
+                  bounds=[(0, 1)] * len(p), method="highs")
+    assert res.status == 0
+    return (-res.fun + (1 - p).sum()) / len(p)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -38,7 +37,7 @@ def test_frontier_matches_brute_force(seed):
     p = np.clip(np.round(rng.beta(2, 2, n) * 8) / 8 + 0.25 * (c == 0) - 0.15, 0, 1)
     bounds = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, math.inf]
     for bound, pt in zip(bounds, FR.frontier(p, c, bounds)):
-        assert pt["expected_accuracy"] == pytest.approx(brute_force(p, c, bound), abs=1e-12)
+        assert pt["expected_accuracy"] == pytest.approx(linear_program(p, c, min(bound, 1.0)), abs=1e-9)
         assert pt["dp_difference"] <= bound + 1e-12
         assert pt["dp_difference"] == pytest.approx(abs(pt["selection_rate_c1"] - pt["selection_rate_c0"]))
 
@@ -172,3 +171,15 @@ def test_cli_writes_the_frontier_and_the_asked_bounds(tmp_path, sample, capsys):
     rc = cli.main(["frontier", "--dataset", str(tmp_path / "nope.json"), "--index", str(index),
                    "--out-json", str(tmp_path / "x.json")])
     assert rc == 2 and not (tmp_path / "x.json").exists()
+
+
+def test_randomized_threshold_by_hand():
+    """Group 0 is surely positive, group 1 surely negative; DP difference <= 0.25. Selecting half
+    of one group-0 image (rate 0.25) and no group-1 image is best: 4.5 of 6 expected correct,
+    better than any deterministic choice (4 of 6)."""
+    p, c, y = np.array([1.0, 1.0, 0, 0, 0, 0]), np.array([0, 0, 1, 1, 1, 1]), np.array([1, 1, 0, 0, 0, 0])
+    pt = FR.frontier(p, c, [0.25], y)[0]
+    assert pt["expected_accuracy"] == pytest.approx(0.75) and pt["accuracy"] == pytest.approx(0.75)
+    assert pt["selection_rate_c0"] == pytest.approx(0.25) and pt["selection_rate_c1"] == 0
+    assert pt["threshold_c0"] == 1.0 and pt["threshold_c1"] is None
+    assert FR.frontier(p, c, [0.0], y)[0]["expected_accuracy"] == pytest.approx(4 / 6)

@@ -256,6 +256,41 @@ def test_quality_section(full):
             _table_text(full["html"], "label-stats")
 
 
+def test_oracle_frontier_section(full):
+    """The synthetic source's oracle frontier: each classifier's accuracy against the oracle's
+    expected accuracy at the classifier's own DP difference, and the curve on the trade-off plot."""
+    from fairgen import frontier as FR
+
+    cfg, paths = full["cfg"], full["paths"]
+    data = FR.oracle_split(paths["dataset"], paths["crops_index"], cfg["protected"], cfg["outcome"])
+    text = _table_text(full["html"], "frontier-table")
+    for method in cfg["classifier"]["methods"]:
+        r = json.loads((Path(paths["classifiers_dir"]) / method / "metrics.json").read_text())
+        dp, acc = r["fairness"]["demographic_parity_difference"], r["overall"]["accuracy"]
+        oracle = FR.frontier(data.p, data.c, [dp])[0]["expected_accuracy"]
+        assert re.search(rf"{method}\s+{acc:.3f}\s+{dp:.3f}\s+{oracle:.3f}\s+{(oracle - acc) * 100:.1f} points", text), method
+    bayes = FR.frontier(data.p, data.c, [float("inf")])[0]
+    assert f"expected accuracy of {bayes['expected_accuracy']:.3f}" in full["html"]
+    assert "The dashed line is the oracle frontier" in full["html"]
+    assert "Absent:</strong> oracle frontier" not in full["html"]
+
+
+def test_oracle_frontier_only_for_the_synthetic_source_and_never_fatal(small, tmp_path):
+    from fairgen import io
+
+    cfg, paths = small
+    manifest = json.loads(Path(paths["dataset"]).read_text())
+    io.write_json({**manifest, "source": "celeba_local"}, paths["dataset"])
+    html_text = report.build(cfg, **paths)[0]
+    assert "frontier-table" not in html_text and "oracle frontier" not in html_text
+    # a synthetic manifest whose parameters do not redraw the index: a notice, not a failure
+    io.write_json({**manifest, "parameters": {**manifest["parameters"], "seed": 99}}, paths["dataset"])
+    html_text = report.build(cfg, **paths)[0]
+    assert re.search(r"Absent:</strong> oracle frontier &mdash; <code>[^<]*index\.parquet</code> could not be "
+                     r"matched to the dataset \([^)]*row \d+: image", html_text)
+    assert "frontier-table" not in html_text
+
+
 def test_paper_reference_named_honestly(full):
     text = _table_text(full["html"], "paper-table")
     for number in ("0.2023", "0.0447", "0.3009", "0.2910", "0.0204", "0.2657", "0.0507", "0.2447", "0.1144", "0.0123"):

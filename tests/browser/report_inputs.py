@@ -84,24 +84,35 @@ def write_classifiers(folder: Path, cfg: dict, rates: dict, flips: dict | None =
     return out
 
 
-def write_manifest(path: Path, cfg: dict, index: pd.DataFrame, source: str = "synthetic") -> dict:
-    """The manifest ``fairgen dataset`` writes (fairgen.data.sources.build_manifest) for ``index``."""
-    from fairgen.data.sources import build_manifest
+# The embedded synthetic dataset the inputs describe (no pixels are rendered): its recorded
+# parameters let the audit redraw each test image's true P(y = 1) for the oracle frontier.
+SYNTHETIC = dict(n_images=600, p_protected=0.42, p_outcome_given_protected_0=0.65,
+                 p_outcome_given_protected_1=0.25, feature_strength=2.0, split_fractions=(0.8, 0.1, 0.1))
 
-    manifest = build_manifest(index, path.parent / "celeba_root", source, cfg["protected"], cfg["outcome"],
-                              {"n_images": len(index)})
+
+def write_manifest(path: Path, cfg: dict, index: pd.DataFrame, source: str = "synthetic", seed: int = 0) -> dict:
+    """The manifest ``fairgen dataset`` writes (fairgen.data.sources.build_manifest) for ``index``;
+    for the synthetic source with the parameters of :func:`crops_index_frame`'s draw."""
+    from fairgen.data.sources import build_manifest
+    from fairgen.data.synthetic import synthetic_parameters
+
+    params = (synthetic_parameters(seed=seed, protected=cfg["protected"], outcome=cfg["outcome"], **SYNTHETIC)
+              if source == "synthetic" else {"n_images": len(index)})
+    manifest = build_manifest(index, path.parent / "celeba_root", source, cfg["protected"], cfg["outcome"], params)
     io.write_json(manifest, path)
     return manifest
 
 
 def crops_index_frame(cfg: dict, seed: int = 0) -> pd.DataFrame:
-    """The columns of a crops index the report reads: image_id, split, protected, outcome."""
-    rng = np.random.default_rng(seed)
-    split = np.array(["train"] * 480 + ["valid"] * 60 + ["test"] * 60)
-    c = (rng.random(600) < 0.42).astype(np.int8)
-    y = (rng.random(600) < np.where(c == 1, 0.25, 0.65)).astype(np.int8)
-    return pd.DataFrame({"image_id": [f"{i + 1:06d}.jpg" for i in range(600)], "split": split,
-                         cfg["protected"]: c, cfg["outcome"]: y})
+    """The columns of a crops index the report reads (image_id, split, protected, outcome) of a
+    600-image embedded synthetic dataset (about 480 / 60 / 60 images per split)."""
+    from fairgen.data.synthetic import sample_dataset
+
+    frame = sample_dataset(seed=seed, protected=cfg["protected"], outcome=cfg["outcome"], **SYNTHETIC).frame
+    out = frame[["image_id", "split"]].copy()
+    for col in (cfg["protected"], cfg["outcome"]):
+        out[col] = (frame[col].to_numpy() > 0).astype(np.int8)
+    return out
 
 
 def write_gan_run(folder: Path, run: str, steps: int = 5) -> None:
