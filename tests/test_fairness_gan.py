@@ -97,6 +97,34 @@ def test_joint_head_is_a_projection_in_y():
     torch.testing.assert_close(s[2] - s[1], gan.D.sj_y(phi).reshape(-1))  # slope = V_Y . phi(x)
 
 
+def test_joint_head_given_c_is_a_projection_on_the_c_y_cell():
+    """sj_given_c: S_J(x, y, c) = the paper's S_J + ((1 - q) e_{2c} + q e_{2c+1}).phi(x) with q the
+    outcome's probability and a spectrally normalised cell embedding; off, S_J ignores c."""
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    c0, c1 = torch.zeros(4, dtype=torch.long), torch.ones(4, dtype=torch.long)
+    plain = _gan().eval()
+    assert plain.D.sj_cy is None
+    y = torch.tensor([-0.8, -0.2, 0.3, 0.8])
+    torch.testing.assert_close(plain.D(x, y, c0)["sj"], plain.D(x, y, c1)["sj"])
+    cond = _gan(sj_given_c=True).eval()
+    assert _has_sn(cond.D.sj_cy) and cond.config["sj_given_c"] is True and cond.D.sx_c is None
+    phi = cond.D.features(x)
+    paper = (cond.D.sj_x(phi) + y.reshape(-1, 1) * cond.D.sj_y(phi)).reshape(-1)
+    for c in (c0, c1):
+        q = ((y + 1) / 2).reshape(-1, 1)
+        cell = (1 - q) * cond.D.sj_cy(2 * c) + q * cond.D.sj_cy(2 * c + 1)
+        torch.testing.assert_close(cond.D(x, y, c)["sj"], paper + (cell * phi).sum(1))
+    assert not torch.allclose(cond.D(x, y, c0)["sj"], cond.D(x, y, c1)["sj"])
+    for k in ("sx", "cx", "yx", "cy"):  # the other heads do not see c
+        torch.testing.assert_close(cond.D(x, y, c0)[k], cond.D(x, y, c1)[k])
+    with pytest.raises(ValueError, match="sj_given_c"):
+        cond.D(x, y)
+    # the label still gets a gradient through the cell mixture
+    y_req = y.clone().requires_grad_(True)
+    cond.D(x, y_req, c1)["sj"].sum().backward()
+    assert y_req.grad is not None and y_req.grad.abs().sum() > 0
+
+
 def test_image_head_given_c_is_a_projection_on_c():
     """sx_given_c: S_X(x, c) = V_X.phi(x) + e_c.phi(x) with a spectrally normalised c embedding;
     off (the paper), S_X ignores c. D needs c then, and G's fakes are judged as their c."""
@@ -535,19 +563,21 @@ def test_cli_train_gan_smoke_and_resume(tmp_path):
 def test_runs_build_their_variant_from_the_gan_section():
     cfg = config.validate({"gan": {"width": 4, "z_dim": 8, "lambda_fair": 2.5, "lambda_cx": 0.5, "y_soft": 0.7,
                                    "y_noise": 0.02, "y_from_c": True, "lambda_yx": 1.5,
-                                   "lambda_label": 0.75, "sx_given_c": True}})
+                                   "lambda_label": 0.75, "sx_given_c": True, "sj_given_c": True}})
     for run, variant in (("fgan_dp", "dp"), ("fgan_eqopp", "eqopp"), ("acgan", "none")):
         gan = build_model(cfg, run, 32, 0.4)
         assert gan.variant == variant and gan.p_c == 0.4
         assert {k: gan.config[k] for k in ("width", "z_dim", "lambda_fair", "lambda_cx", "y_soft", "y_noise",
-                                           "y_from_c", "resolution", "lambda_yx", "lambda_label", "sx_given_c")} == \
+                                           "y_from_c", "resolution", "lambda_yx", "lambda_label", "sx_given_c",
+                                           "sj_given_c")} == \
             {"width": 4, "z_dim": 8, "lambda_fair": 2.5, "lambda_cx": 0.5, "y_soft": 0.7, "y_noise": 0.02,
              "y_from_c": True, "resolution": 32, "lambda_yx": 1.5, "lambda_label": 0.75,
-             "sx_given_c": True}
+             "sx_given_c": True, "sj_given_c": True}
     assert config.validate({})["gan"]["y_from_c"] is False  # the paper's y path by default
     assert config.validate({})["gan"]["lambda_yx"] == 0.0     # and no outcome-consistency term
     assert config.validate({})["gan"]["lambda_label"] == 0.0  # nor label term
     assert config.validate({})["gan"]["sx_given_c"] is False  # and S_X sees the image only
+    assert config.validate({})["gan"]["sj_given_c"] is False  # and S_J sees (x, y) only
     with pytest.raises(ConfigError, match="fgan_xx"):
         build_model(cfg, "fgan_xx", 32, 0.4)
 

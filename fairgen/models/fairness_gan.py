@@ -22,7 +22,8 @@ Discriminator (:class:`FairnessDiscriminator`)
     shared trunk ``phi(x)``: spectrally normalised ResNet down blocks, ReLU, global sum pooling.
     Heads, all logits:
 
-    * ``sj`` -- joint real/fake of (x, y) by projection ``y * V_Y.phi(x) + V_X.phi(x)`` (S_J),
+    * ``sj`` -- joint real/fake of (x, y) by projection ``y * V_Y.phi(x) + V_X.phi(x)`` (S_J; of
+      (x, y, c) with ``sj_given_c``, adding a projection on a (c, y) cell embedding),
     * ``sx`` -- real/fake of x alone, linear on phi (S_X; of (x, c) by projection with ``sx_given_c``),
     * ``cx`` -- c from x, linear on phi,
     * ``yx`` -- y from x, linear on phi (beyond the paper: see "Outcome consistency" below),
@@ -160,7 +161,8 @@ class FairnessGenerator(nn.Module):
 class FairnessDiscriminator(nn.Module):
     """``D(x, y) -> {'sj', 'sx', 'cx', 'yx', 'cy'}``, each (N,) logits (see the module docstring)."""
 
-    def __init__(self, resolution: int, width: int, cy_hidden: int, sx_given_c: bool = False):
+    def __init__(self, resolution: int, width: int, cy_hidden: int, sx_given_c: bool = False,
+                 sj_given_c: bool = False):
         super().__init__()
         n = _blocks_for(resolution)
         chans = [width * 2 ** i for i in range(n)]  # after each downsampling block
@@ -179,22 +181,33 @@ class FairnessDiscriminator(nn.Module):
         # other heads' initial weights are those of the paper's four-head D for the same seed
         # S_X given c (beyond the paper): projection of phi on a c embedding, as in a projection cGAN
         self.sx_c = sn_embedding(N_GROUPS, feat) if sx_given_c else None
+        # S_J given c (beyond the paper): projection of phi on a (c, y) cell embedding, the outcome's
+        # probability mixing the cell's y=0 and y=1 rows (row 2c + y), so an image generated with
+        # (c, y) must look like real images of that cell -- not of the other group's cell
+        self.sj_cy = sn_embedding(2 * N_GROUPS, feat) if sj_given_c else None
 
     def features(self, x: Tensor) -> Tensor:
         """phi(x): the trunk's ReLU features summed over space, (N, F)."""
         return F.relu(self.trunk(x)).sum(dim=(2, 3))
 
     def forward(self, x: Tensor, y: Tensor, c: Tensor | None = None) -> dict[str, Tensor]:
-        """All heads' logits; ``c`` (N,) is needed only when S_X is conditional (``sx_given_c``)."""
+        """All heads' logits; ``c`` (N,) is needed only when S_X or S_J is conditional
+        (``sx_given_c``, ``sj_given_c``)."""
         phi = self.features(x)
         y_col = y.reshape(-1, 1).to(phi.dtype)
         sx = self.sx(phi).reshape(-1)
+        sj = (self.sj_x(phi) + y_col * self.sj_y(phi)).reshape(-1)
+        for name, head in (("sx_given_c", self.sx_c), ("sj_given_c", self.sj_cy)):
+            if head is not None and c is None:
+                raise ValueError(f"FairnessDiscriminator: {name} needs the images' c")
         if self.sx_c is not None:
-            if c is None:
-                raise ValueError("FairnessDiscriminator: sx_given_c needs the images' c")
             sx = sx + (self.sx_c(c).to(phi.dtype) * phi).sum(dim=1)
+        if self.sj_cy is not None:
+            q = outcome_prob(y).reshape(-1, 1).to(phi.dtype)
+            cell = (1.0 - q) * self.sj_cy(2 * c) + q * self.sj_cy(2 * c + 1)
+            sj = sj + (cell.to(phi.dtype) * phi).sum(dim=1)
         return {
-            "sj": (self.sj_x(phi) + y_col * self.sj_y(phi)).reshape(-1),
+            "sj": sj,
             "sx": sx,
             "cx": self.cx(phi).reshape(-1),
             "yx": self.yx(phi).reshape(-1),
@@ -331,7 +344,7 @@ class FairnessGAN(GAN):
                  lambda_fair: float = 1.0, lambda_cx: float = 1.0, lambda_yx: float = 0.0, y_soft: float = 0.8, y_noise: float = 0.01,
                  y_from_c: bool = False, p_c: float = 0.5, y_hidden: int = 128, cy_hidden: int = 64,
                  loss: str = "hinge", penalty: str = "cy_head", y_path: str = "noise", lambda_label: float = 0.0,
-                 sx_given_c: bool = False):
+                 sx_given_c: bool = False, sj_given_c: bool = False):
         if variant not in VARIANTS:
             raise ValueError(f"FairnessGAN: variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         if penalty not in PENALTIES:
@@ -342,12 +355,12 @@ class FairnessGAN(GAN):
             raise ValueError("FairnessGAN: need 0 < y_soft <= 1 and y_noise, lambda_fair, lambda_cx, lambda_yx, "
                              "lambda_label >= 0")
         G = init_xavier_(FairnessGenerator(z_dim, resolution, width, y_from_c, y_hidden, y_path))
-        D = init_xavier_(FairnessDiscriminator(resolution, width, cy_hidden, sx_given_c))
+        D = init_xavier_(FairnessDiscriminator(resolution, width, cy_hidden, sx_given_c, sj_given_c))
         super().__init__(G, D, z_dim=z_dim, loss=loss, config=dict(
             resolution=resolution, z_dim=z_dim, width=width, variant=variant, lambda_fair=lambda_fair,
             lambda_cx=lambda_cx, lambda_yx=lambda_yx, y_soft=y_soft, y_noise=y_noise, y_from_c=y_from_c, p_c=p_c,
             y_hidden=y_hidden, cy_hidden=cy_hidden, loss=loss, penalty=penalty, y_path=y_path,
-            lambda_label=lambda_label, sx_given_c=bool(sx_given_c)))
+            lambda_label=lambda_label, sx_given_c=bool(sx_given_c), sj_given_c=bool(sj_given_c)))
         self.variant = variant
         self.lambda_fair = float(lambda_fair)
         self.lambda_cx = float(lambda_cx)
