@@ -549,6 +549,7 @@ def test_snakemake_audit_rule_and_native_report(small, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     html_text = (res / "audit" / "report.html").read_text()
     assert external_references(html_text) == []
+    assert 'id="frontier-table"' in html_text  # the rule's crops index reaches the oracle frontier
     _, figures, _ = report.build(cfg, **paths)
     assert sorted(p.stem for p in (res / "audit" / "figures").glob("*.png")) == sorted(f.name for f in figures)
     assert "audit report: results/audit/report.html" in (res / "logs" / "audit.log").read_text()
