@@ -10,7 +10,9 @@ be conditioned on the protected attribute ``c`` and output an outcome ``y`` next
 ``generate.n_samples`` samples are drawn with exactly ``round(n * generate.protected_ratio)``
 of them at c=1 (the c values shuffled with the stage seed), in batches of
 ``generate.batch_size``. Each sample's ``y_prob = (y + 1) / 2`` clipped to [0, 1] and its label
-``y = y_prob >= 0.5``. The result is a dataset folder in the format of
+``y = y_prob >= 0.5``. With ``generate.oversample`` k > 1, k times as many candidates are drawn
+(the same exact c ratio) and :func:`select_stratified` keeps the n that the GAN's discriminator
+finds most real (:func:`realism_scores`), within each (c, y) cell. The result is a dataset folder in the format of
 :mod:`fairgen.synthetic_data`, written atomically as a whole, plus ``previews/c{c}_y{y}.png``
 contact sheets of up to 64 samples of each (c, y) cell.
 """
@@ -85,6 +87,56 @@ def sample(gan, c: np.ndarray, *, batch_size: int, seed: int, device, precision:
     return torch.cat(images).numpy(), torch.cat(y_prob).numpy()
 
 
+def realism_scores(gan, images: np.ndarray, y_prob: np.ndarray, c: np.ndarray, *, batch_size: int, device,
+                   precision: str = "fp32", progress: bool = True, source: str = "generator") -> np.ndarray:
+    """The model's realism score (``gan.realism``, e.g. the Fairness GAN's S_X logits) of each
+    generated sample, scored on the saved uint8 images (what the dataset will hold)."""
+    import torch
+    from tqdm import tqdm
+
+    if not callable(getattr(gan, "realism", None)):
+        raise DataError(f"{source}: model '{gan.name}' has no discriminator realism score; "
+                        "generate.oversample > 1 needs one (set it to 1)")
+    autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    out = []
+    was_training = gan.training
+    gan.eval()
+    try:
+        with torch.inference_mode():
+            for start in tqdm(range(0, len(c), batch_size), desc="score", unit="batch", disable=not progress):
+                sl = slice(start, start + batch_size)
+                x = torch.tensor(images[sl], device=device).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+                batch = {"x": x, "y": torch.tensor(2.0 * y_prob[sl] - 1.0, device=device).float(),
+                         "c": torch.tensor(c[sl], device=device)}
+                with torch.autocast(**autocast):
+                    out.append(gan.realism(batch).float().reshape(-1).cpu())
+    finally:
+        gan.train(was_training)
+    scores = torch.cat(out).numpy().astype(np.float64)
+    if not np.isfinite(scores).all():
+        raise DataError(f"{source}: the discriminator's realism score is NaN/inf for some samples")
+    return scores
+
+
+def select_stratified(scores: np.ndarray, c: np.ndarray, y: np.ndarray, n_keep: dict[int, int]) -> np.ndarray:
+    """Indices (ascending) of the highest-scoring samples: ``n_keep[g]`` of group g, split between
+    its y=1 and y=0 cells in the cell's share of the group (rounded; the y=0 cell takes the rest),
+    the top scores within each cell (ties: the earlier sample)."""
+    keep = []
+    for g in (0, 1):
+        group = c == g
+        m = int(group.sum())
+        if n_keep.get(g, 0) > m:
+            raise ValueError(f"cannot keep {n_keep[g]} samples of group c={g}: only {m} candidates")
+        if not n_keep.get(g, 0):
+            continue
+        k1 = int(round(n_keep[g] * (group & (y == 1)).sum() / m))
+        for yv, k in ((1, k1), (0, n_keep[g] - k1)):
+            cell = np.flatnonzero(group & (y == yv))
+            keep.append(cell[np.argsort(-scores[cell], kind="stable")[:k]])
+    return np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
+
+
 def write_previews(folder: Path, images: np.ndarray, c: np.ndarray, y: np.ndarray) -> list[str]:
     """A contact sheet ``c{c}_y{y}.png`` of up to 64 samples of each (c, y) cell that occurs."""
     from fairgen.data.crops import contact_sheet
@@ -129,11 +181,25 @@ def generate(cfg: dict, run: str, checkpoint: str | os.PathLike, out_dir: str | 
         raise DataError(f"{checkpoint}: model '{gan.name}' is not conditioned on the protected attribute c "
                         f"(its conditioning: {', '.join(gan.cond_keys) or 'none'})")
     seed = seed_for(cfg, f"generate/{run}")
-    c = balanced_groups(gc["n_samples"], gc["protected_ratio"], seed)
+    n, k = gc["n_samples"], gc["oversample"]
+    c = balanced_groups(n * k, gc["protected_ratio"], seed)
     log.info("run %s: %d samples (%d with %s=1) from %s (step %d) on %s", run, len(c), int(c.sum()),
              cfg["protected"], checkpoint, step, device)
     images, y_prob = sample(gan, c, batch_size=gc["batch_size"], seed=seed, device=device,
                             precision=cfg["precision"], progress=progress, source=str(checkpoint))
+    selection = None
+    if k > 1:
+        scores = realism_scores(gan, images, y_prob, c, batch_size=gc["batch_size"], device=device,
+                                precision=cfg["precision"], progress=progress, source=str(checkpoint))
+        n1 = int(round(n * gc["protected_ratio"]))
+        cand_y = labels_from_prob(y_prob)
+        keep = select_stratified(scores, c, cand_y, {0: n - n1, 1: n1})
+        selection = {"oversample": k, "candidates": len(c), "score": "discriminator image head S_X (logit)",
+                     "p_y1_given_c_candidates": rate_by_group(cand_y, c),
+                     "mean_score_candidates": float(scores.mean()), "mean_score_kept": float(scores[keep].mean())}
+        images, y_prob, c = images[keep], y_prob[keep], c[keep]
+        log.info("run %s: kept %d of %d candidates (mean S_X %.3f -> %.3f)", run, len(keep), len(scores),
+                 selection["mean_score_candidates"], selection["mean_score_kept"])
     y = labels_from_prob(y_prob)
     summary = {
         "run": run, "checkpoint": str(checkpoint), "checkpoint_step": step,
@@ -144,6 +210,7 @@ def generate(cfg: dict, run: str, checkpoint: str | os.PathLike, out_dir: str | 
         "p_y1_given_c": rate_by_group(y, c),
         "y_prob_rule": Y_PROB_RULE, "seed": seed, "batch_size": gc["batch_size"],
         "device": str(device), "precision": cfg["precision"], "image_shape": list(images.shape[1:]),
+        "selection": selection,
     }
     with io.atomic_path(out_dir, is_dir=True) as tmp:
         summary["previews"] = [f"{PREVIEW_DIR}/{p}" for p in write_previews(tmp / PREVIEW_DIR, images, c, y)]

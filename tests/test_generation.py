@@ -6,7 +6,7 @@ from torch import nn
 
 from fairgen import cli, config
 from fairgen.errors import CheckpointError, DataError
-from fairgen.generation import balanced_groups, generate
+from fairgen.generation import balanced_groups, generate, realism_scores, select_stratified
 from fairgen.models.base import GAN, MODEL_REGISTRY
 from fairgen.synthetic_data import read_synthetic
 from fairgen.training.checkpoint import save_checkpoint
@@ -36,6 +36,9 @@ class TinyFairGAN(GAN):
             out["y"] = torch.tanh(self.G["y"](h)).reshape(-1)
         return out
 
+    def realism(self, batch):
+        return self.D(batch["x"].flatten(1)).reshape(-1)
+
 
 class Unconditional(TinyFairGAN):
     name = "test_tiny_uncond"
@@ -62,9 +65,10 @@ def _checkpoint(path, cls=TinyFairGAN, step=123, ema_seed=None, **kwargs):
     return path
 
 
-def _cfg(n=50, ratio=0.5, seed=0, batch_size=16):
+def _cfg(n=50, ratio=0.5, seed=0, batch_size=16, oversample=1):
     return config.validate({"seed": seed, "device": "cpu",
-                            "generate": {"n_samples": n, "protected_ratio": ratio, "batch_size": batch_size}})
+                            "generate": {"n_samples": n, "protected_ratio": ratio, "batch_size": batch_size,
+                                         "oversample": oversample}})
 
 
 @pytest.mark.parametrize("n, ratio, ones", [(10, 0.5, 5), (11, 0.5, 6), (7, 0.0, 0), (7, 1.0, 7), (1000, 0.3, 300)])
@@ -195,3 +199,73 @@ def test_generate_from_a_fairness_gan_checkpoint(tmp_path):
         ys = [gan.generate(gan.sample_latent(len(cb), gen, "cpu", c=torch.tensor(cb)))["y"]
               for cb in np.array_split(ta["c"].to_numpy(), [10, 20])]
     np.testing.assert_allclose(ta["y_prob"], ((torch.cat(ys) + 1) / 2).numpy(), atol=1e-6)
+
+
+def test_select_stratified_keeps_the_top_of_each_cell_in_its_share():
+    rng = np.random.default_rng(0)
+    c = (rng.random(300) < 0.5).astype(int)
+    y = (rng.random(300) < np.where(c == 1, 0.3, 0.6)).astype(int)
+    scores = rng.normal(size=300)
+    keep = select_stratified(scores, c, y, {0: 40, 1: 60})
+    assert np.all(np.diff(keep) > 0)
+    for g, n_g in ((0, 40), (1, 60)):
+        group = c == g
+        assert (c[keep] == g).sum() == n_g
+        k1 = round(n_g * (group & (y == 1)).sum() / group.sum())
+        assert ((c[keep] == g) & (y[keep] == 1)).sum() == k1
+        for yv in (0, 1):
+            cell = np.flatnonzero(group & (y == yv))
+            kept = np.intersect1d(cell, keep)
+            assert scores[kept].min() >= scores[np.setdiff1d(cell, keep)].max()
+    with pytest.raises(ValueError, match="only"):
+        select_stratified(scores, c, y, {0: 1000, 1: 0})
+
+
+def test_oversampling_keeps_the_most_real_candidates_per_cell(registry, tmp_path):
+    """generate.oversample k draws exactly the samples of an n*k generation (same seed) and keeps
+    the n that select_stratified picks by the model's realism score of the saved images."""
+    ckpt = _checkpoint(tmp_path / "ckpt.pt")
+    generate(_cfg(n=90, ratio=0.4, batch_size=16), "fgan_dp", ckpt, tmp_path / "all", progress=False)
+    summary = generate(_cfg(n=30, ratio=0.4, batch_size=16, oversample=3), "fgan_dp", ckpt, tmp_path / "kept",
+                       progress=False)
+    t_all, i_all, _ = read_synthetic(tmp_path / "all")
+    t_kept, i_kept, meta = read_synthetic(tmp_path / "kept")
+    assert len(t_kept) == 30 and t_kept["c"].sum() == 12  # exactly round(30 * 0.4)
+    torch.manual_seed(0)
+    gan = TinyFairGAN()
+    c_all = t_all["c"].to_numpy()
+    scores = realism_scores(gan, i_all, t_all["y_prob"].to_numpy(), c_all, batch_size=7,
+                            device=torch.device("cpu"), progress=False)
+    keep = select_stratified(scores, c_all, t_all["y"].to_numpy(), {0: 18, 1: 12})
+    np.testing.assert_array_equal(i_kept, i_all[keep])
+    np.testing.assert_array_equal(t_kept["y_prob"], t_all["y_prob"].to_numpy()[keep])
+    sel = meta["generation"]["selection"]
+    assert sel["oversample"] == 3 and sel["candidates"] == 90
+    assert sel["mean_score_kept"] > sel["mean_score_candidates"]
+    assert summary["selection"] == sel
+    assert generate(_cfg(n=30), "fgan_dp", ckpt, tmp_path / "plain", progress=False)["selection"] is None
+
+
+def test_oversampling_needs_a_realism_score(registry, tmp_path, monkeypatch):
+    monkeypatch.delattr(TinyFairGAN, "realism")
+    ckpt = _checkpoint(tmp_path / "ckpt.pt")
+    with pytest.raises(DataError, match="no discriminator realism score; generate.oversample > 1"):
+        generate(_cfg(n=10, oversample=2), "fgan_dp", ckpt, tmp_path / "synth", progress=False)
+    assert not (tmp_path / "synth").exists()
+
+
+def test_fairness_gan_realism_is_its_image_head(tmp_path):
+    """The Fairness GAN's realism score is D's S_X (given c with sx_given_c); oversampling works
+    on its checkpoints."""
+    from fairgen.models import build
+
+    torch.manual_seed(0)
+    gan = build("fairness_gan", resolution=32, z_dim=8, width=8, y_hidden=8, cy_hidden=8, sx_given_c=True).eval()
+    x, y, c = torch.rand(6, 3, 32, 32) * 2 - 1, torch.rand(6) * 2 - 1, torch.tensor([0, 1, 0, 1, 0, 1])
+    with torch.no_grad():
+        torch.testing.assert_close(gan.realism({"x": x, "y": y, "c": c}), gan.D(x, y, c)["sx"])
+    save_checkpoint({"model": {"name": gan.name, "config": gan.config}, "step": 5,
+                     "G": gan.G.state_dict(), "D": gan.D.state_dict()}, tmp_path / "ckpt.pt")
+    summary = generate(_cfg(n=12, batch_size=10, oversample=2), "fgan_dp", tmp_path / "ckpt.pt", tmp_path / "s",
+                       progress=False)
+    assert summary["n_samples"] == 12 and summary["selection"]["candidates"] == 24

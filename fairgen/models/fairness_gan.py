@@ -403,6 +403,11 @@ class FairnessGAN(GAN):
         real batch's y through :meth:`soften` first."""
         return self.D(batch["x"], batch["y"], batch.get("c"))["sj"]
 
+    def realism(self, batch: Batch) -> Tensor:
+        """D's image real/fake logits S_X of generated ``batch`` (x, c; higher = more real), the
+        score ``generate.oversample`` keeps samples by."""
+        return self.D(batch["x"], batch["y"].float(), batch["c"])["sx"]
+
     def _heads(self, real: Batch, fake: Batch) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """D's heads on real (softened y) and fake in one forward pass (D has no batch norm)."""
         n = real["x"].shape[0]
