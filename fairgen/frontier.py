@@ -176,7 +176,6 @@ def oracle_split(manifest: str | os.PathLike, index: str | os.PathLike, protecte
         raise DataError(f"{manifest}: synthetic parameters lack {', '.join(missing)}")
     sample = syn.sample_dataset(**{k: params[k] for k in keys})
     truth = sample.frame.set_index("image_id")
-    pos = {name: i for i, name in enumerate(truth.index)}
 
     df, _ = io.read_parquet(index, "crops_index", columns=["image_id", "split", protected, outcome])
     rows = np.flatnonzero(df["split"].astype(str).to_numpy() == split)
@@ -185,7 +184,7 @@ def oracle_split(manifest: str | os.PathLike, index: str | os.PathLike, protecte
     ids = df["image_id"].astype(str).to_numpy()[rows]
     c = _binary_column(df, protected, index)[rows]
     y = _binary_column(df, outcome, index)[rows]
-    at = np.array([pos.get(i, -1) for i in ids])
+    at = truth.index.get_indexer(ids)  # -1: not in the dataset
     if (at < 0).any():
         r = rows[np.flatnonzero(at < 0)[0]]
         raise DataError(f"{index}, row {r}: image '{df['image_id'].iloc[r]}' "

@@ -19,6 +19,7 @@ contact sheets of up to 64 samples of each (c, y) cell.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -46,6 +47,21 @@ def balanced_groups(n: int, protected_ratio: float, seed: int) -> np.ndarray:
     return c
 
 
+@contextlib.contextmanager
+def _inference(gan, device, precision: str):
+    """``gan`` in eval mode under ``torch.inference_mode`` (its train/eval state restored after);
+    yields the ``torch.autocast`` keyword arguments for the forward passes (bf16 with ``precision``)."""
+    import torch
+
+    was_training = gan.training
+    gan.eval()
+    try:
+        with torch.inference_mode():
+            yield dict(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    finally:
+        gan.train(was_training)
+
+
 def sample(gan, c: np.ndarray, *, batch_size: int, seed: int, device, precision: str = "fp32",
            progress: bool = True, source: str = "generator") -> tuple[np.ndarray, np.ndarray]:
     """Images (uint8 NHWC) and y_prob of ``gan`` conditioned on ``c``, in batches.
@@ -58,32 +74,26 @@ def sample(gan, c: np.ndarray, *, batch_size: int, seed: int, device, precision:
 
     n = len(c)
     gen = torch.Generator(device=device).manual_seed(seed)
-    autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     images, y_prob = [], []
-    was_training = gan.training
-    gan.eval()
-    try:
-        with torch.inference_mode():
-            for start in tqdm(range(0, n, batch_size), desc="generate", unit="batch", disable=not progress):
-                cb = torch.from_numpy(c[start:start + batch_size]).to(device)
-                latent = gan.sample_latent(len(cb), gen, device, c=cb)
-                with torch.autocast(**autocast):
-                    out = gan.generate(latent)
-                x, y = out.get("x"), out.get("y")
-                if x is None or x.ndim != 4 or x.shape[1] != 3:
-                    raise DataError(f"{source}: expected RGB images (N, 3, H, W) in 'x', got "
-                                    f"{None if x is None else tuple(x.shape)}")
-                if y is None:
-                    raise DataError(f"{source}: model '{gan.name}' generates no outcome 'y' "
-                                    f"(outputs: {', '.join(sorted(out))})")
-                x, y = x.float(), y.float().reshape(-1)
-                if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
-                    raise DataError(f"{source}: the generator produced NaN/inf in batch {start // batch_size} "
-                                    "(a diverged checkpoint?)")
-                images.append(((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu())
-                y_prob.append(((y + 1) / 2).clamp(0, 1).double().cpu())
-    finally:
-        gan.train(was_training)
+    with _inference(gan, device, precision) as autocast:
+        for start in tqdm(range(0, n, batch_size), desc="generate", unit="batch", disable=not progress):
+            cb = torch.from_numpy(c[start:start + batch_size]).to(device)
+            latent = gan.sample_latent(len(cb), gen, device, c=cb)
+            with torch.autocast(**autocast):
+                out = gan.generate(latent)
+            x, y = out.get("x"), out.get("y")
+            if x is None or x.ndim != 4 or x.shape[1] != 3:
+                raise DataError(f"{source}: expected RGB images (N, 3, H, W) in 'x', got "
+                                f"{None if x is None else tuple(x.shape)}")
+            if y is None:
+                raise DataError(f"{source}: model '{gan.name}' generates no outcome 'y' "
+                                f"(outputs: {', '.join(sorted(out))})")
+            x, y = x.float(), y.float().reshape(-1)
+            if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
+                raise DataError(f"{source}: the generator produced NaN/inf in batch {start // batch_size} "
+                                "(a diverged checkpoint?)")
+            images.append(((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu())
+            y_prob.append(((y + 1) / 2).clamp(0, 1).double().cpu())
     return torch.cat(images).numpy(), torch.cat(y_prob).numpy()
 
 
@@ -97,21 +107,15 @@ def realism_scores(gan, images: np.ndarray, y_prob: np.ndarray, c: np.ndarray, *
     if not callable(getattr(gan, "realism", None)):
         raise DataError(f"{source}: model '{gan.name}' has no discriminator realism score; "
                         "generate.oversample > 1 needs one (set it to 1)")
-    autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     out = []
-    was_training = gan.training
-    gan.eval()
-    try:
-        with torch.inference_mode():
-            for start in tqdm(range(0, len(c), batch_size), desc="score", unit="batch", disable=not progress):
-                sl = slice(start, start + batch_size)
-                x = torch.tensor(images[sl], device=device).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-                batch = {"x": x, "y": torch.tensor(2.0 * y_prob[sl] - 1.0, device=device).float(),
-                         "c": torch.tensor(c[sl], device=device)}
-                with torch.autocast(**autocast):
-                    out.append(gan.realism(batch).float().reshape(-1).cpu())
-    finally:
-        gan.train(was_training)
+    with _inference(gan, device, precision) as autocast:
+        for start in tqdm(range(0, len(c), batch_size), desc="score", unit="batch", disable=not progress):
+            sl = slice(start, start + batch_size)
+            x = torch.tensor(images[sl], device=device).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+            batch = {"x": x, "y": torch.tensor(2.0 * y_prob[sl] - 1.0, device=device).float(),
+                     "c": torch.tensor(c[sl], device=device)}
+            with torch.autocast(**autocast):
+                out.append(gan.realism(batch).float().reshape(-1).cpu())
     scores = torch.cat(out).numpy().astype(np.float64)
     if not np.isfinite(scores).all():
         raise DataError(f"{source}: the discriminator's realism score is NaN/inf for some samples")

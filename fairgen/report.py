@@ -944,16 +944,15 @@ def oracle_frontier(manifest: dict, dataset: Path, crops_index: Path | None, cfg
     except DataError as e:
         return None, [Missing("oracle frontier", str(crops_index), f"could not be matched to the dataset ({e})")]
     curve = FR.summarize(data)
+    scored = [m for m in results
+              if m.value("accuracy") is not None and m.value("demographic_parity_difference") is not None]
+    at_own_dp = FR.frontier(data.p, data.c, [m.value("demographic_parity_difference") for m in scored])
     rows = []
-    for m in results:
-        acc, dp = m.value("accuracy"), m.value("demographic_parity_difference")
-        n = m.result.get("n")
-        if acc is None or dp is None:
-            continue
-        pt = FR.frontier(data.p, data.c, [dp])[0]
-        rows.append({"method": m.method, "accuracy": fmt(acc), "dp": fmt(dp),
+    for m, pt in zip(scored, at_own_dp):
+        acc = m.value("accuracy")
+        rows.append({"method": m.method, "accuracy": fmt(acc), "dp": fmt(m.value("demographic_parity_difference")),
                      "oracle": fmt(pt["expected_accuracy"]), "gap": f"{(pt['expected_accuracy'] - acc) * 100:.1f} points",
-                     "same_split": n == len(data)})
+                     "same_split": m.result.get("n") == len(data)})
     inputs.add("oracle frontier: dataset parameters", dataset)
     bayes = curve["bayes"]
     return {"curve": curve, "rows": rows, "n": len(data), "label_dp": fmt(curve["label_dp_difference"]),

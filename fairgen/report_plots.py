@@ -156,11 +156,11 @@ def tradeoff(points: Sequence[dict], fairness: Sequence[tuple[str, str]], baseli
     legend: dict[str, object] = {}
     for ax, (key, label) in zip(axes.flat, fairness):
         labels_at: dict[tuple[float, float], list[str]] = {}
+        right = max([p[key][2] or p[key][0] or 0.0 for p in points if p[key][0] is not None] or [0.0])
         if reference and key in reference:
             xs, ys, ref_label = reference[key]
             # beyond its last point the reference is flat (an unconstrained optimum): draw it on to
             # the rightmost point or interval end
-            right = max([p[key][2] or p[key][0] or 0.0 for p in points if p[key][0] is not None] or [0.0])
             if xs and right > xs[-1]:
                 xs, ys = [*xs, right], [*ys, ys[-1]]
             handle = ax.plot(xs, ys, "--", color="#777777", lw=1.3, zorder=2, label=ref_label)[0]
@@ -184,7 +184,6 @@ def tradeoff(points: Sequence[dict], fairness: Sequence[tuple[str, str]], baseli
                         color="#222222")
         ax.set_xlabel(f"{label}  (lower is fairer)")
         ax.set_ylabel("accuracy")
-        right = max([p[key][2] or p[key][0] or 0.0 for p in points if p[key][0] is not None] or [0.0])
         ax.set_xlim(-0.04 * max(right, 0.05), None)
         ax.set_title(f"Accuracy vs {label}")
     if legend:
