@@ -58,6 +58,7 @@ NOTES = {
 }
 # Bump when OwnCNN's architecture or training procedure changes: invalidates cached weights.
 OWN_CNN_VERSION = 1
+ATTRIBUTE_CNN_VERSION = 1
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -87,15 +88,16 @@ def _batches(n: int, batch_size: int, desc: str, progress: bool):
 # ----------------------------------------------------------------------------------- own CNN
 
 
-def _own_cnn_module(width: int):
+def _own_cnn_module(width: int, n_out: int = 2):
     import torch.nn as nn
 
     class OwnCNN(nn.Module):
         """Compact CNN: 4 stages of conv3x3-BN-ReLU-maxpool (width w, 2w, 4w, 8w), then
         conv3x3-BN-ReLU and a global average pool (the 8w-d feature layer), then one linear
-        layer with two logits: [c, y]. Works for any input size >= 16."""
+        layer with ``n_out`` logits ([c, y] for the own CNN, one per attribute for the attribute
+        classifier). Works for any input size >= 16."""
 
-        def __init__(self, width: int):
+        def __init__(self, width: int, n_out: int):
             super().__init__()
             chans = [3, width, 2 * width, 4 * width, 8 * width]
             layers = []
@@ -105,7 +107,7 @@ def _own_cnn_module(width: int):
             layers += [nn.Conv2d(chans[-1], chans[-1], 3, padding=1, bias=False), nn.BatchNorm2d(chans[-1]),
                        nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
             self.trunk = nn.Sequential(*layers)
-            self.head = nn.Linear(chans[-1], 2)
+            self.head = nn.Linear(chans[-1], n_out)
             self.feature_dim = chans[-1]
 
         @staticmethod
@@ -119,7 +121,7 @@ def _own_cnn_module(width: int):
         def forward(self, x):
             return self.head(self.features(x))
 
-    return OwnCNN(width)
+    return OwnCNN(width, n_out)
 
 
 def train_own_cnn(images: np.ndarray, c: np.ndarray, y: np.ndarray, *, width: int = 32, epochs: int = 3,
@@ -130,32 +132,48 @@ def train_own_cnn(images: np.ndarray, c: np.ndarray, y: np.ndarray, *, width: in
     horizontal flips (faces are roughly symmetric; c and y do not change under a flip).
     Returns ``(model in eval mode, history)`` where history holds the mean loss per epoch.
     """
-    import torch
-    import torch.nn.functional as F
-
-    check_images(images, "own-CNN training images")
     n = len(images)
     c = np.asarray(c).astype(np.float32).reshape(-1)
     y = np.asarray(y).astype(np.float32).reshape(-1)
     if len(c) != n or len(y) != n:
         raise DataError(f"own-CNN training: {n} images but {len(c)} c labels and {len(y)} y labels")
+    return train_multilabel_cnn(images, np.stack([c, y], axis=1), ("c", "y"), what="own-CNN", width=width,
+                                epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device,
+                                progress=progress)
+
+
+def train_multilabel_cnn(images: np.ndarray, targets: np.ndarray, names, *, what: str, width: int = 32,
+                         epochs: int = 3, lr: float = 1e-3, batch_size: int = 128, seed: int = 0, device="cpu",
+                         progress: bool = True):
+    """Train an :class:`OwnCNN` with one logit per column of the 0/1 ``targets`` (N, K), named
+    ``names`` (for errors), by binary cross-entropy; flips as :func:`train_own_cnn`, which is this
+    function with the columns [c, y]. Returns ``(model in eval mode, history)``."""
+    import torch
+    import torch.nn.functional as F
+
+    check_images(images, f"{what} training images")
+    n = len(images)
+    targets = np.asarray(targets, dtype=np.float32)
+    if targets.ndim != 2 or len(targets) != n or targets.shape[1] != len(names):
+        raise DataError(f"{what} training: {n} images but labels of shape {targets.shape} for "
+                        f"{len(names)} targets")
     if n < 2:
-        raise DataError(f"own-CNN training: need at least 2 real train images, got {n}")
-    for name, v in (("c", c), ("y", y)):
-        if not np.isin(v, (0.0, 1.0)).all():
-            raise DataError(f"own-CNN training: labels {name} must be 0/1")
+        raise DataError(f"{what} training: need at least 2 real train images, got {n}")
+    for k, name in enumerate(names):
+        if not np.isin(targets[:, k], (0.0, 1.0)).all():
+            raise DataError(f"{what} training: labels {name} must be 0/1")
     device = torch.device(device)
     torch.manual_seed(seed)
-    model = _own_cnn_module(width).to(device)
+    model = _own_cnn_module(width, len(names)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
-    targets = torch.from_numpy(np.stack([c, y], axis=1))
+    targets = torch.from_numpy(targets)
     history = []
     model.train()
     for epoch in range(epochs):
         order = torch.randperm(n, generator=gen).numpy()
         total, seen = torch.zeros((), device=device), 0
-        for start in _batches(n, batch_size, f"own-CNN epoch {epoch + 1}/{epochs}", progress):
+        for start in _batches(n, batch_size, f"{what} epoch {epoch + 1}/{epochs}", progress):
             idx = np.sort(order[start:start + batch_size])  # sorted: faster reads from a memmap
             if len(idx) < 2:  # BatchNorm needs more than one sample per batch
                 continue
@@ -169,7 +187,7 @@ def train_own_cnn(images: np.ndarray, c: np.ndarray, y: np.ndarray, *, width: in
             total += loss.detach() * len(idx)  # summed on the device: no sync per step
             seen += len(idx)
         history.append(float(total) / max(seen, 1))
-        log.info("own-CNN epoch %d/%d: loss %.4f", epoch + 1, epochs, history[-1])
+        log.info("%s epoch %d/%d: loss %.4f", what, epoch + 1, epochs, history[-1])
     model.eval()
     return model, history
 
@@ -220,13 +238,13 @@ class OwnCNNExtractor(Extractor):
         return self.run(images, progress)["features"]
 
 
-def _fingerprint(images: np.ndarray, c: np.ndarray, y: np.ndarray, chunk: int = 2048) -> str:
+def _fingerprint(images: np.ndarray, *labels: np.ndarray, chunk: int = 2048) -> str:
     h = hashlib.blake2b(digest_size=16)
     h.update(repr(images.shape).encode())
     for start in range(0, len(images), chunk):
         h.update(np.ascontiguousarray(images[start:start + chunk]).tobytes())
-    h.update(np.asarray(c, dtype=np.uint8).tobytes())
-    h.update(np.asarray(y, dtype=np.uint8).tobytes())
+    for lab in labels:
+        h.update(np.ascontiguousarray(lab, dtype=np.uint8).tobytes())
     return h.hexdigest()
 
 
@@ -244,34 +262,90 @@ def load_or_train_own_cnn(cfg: dict, images: np.ndarray, c: np.ndarray, y: np.nd
     settings, the architecture version and the training data itself, so a cache hit is exactly
     the model this call would train. An unreadable cache file is retrained (and replaced).
     """
-    import torch
-
-    from fairgen.io import atomic_path
-
     from fairgen.training.trainer import resolve_device
 
     settings = own_cnn_settings(cfg)
     device = resolve_device(cfg["device"])
-    key_src = {"version": OWN_CNN_VERSION, **settings, "data": _fingerprint(images, c, y)}
+    model, meta = _cached_cnn(
+        "own_cnn", {"version": OWN_CNN_VERSION, **settings, "data": _fingerprint(images, c, y)}, settings, 2,
+        lambda: train_own_cnn(images, c, y, device=device, progress=progress, **settings),
+        len(images), cache_dir, device)
+    return OwnCNNExtractor(model, device, settings["batch_size"], meta)
+
+
+def _cached_cnn(kind: str, key_src: dict, settings: dict, n_out: int, train, n_train: int,
+                cache_dir: str | os.PathLike, device) -> tuple[object, dict]:
+    """``(model in eval mode on device, meta)``: an :class:`OwnCNN` with ``n_out`` logits loaded
+    from ``cache_dir/<kind>-<key>.pt`` (the key hashes ``key_src``), or trained by ``train()``
+    (which returns ``(model, history)``) and cached there. A bad cache file is retrained."""
+    import torch
+
+    from fairgen.io import atomic_path
+
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:20]
-    path = Path(cache_dir) / f"own_cnn-{key}.pt"
-    model = _own_cnn_module(settings["width"])
+    path = Path(cache_dir) / f"{kind}-{key}.pt"
+    model = _own_cnn_module(settings["width"], n_out)
     if path.exists():
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
             model.load_state_dict(blob["state_dict"])
-            meta = blob["meta"]
-            log.info("own-CNN weights loaded from cache %s", path)
-            return OwnCNNExtractor(model.eval().to(device), device, settings["batch_size"], {**meta, "weights": str(path)})
+            log.info("%s weights loaded from cache %s", kind, path)
+            return model.eval().to(device), {**blob["meta"], "weights": str(path)}
         except Exception as e:  # our own cache: a bad file is rebuilt, not fatal
-            log.warning("%s: unreadable cached own-CNN weights (%s); retraining", path, e)
-    log.info("training own-CNN feature extractor on %d real train crops (%s)", len(images), settings)
-    model, history = train_own_cnn(images, c, y, device=device, progress=progress, **settings)
-    meta = {"settings": settings, "version": OWN_CNN_VERSION, "n_train": int(len(images)),
+            log.warning("%s: unreadable cached %s weights (%s); retraining", path, kind, e)
+    log.info("training %s on %d real train crops (%s)", kind, n_train, settings)
+    model, history = train()
+    meta = {"settings": settings, "version": key_src["version"], "n_train": int(n_train),
             "loss_per_epoch": history, "key": key}
     with atomic_path(path) as tmp:
         torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "meta": meta}, tmp)
-    return OwnCNNExtractor(model, device, settings["batch_size"], {**meta, "weights": str(path)})
+    return model, {**meta, "weights": str(path)}
+
+
+# ------------------------------------------------------------------------ attribute classifier
+
+
+@dataclass
+class AttributeClassifier:
+    """An :class:`OwnCNN` with one logit per attribute of ``names``, trained on real train crops
+    with their 0/1 attribute labels (the attribute-coverage measure of :mod:`fairgen.quality`)."""
+
+    model: object
+    names: tuple
+    device: object = "cpu"
+    batch_size: int = 128
+    info: dict = field(default_factory=dict)
+
+    def predict(self, images: np.ndarray, progress: bool = True) -> np.ndarray:
+        """P(attribute = 1) for every image, float64 ``(N, len(names))``."""
+        import torch
+
+        check_images(images, "attribute classifier input")
+        out = [np.zeros((0, len(self.names)))]
+        with torch.inference_mode():
+            for start in _batches(len(images), self.batch_size, "attribute classifier", progress):
+                logits = self.model(_to_tensor(images[start:start + self.batch_size], self.device))
+                out.append(torch.sigmoid(logits).double().cpu().numpy())
+        return np.concatenate(out)
+
+
+def load_or_train_attribute_cnn(cfg: dict, images: np.ndarray, labels: np.ndarray, names,
+                                cache_dir: str | os.PathLike, progress: bool = True) -> AttributeClassifier:
+    """The attribute classifier trained on ``images`` (real train crops) with ``labels`` (N, K)
+    for attributes ``names``: the own CNN's architecture and settings (``quality.cnn_*``) with its
+    own seed; cached in ``cache_dir`` like :func:`load_or_train_own_cnn`."""
+    from fairgen.training.trainer import resolve_device
+
+    names = tuple(names)
+    settings = {**own_cnn_settings(cfg), "seed": seed_for(cfg, "quality_attribute_cnn")}
+    device = resolve_device(cfg["device"])
+    model, meta = _cached_cnn(
+        "attribute_cnn", {"version": ATTRIBUTE_CNN_VERSION, **settings, "names": list(names),
+                          "data": _fingerprint(images, labels)}, settings, len(names),
+        lambda: train_multilabel_cnn(images, labels, names, what="attribute classifier", device=device,
+                                     progress=progress, **settings),
+        len(images), cache_dir, device)
+    return AttributeClassifier(model, names, device, settings["batch_size"], meta)
 
 
 # --------------------------------------------------------------------------------- Inception

@@ -1,4 +1,5 @@
-"""Quality of synthetic data: FID (overall and per group c), label statistics, c-conditioning.
+"""Quality of synthetic data: FID (overall and per group c), label statistics, c-conditioning,
+attribute coverage.
 
 ``fairgen quality`` (:func:`run`) evaluates every synthetic set against the real crops and writes,
 into the output folder:
@@ -36,6 +37,17 @@ outcome seen in the images
     evaluation images. Set against the generated labels it tells whether a generator balanced
     the groups' outcomes by changing the labels (its images keep the real gap) or by changing
     the faces (the gap the y head sees shrinks too).
+attribute coverage (``quality.attribute_coverage``, on by default)
+    A second CNN of the same architecture and settings, trained on the real train crops to read
+    every other CelebA attribute of the crops index (one logit each; attributes constant in the
+    train split are left out), reads the real evaluation images and each synthetic set. For each
+    attribute: its true and read rate in the real images, the reader's balanced accuracy there
+    (``trusted`` when >= 0.75 with >= 10 images of each value), and its read rate per synthetic
+    set. A look -- the rarer value of a trusted attribute in the real images, e.g. glasses, or
+    *not* young -- is ``dropped`` by a set when the real images show it in >= 2% of cases and the
+    set in less than a quarter as many. Both rates come from the same reader, so its own errors
+    largely cancel. A classifier trained on a set that lacks a look cannot learn what it says
+    about the outcome.
 
 ``quality.json`` schema (format_version 1)::
 
@@ -57,6 +69,13 @@ outcome seen in the images
             "by_group": {"0": {...same...}, "1": {...}}}   # value null when a side has < 2 images
     LS = {"n": int, "by_group": {"0": {"n", "p_y1", "mean_y_prob"?}, "1": {...}},
           "p_y1": float, "dp_difference_c1_minus_c0": float|null}
+    "attribute_coverage": null | {"classifier": str, "attributes": [str], "info": {...weights, settings},
+                           "rule": {"min_look_rate", "dropped_ratio", "min_balanced_accuracy", "min_positives"},
+                           "real": {attr: {"true": PR, "predicted": PR, "balanced_accuracy": float|null,
+                                           "n_positive": int, "trusted": bool}}}
+    runs[run]["attribute_coverage"] = {"prevalence": {attr: PR + {"ratio_rarer_value": float|null}},
+                                       "dropped": [{"attribute", "value": 0|1, "real", "synthetic"}]}  # worst first
+    PR = {"overall": float, "0": float|null, "1": float|null}   # share of images with the attribute
 """
 
 from __future__ import annotations
@@ -249,6 +268,86 @@ def classifier_warnings(accuracy_real_c: dict, split: str) -> list[str]:
             "informative; train it longer (quality.cnn_epochs, quality.batch_size) or on more real data"]
 
 
+# ----------------------------------------------------------------------- attribute coverage
+
+ATTR_HEAD = "own-CNN attribute classifier trained on real train crops"
+# An attribute's look counts as dropped when the real images show it in at least MIN_LOOK_RATE of
+# cases and the synthetic ones in less than DROPPED_RATIO of the real rate (both as read by the
+# attribute classifier, so its own bias cancels), read only from attributes the classifier reads
+# well on real images (balanced accuracy >= MIN_CLASSIFIER_BALANCED_ACCURACY, >= MIN_POSITIVES
+# images of each value).
+MIN_LOOK_RATE = 0.02
+DROPPED_RATIO = 0.25
+MIN_POSITIVES = 10
+
+
+def attribute_columns(df, cfg: dict, train_rows: np.ndarray, where: str) -> list[str]:
+    """CelebA attributes of the crops index other than the protected attribute and the outcome,
+    in CelebA's order, that vary in the train split (a constant one teaches nothing). DataError
+    (naming the row) for a value other than 0/1."""
+    from fairgen.data.celeba import ATTRIBUTE_NAMES
+
+    names = []
+    for a in ATTRIBUTE_NAMES:
+        if a in (cfg["protected"], cfg["outcome"]) or a not in df.columns:
+            continue
+        v = df[a].to_numpy()
+        bad = np.flatnonzero(~np.isin(v, (0, 1)))
+        if bad.size:
+            raise DataError(f"{where}, row {int(bad[0])}: column '{a}' must be 0/1, found {v[bad[0]]!r}")
+        if len(np.unique(v[train_rows])) == 2:
+            names.append(a)
+    return names
+
+
+def prevalence(flags: np.ndarray, c) -> dict:
+    """``{"overall", "0", "1"}``: the fraction of 1s of a 0/1 vector, overall and per group c
+    (None for an empty group)."""
+    flags, c = np.asarray(flags).reshape(-1), np.asarray(c).reshape(-1)
+    return {"overall": _p(flags), **{str(g): _p(flags[c == g]) for g in GROUPS}}
+
+
+def attribute_coverage_real(probs: np.ndarray, labels: np.ndarray, c, names) -> dict:
+    """Per attribute on real evaluation images: the true prevalence, the classifier's
+    (thresholded at 0.5), its balanced accuracy, and whether it is ``trusted``."""
+    out = {}
+    for k, a in enumerate(names):
+        agr = agreement(probs[:, k], labels[:, k])
+        n_pos = int(labels[:, k].sum())
+        bal = agr["balanced_accuracy"] if 0 < n_pos < len(labels) else None
+        out[a] = {"true": prevalence(labels[:, k], c), "predicted": prevalence(probs[:, k] >= 0.5, c),
+                  "balanced_accuracy": bal, "n_positive": n_pos,
+                  "trusted": bool(bal is not None and bal >= MIN_CLASSIFIER_BALANCED_ACCURACY
+                                  and min(n_pos, len(labels) - n_pos) >= MIN_POSITIVES)}
+    return out
+
+
+def attribute_coverage_run(probs: np.ndarray, c, real: dict, names) -> dict:
+    """Per attribute on one synthetic set: the classifier's prevalence (by generated c), the
+    synthetic-to-real ratio of the rarer value, and the ``dropped`` looks: for each trusted
+    attribute the rarer value in the real images (1 if its real rate is <= 0.5, else 0) when the
+    synthetic rate of that value is below ``DROPPED_RATIO`` times the real one (real rate >=
+    ``MIN_LOOK_RATE``), worst first."""
+    prev, dropped = {}, []
+    for k, a in enumerate(names):
+        prev[a] = prevalence(probs[:, k] >= 0.5, c)
+        r_all, s_all = real[a]["predicted"]["overall"], prev[a]["overall"]
+        if r_all is None or s_all is None:
+            continue
+        value = 1 if r_all <= 0.5 else 0
+        r, s = (r_all, s_all) if value == 1 else (1.0 - r_all, 1.0 - s_all)
+        prev[a]["ratio_rarer_value"] = s / r if r > 0 else None
+        if real[a]["trusted"] and r >= MIN_LOOK_RATE and s < DROPPED_RATIO * r:
+            dropped.append({"attribute": a, "value": value, "real": r, "synthetic": s})
+    dropped.sort(key=lambda d: d["synthetic"] / d["real"])
+    return {"prevalence": prev, "dropped": dropped}
+
+
+def dropped_label(d: dict) -> str:
+    """``Eyeglasses=1`` style name of a dropped look."""
+    return f"{d['attribute']}={d['value']}"
+
+
 # --------------------------------------------------------------------------------- pipeline
 
 
@@ -376,8 +475,13 @@ def evaluate_quality(cfg: dict, array, index, synthetic_dirs: dict, out, progres
     # Own-CNN training set: the real train split, capped (seeded subset) by quality.cnn_max_train.
     cap = q["cnn_max_train"]
     cnn_rows = train[_subsample(len(train), cap, rng)] if cap else train
-    extractors = build_extractors(cfg, np.asarray(images[cnn_rows]), c_all[cnn_rows], y_all[cnn_rows],
-                                  out / CACHE_DIR, progress)
+    cnn_images = np.asarray(images[cnn_rows])
+    extractors = build_extractors(cfg, cnn_images, c_all[cnn_rows], y_all[cnn_rows], out / CACHE_DIR, progress)
+    names = attribute_columns(df, cfg, train, where_index) if q["attribute_coverage"] else []
+    attrs = df[names].to_numpy().astype(np.uint8) if names else None
+    attr_clf = feat.load_or_train_attribute_cnn(cfg, cnn_images, attrs[cnn_rows], names, out / CACHE_DIR,
+                                                progress) if names else None
+    del cnn_images
 
     eval_rows = evals[_subsample(len(evals), n, rng)]
     ref_rows = train[_subsample(len(train), n, rng)]
@@ -401,8 +505,16 @@ def evaluate_quality(cfg: dict, array, index, synthetic_dirs: dict, out, progres
                                                      real_ref["features"][key], c_all[ref_rows],
                                                      label=feat.LABELS[key])
                                    for key in extractors}},
+        "attribute_coverage": None,
         "runs": {},
     }
+    if attr_clf is not None:
+        result["attribute_coverage"] = {
+            "classifier": ATTR_HEAD, "attributes": names, "info": attr_clf.info,
+            "rule": {"min_look_rate": MIN_LOOK_RATE, "dropped_ratio": DROPPED_RATIO,
+                     "min_balanced_accuracy": MIN_CLASSIFIER_BALANCED_ACCURACY, "min_positives": MIN_POSITIVES},
+            "real": attribute_coverage_real(attr_clf.predict(np.asarray(images[eval_rows]), progress),
+                                            attrs[eval_rows], eval_c, names)}
     for w in result["warnings"]:
         log.warning("%s", w)
     for run_name, r in runs.items():
@@ -411,6 +523,13 @@ def evaluate_quality(cfg: dict, array, index, synthetic_dirs: dict, out, progres
             "folder": r["folder"],
             **evaluate_synthetic(extractors, real_eval, eval_c, train_stats, r["images"], r["c"], r["y"],
                                  r["y_prob"], r["rows"], progress)}
+        if attr_clf is not None:
+            cov = attribute_coverage_run(attr_clf.predict(r["images"], progress), r["c"][r["rows"]],
+                                         result["attribute_coverage"]["real"], names)
+            result["runs"][run_name]["attribute_coverage"] = cov
+            log.info("quality of %s: looks of the real images missing from the synthetic ones: %s", run_name,
+                     ", ".join(f"{dropped_label(d)} (real {d['real']:.3f}, synthetic {d['synthetic']:.3f})"
+                               for d in cov["dropped"]) or "none")
     write_json(result, out / OUTPUT_JSON)
     write_summary(result, out / OUTPUT_TSV)
     return result
@@ -444,15 +563,18 @@ def summary_rows(result: dict) -> list[dict]:
                      **{f"fid_c{g}": fmt(ref["by_group"][str(g)]["value"]) for g in GROUPS},
                      "c_conditioning_accuracy": "", "p_y1_c0": fmt(result["real"]["label_statistics"]["by_group"]["0"]["p_y1"]),
                      "p_y1_c1": fmt(result["real"]["label_statistics"]["by_group"]["1"]["p_y1"]),
-                     **seen(result["real"]["images_outcome"]), "n_synthetic": ""})
+                     **seen(result["real"]["images_outcome"]), "n_synthetic": "", "dropped_looks": ""})
     for run_name, r in result["runs"].items():
         stats = r["label_statistics"]["synthetic"]["by_group"]
+        cov = r.get("attribute_coverage")
+        dropped = "" if cov is None else ";".join(dropped_label(d) for d in cov["dropped"]) or "none"
         for key, f in r["fid"].items():
             rows.append({"run": run_name, "measure": f["label"], "fid": fmt(f["overall"]["value"]),
                          **{f"fid_c{g}": fmt(f["by_group"][str(g)]["value"]) for g in GROUPS},
                          "c_conditioning_accuracy": fmt(r["c_conditioning"]["accuracy"]),
                          "p_y1_c0": fmt(stats["0"]["p_y1"]), "p_y1_c1": fmt(stats["1"]["p_y1"]),
-                         **seen(r["images_outcome"]), "n_synthetic": str(r["n_synthetic"])})
+                         **seen(r["images_outcome"]), "n_synthetic": str(r["n_synthetic"]),
+                         "dropped_looks": dropped})
     return rows
 
 

@@ -1163,9 +1163,43 @@ def _quality_context(q: dict, labels, figures: list[Figure]) -> dict:
                           "c0": fmt((cc.get("by_group") or {}).get("0")),
                           "c1": fmt((cc.get("by_group") or {}).get("1")), "n": fmt(cc.get("n"))})
     return {"fid": fid_tables, "labels": label_rows, "conditioning": cond_rows,
+            "coverage": _coverage_context(q, runs, figures),
             "real_split": q.get("real_split", "?"), "n_samples": q.get("n_samples"),
             "classifier": next((r["c_conditioning"].get("classifier") for r in q["runs"].values()
                                 if r["c_conditioning"].get("classifier")), "the c classifier")}
+
+
+def _coverage_context(q: dict, runs: list, figures: list[Figure]) -> dict | None:
+    """Attribute coverage (``quality.json``'s ``attribute_coverage``): the trusted attributes'
+    rates real vs each run as a figure, and one row per dropped look per run."""
+    cov = q.get("attribute_coverage")
+    if not cov:
+        return None
+    real = cov.get("real") or {}
+    trusted = [a for a in cov.get("attributes", []) if (real.get(a) or {}).get("trusted")]
+    per_run = {r: (q["runs"][r].get("attribute_coverage") or {}) for r in runs}
+    rows = []
+    for r in runs:
+        for d in per_run[r].get("dropped", []):
+            rows.append({"run": r, "look": f"{d['attribute']} = {d['value']}", "real": fmt(d["real"]),
+                         "synthetic": fmt(d["synthetic"])})
+    fig = None
+    if trusted and runs:
+        fig = Figure("attribute_coverage", "Attribute coverage",
+                     f"Share of images with each attribute as {cov.get('classifier', 'the attribute classifier')} "
+                     "reads them: real evaluation images (bars) and each synthetic set (dots); a red ring marks "
+                     "a look the set dropped. Only attributes the classifier reads well on real images are shown.",
+                     plots.attribute_coverage(
+                         trusted, [real[a]["predicted"]["overall"] for a in trusted],
+                         {r: [(per_run[r].get("prevalence", {}).get(a) or {}).get("overall") for a in trusted]
+                          for r in runs},
+                         {r: {d["attribute"] for d in per_run[r].get("dropped", [])} for r in runs}))
+        figures.append(fig)
+    rule = cov.get("rule") or {}
+    return {"rows": rows, "figure": fig, "n_attributes": len(cov.get("attributes", [])), "n_trusted": len(trusted),
+            "classifier": cov.get("classifier", "the attribute classifier"),
+            "untrusted": [a for a in cov.get("attributes", []) if a not in trusted],
+            "min_look_rate": rule.get("min_look_rate"), "dropped_ratio": rule.get("dropped_ratio")}
 
 
 def _fid_value(f: dict, part: str):

@@ -249,6 +249,38 @@ def fid_bars(runs: Sequence[str], values: dict, reference: dict, label: str, gro
 
 
 @_styled
+def attribute_coverage(attributes: Sequence[str], real: Sequence[float], runs: dict[str, Sequence[float]],
+                       dropped: dict[str, set]) -> bytes:
+    """Each attribute's rate in the real images (grey bar) and in each synthetic set (dots), as
+    one real-trained classifier reads them; a dot ringed in red marks a look the set dropped.
+
+    ``real[k]`` and ``runs[run][k]`` are the rates of ``attributes[k]``; ``dropped[run]`` the
+    attribute names reported as dropped for that run.
+    """
+    n = len(attributes)
+    fig, axes = _figure(1, 1, 7.5, max(2.5, 0.26 * n + 1.2))
+    ax = axes[0, 0]
+    ypos = np.arange(n)[::-1]
+    ax.barh(ypos, [_nan(v) for v in real], height=0.7, color="#d9d9d9", label="real images")
+    colors = _line_colors(len(runs) + 1)[1:]
+    offsets = np.linspace(-0.22, 0.22, len(runs)) if len(runs) > 1 else [0.0]
+    for (run, values), color, off in zip(runs.items(), colors, offsets):
+        ax.scatter([_nan(v) for v in values], ypos + off, s=18, color=color, zorder=3, label=run)
+        hit = [k for k, a in enumerate(attributes) if a in dropped.get(run, set())]
+        if hit:
+            ax.scatter([_nan(values[k]) for k in hit], ypos[hit] + off, s=70, facecolors="none",
+                       edgecolors="#d62728", linewidths=1.3, zorder=4)
+    if any(dropped.values()):
+        ax.scatter([], [], s=70, facecolors="none", edgecolors="#d62728", linewidths=1.3, label="dropped look")
+    ax.set_yticks(ypos, attributes)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of images with the attribute (real-trained attribute classifier)")
+    ax.set_title("Attribute coverage: real vs synthetic")
+    _legend(ax, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return _render(fig)
+
+
+@_styled
 def sample_grid(cells: dict[tuple[int, int], np.ndarray], title: str, group_labels: Sequence[str],
                 outcome: str, ncol: int = 6, panel_px: int = 400) -> bytes:
     """A 2x2 panel of image grids, one per (c, y): ``cells[(c, y)]`` is uint8 (N, H, W, 3).

@@ -560,6 +560,34 @@ def test_cli_train_gan_smoke_and_resume(tmp_path):
     assert summary["resumed_from"] == 4 and summary["steps"] == 6 and summary["steps_this_run"] == 2
 
 
+def test_minibatch_stddev_option_feeds_the_last_discriminator_block():
+    """mbstd_group: off (0) the paper's trunk; on, a MinibatchStdDev map enters D's last block, so
+    a fake's logits depend on the other images of its group -- and only on those."""
+    from fairgen.models.layers import MinibatchStdDev
+
+    plain = _gan()
+    assert not any(isinstance(m, MinibatchStdDev) for m in plain.D.modules()) and plain.config["mbstd_group"] == 0
+    gan = _gan(mbstd_group=2).eval()
+    assert gan.config["mbstd_group"] == 2 and isinstance(gan.D.trunk[-2], MinibatchStdDev)
+    torch.manual_seed(1)
+    x, y, c = torch.rand(4, 3, 32, 32) * 2 - 1, torch.zeros(4), torch.zeros(4, dtype=torch.long)
+    sx = gan.D(x, y, c)["sx"]
+    x2 = x.clone()
+    x2[3] = torch.rand(3, 32, 32) * 2 - 1  # another image in the second group
+    sx2 = gan.D(x2, y, c)["sx"]
+    torch.testing.assert_close(sx2[:2], sx[:2])   # the first group does not see it
+    assert not torch.isclose(sx2[2], sx[2])        # its group partner does
+    with pytest.raises(ValueError, match="mbstd_group"):
+        _gan(mbstd_group=1)
+    cfg = config.validate({"gan": {"width": 4, "z_dim": 8, "mbstd_group": 4, "batch_size": 64}})
+    assert build_model(cfg, "fgan_dp", 32, 0.4).config["mbstd_group"] == 4
+    with pytest.raises(ConfigError, match="gan.mbstd_group.*gan.batch_size 30"):
+        build_model(config.validate({"gan": {"mbstd_group": 4, "batch_size": 30}}), "fgan_dp", 32, 0.4)
+    with pytest.raises(ConfigError, match="mbstd_group"):
+        config.validate({"gan": {"mbstd_group": 1}})
+    assert config.validate({})["gan"]["mbstd_group"] == 0
+
+
 def test_runs_build_their_variant_from_the_gan_section():
     cfg = config.validate({"gan": {"width": 4, "z_dim": 8, "lambda_fair": 2.5, "lambda_cx": 0.5, "y_soft": 0.7,
                                    "y_noise": 0.02, "y_from_c": True, "lambda_yx": 1.5,

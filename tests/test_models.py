@@ -6,7 +6,8 @@ from torch import nn
 
 from fairgen.models import build, model_class
 from fairgen.models.base import GAN, MODEL_REGISTRY
-from fairgen.models.layers import ConditionalBatchNorm2d, DBlock, GBlock, init_normal_, init_xavier_, sn_conv2d
+from fairgen.models.layers import (ConditionalBatchNorm2d, DBlock, GBlock, MinibatchStdDev, init_normal_,
+                                   init_xavier_, sn_conv2d)
 
 # (name, small constructor overrides for speed, expected image shape)
 MODELS = [
@@ -254,3 +255,29 @@ def test_init_helpers():
     init_normal_(net, linear=False)
     init_xavier_(net)
     assert torch.equal(net[4].gain.weight, torch.ones(2, 64))
+
+
+def test_minibatch_stddev_groups_are_contiguous_and_match_a_direct_computation():
+    torch.manual_seed(0)
+    x = torch.randn(10, 3, 4, 4)
+    out = MinibatchStdDev(4)(x)
+    assert out.shape == (10, 4, 4, 4)
+    torch.testing.assert_close(out[:, :3], x)  # the input passes through
+    for lo, hi in ((0, 4), (4, 8), (8, 10)):  # two full groups and the tail of 2 as its own group
+        g = x[lo:hi]
+        want = (g.var(dim=0, unbiased=False) + 1e-8).sqrt().mean()
+        torch.testing.assert_close(out[lo:hi, 3], want.expand(hi - lo, 4, 4))
+    # a group never sees the next one: changing images 4..9 leaves group 0's map as it was
+    y = x.clone()
+    y[4:] = torch.randn(6, 3, 4, 4) * 5
+    torch.testing.assert_close(MinibatchStdDev(4)(y)[:4, 3], out[:4, 3])
+    # identical images in a group: no spread (sqrt(eps)); a single image: the same
+    same = x[:1].expand(4, 3, 4, 4)
+    assert MinibatchStdDev(4)(same)[:, 3].max() < 1e-3
+    assert MinibatchStdDev(4)(x[:1])[:, 3].max() < 1e-3
+    with pytest.raises(ValueError, match="group"):
+        MinibatchStdDev(1)
+    # gradients reach the input through the statistic too
+    xr = x.clone().requires_grad_(True)
+    MinibatchStdDev(4)(xr)[:, 3].sum().backward()
+    assert xr.grad.abs().sum() > 0

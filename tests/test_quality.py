@@ -21,15 +21,18 @@ from fairgen.io import write_parquet
 RES = 32
 
 
-def make_faces(rng: np.random.Generator, c, y, size: int = RES, shift: float = 0.0) -> np.ndarray:
+def make_faces(rng: np.random.Generator, c, y, size: int = RES, shift: float = 0.0, glasses=None) -> np.ndarray:
     """Toy 'faces' where c is visible (a bright bar at the top for c=1, at the bottom for c=0)
-    and y tints the centre blue. ``shift`` brightens everything (a distribution shift)."""
+    and y tints the centre blue. ``shift`` brightens everything (a distribution shift);
+    ``glasses`` (0/1 per image) reddens a patch at the left edge."""
     c, y = np.asarray(c), np.asarray(y)
     img = rng.normal(110 + shift, 25, size=(len(c), size, size, 3))
     bar = slice(2, 7)
     img[c == 1, bar, 4:-4, :] += 110
     img[c == 0, size - 7:size - 2, 4:-4, :] += 110
     img[y == 1, size // 2 - 5:size // 2 + 5, size // 2 - 5:size // 2 + 5, 2] += 80
+    if glasses is not None:
+        img[np.asarray(glasses) == 1, size // 2 - 3:size // 2 + 3, 1:6, 0] += 130
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
@@ -326,10 +329,12 @@ def write_real(folder, n=400, seed=20):
     rng = np.random.default_rng(seed)
     c, y = make_labels(rng, n)
     split = np.array(["train"] * (n // 2) + ["valid"] * (n // 4) + ["test"] * (n - n // 2 - n // 4))
+    glasses = (np.random.default_rng(seed + 1000).random(n) < 0.25).astype(np.int64)
+    # Smiling: random and invisible (the attribute classifier cannot read it); Eyeglasses: visible
     df = pd.DataFrame({"image_id": [f"{i:06d}.jpg" for i in range(n)], "split": split, "Male": c,
-                       "Attractive": y, "Smiling": rng.integers(0, 2, n)})
+                       "Attractive": y, "Smiling": rng.integers(0, 2, n), "Eyeglasses": glasses})
     folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / "crops.npy", make_faces(rng, c, y))
+    np.save(folder / "crops.npy", make_faces(rng, c, y, glasses=glasses))
     write_parquet(df, folder / "index.parquet", "crops_index")
     return folder / "crops.npy", folder / "index.parquet", df
 
@@ -354,8 +359,10 @@ def e2e(tmp_path_factory):
     c = np.tile([0, 1], n // 2)
     y_prob = rng.random(n)
     y = (y_prob >= 0.5).astype(int)
-    good = write_synth(root / "synthetic" / "good", c, y_prob, make_faces(rng, c, y))
-    # 'bad': images drawn for the opposite c and brightened: poor FID, c-conditioning fails.
+    glasses = (np.random.default_rng(22).random(n) < 0.25).astype(np.int64)
+    good = write_synth(root / "synthetic" / "good", c, y_prob, make_faces(rng, c, y, glasses=glasses))
+    # 'bad': images drawn for the opposite c and brightened: poor FID, c-conditioning fails; and
+    # nobody wears glasses
     bad = write_synth(root / "synthetic" / "bad", c, y_prob, make_faces(rng, 1 - c, y, shift=40), model="acgan")
     cfg = validate(TINY)
     result = quality.evaluate_quality(cfg, array, index, {"good": good, "bad": bad}, root / "quality", progress=False)
@@ -419,13 +426,14 @@ def test_images_outcome_thresholds_the_y_head_per_group():
 
 def test_evaluate_quality_is_deterministic_and_reuses_the_cache(e2e):
     root, cfg, result, _, _ = e2e
-    cached = list((root / "quality" / "cache").glob("own_cnn-*.pt"))
-    assert len(cached) == 1
-    mtime = cached[0].stat().st_mtime_ns
+    cached = sorted((root / "quality" / "cache").glob("*.pt"))
+    assert [p.name.split("-")[0] for p in cached] == ["attribute_cnn", "own_cnn"]
+    mtimes = [p.stat().st_mtime_ns for p in cached]
     out3 = quality.evaluate_quality(cfg, root / "data" / "crops.npy", root / "data" / "index.parquet",
                                     {"good": root / "synthetic" / "good"}, root / "quality", progress=False)
-    assert cached[0].stat().st_mtime_ns == mtime and len(list((root / "quality" / "cache").iterdir())) == 1
+    assert [p.stat().st_mtime_ns for p in cached] == mtimes and len(list((root / "quality" / "cache").iterdir())) == 2
     assert_close_tree(out3["runs"]["good"], result["runs"]["good"])
+    assert_close_tree(out3["attribute_coverage"], result["attribute_coverage"])
 
 
 def test_cli_quality_with_inception_and_errors(e2e, inception_file, capsys, monkeypatch):
@@ -478,3 +486,66 @@ def test_real_data_errors(tmp_path):
     df["split"] = "train"
     with pytest.raises(DataError, match="split 'test' has 0 images"):
         quality.evaluate_quality(cfg, array, df, {}, tmp_path / "o")
+
+
+def test_attribute_coverage_finds_the_look_a_generator_dropped(e2e):
+    """The attribute classifier reads the visible attribute (glasses) well and the invisible one
+    (Smiling, random) at chance; only the first is trusted. 'good' draws glasses as often as the
+    real images, 'bad' never: only 'bad' is reported as dropping Eyeglasses=1."""
+    root, _, result, real, _ = e2e
+    cov = result["attribute_coverage"]
+    assert cov["attributes"] == ["Eyeglasses", "Smiling"] and cov["classifier"] == quality.ATTR_HEAD
+    test = real[real["split"] == "test"]  # all 100 test images are evaluated
+    glasses = cov["real"]["Eyeglasses"]
+    assert glasses["true"]["overall"] == pytest.approx(test["Eyeglasses"].mean())
+    for g in (0, 1):
+        assert glasses["true"][str(g)] == pytest.approx(test.loc[test["Male"] == g, "Eyeglasses"].mean())
+    assert glasses["trusted"] and glasses["balanced_accuracy"] > 0.9
+    assert glasses["n_positive"] == int(test["Eyeglasses"].sum())
+    assert not cov["real"]["Smiling"]["trusted"] and cov["real"]["Smiling"]["balanced_accuracy"] < 0.7
+    good, bad = result["runs"]["good"]["attribute_coverage"], result["runs"]["bad"]["attribute_coverage"]
+    assert good["dropped"] == []
+    assert abs(good["prevalence"]["Eyeglasses"]["overall"] - glasses["predicted"]["overall"]) < 0.12
+    assert [quality.dropped_label(d) for d in bad["dropped"]] == ["Eyeglasses=1"]
+    assert bad["dropped"][0]["real"] == pytest.approx(glasses["predicted"]["overall"])
+    assert bad["dropped"][0]["synthetic"] < 0.02
+    rows = {r["run"]: r["dropped_looks"] for r in quality.summary_rows(result)}  # the summary.tsv column
+    assert rows == {"real train (reference)": "", "good": "none", "bad": "Eyeglasses=1"}
+
+
+def test_attribute_coverage_rule_reads_the_rarer_value():
+    """A common attribute whose absence the generator drops (real 80% young, synthetic 100%)
+    is reported as value 0; untrusted attributes and looks rarer than MIN_LOOK_RATE never are."""
+    names = ["Young", "Eyeglasses", "Bald", "Smiling"]
+    n = 3000
+    rng = np.random.default_rng(0)
+    labels = np.stack([rng.random(n) < 0.8, rng.random(n) < 0.1, rng.random(n) < 0.01,
+                       rng.random(n) < 0.5], axis=1).astype(np.uint8)
+    probs = labels.astype(float)
+    probs[:, 3] = rng.random(n)  # Smiling read at chance: untrusted
+    c = rng.integers(0, 2, n)
+    real = quality.attribute_coverage_real(probs, labels, c, names)
+    assert [real[a]["trusted"] for a in names] == [True, True, True, False]
+    syn = np.zeros((n, 4))
+    syn[:, 0] = 1.0           # everyone young
+    syn[: n // 20, 1] = 1.0   # glasses at 5% instead of ~10%: fewer, not dropped
+    run = quality.attribute_coverage_run(syn, c, real, names)
+    assert [quality.dropped_label(d) for d in run["dropped"]] == ["Young=0"]
+    assert run["dropped"][0]["real"] == pytest.approx(1 - labels[:, 0].mean())
+    assert run["dropped"][0]["synthetic"] == 0.0
+    assert run["prevalence"]["Eyeglasses"]["ratio_rarer_value"] == pytest.approx(0.05 / labels[:, 1].mean())
+    syn[:, 1] = 0.0           # now no glasses at all: dropped too, and it is rarer than Young=0 ...
+    names_dropped = [quality.dropped_label(d) for d in quality.attribute_coverage_run(syn, c, real, names)["dropped"]]
+    assert sorted(names_dropped) == ["Eyeglasses=1", "Young=0"]  # ... Bald (1%) is below MIN_LOOK_RATE
+
+
+def test_attribute_coverage_can_be_switched_off_and_rejects_bad_values(tmp_path):
+    array, index, real = write_real(tmp_path / "data")
+    cfg = validate({**TINY, "quality": {**TINY["quality"], "attribute_coverage": False}})
+    result = quality.evaluate_quality(cfg, array, index, {}, tmp_path / "q", progress=False)
+    assert result["attribute_coverage"] is None
+    assert [p.name.split("-")[0] for p in (tmp_path / "q" / "cache").iterdir()] == ["own_cnn"]
+    bad = real.copy()
+    bad.loc[7, "Eyeglasses"] = 2
+    with pytest.raises(DataError, match=r"row 7: column 'Eyeglasses' must be 0/1"):
+        quality.evaluate_quality(validate(TINY), np.load(array), bad, {}, tmp_path / "q2", progress=False)

@@ -158,7 +158,7 @@ def test_embedded_images_are_the_figure_files(full):
     assert embedded == files
     names = {p.stem for p in full["figures"].glob("*.png")}
     runs = full["cfg"]["gan"]["runs"]
-    expected = {"base_rates", "tradeoff", "group_rates", "fid_own_cnn"}
+    expected = {"base_rates", "tradeoff", "group_rates", "fid_own_cnn", "attribute_coverage"}
     expected |= {f"gan_{r}_curves" for r in runs} | {f"synthetic_{r}_samples" for r in runs}
     expected |= {f"gan_{r}_class_grid" for r in runs} | {f"gan_{r}_samples_step_0000100" for r in runs}
     assert names == expected
@@ -244,6 +244,12 @@ def test_gan_section(full):
     assert "100" in text and "0.2 min" in text
 
 
+def quality_label(d):
+    from fairgen.quality import dropped_label
+
+    return dropped_label(d)
+
+
 def test_quality_section(full):
     q = json.loads(Path(full["paths"]["quality"]).read_text())
     fid = _table_text(full["html"], "fid-own_cnn")
@@ -254,6 +260,17 @@ def test_quality_section(full):
         assert f"{r['c_conditioning']['accuracy']:.3f}" in _table_text(full["html"], "conditioning")
         assert f"{r['label_statistics']['synthetic']['by_group']['0']['p_y1']:.3f}" in \
             _table_text(full["html"], "label-stats")
+    # attribute coverage: every dropped look in the table, the figure, the untrusted attribute named
+    dropped = _table_text(full["html"], "dropped-looks")
+    first = full["cfg"]["gan"]["runs"][0]  # the run report_inputs makes drop glasses and old faces
+    assert [quality_label(d) for d in q["runs"][first]["attribute_coverage"]["dropped"]] == \
+        ["Eyeglasses=1", "Young=0"]
+    for run, r in q["runs"].items():
+        for d in r["attribute_coverage"]["dropped"]:
+            assert re.search(rf"{run}\s+{d['attribute']} = {d['value']}\s+{d['real']:.3f}\s+{d['synthetic']:.3f}",
+                             dropped), (run, d)
+    assert "attribute_coverage.png" in {p.name for p in Path(full["figures"]).iterdir()}
+    assert "Not compared (read poorly on real images): Smiling." in full["html"]
 
 
 def test_oracle_frontier_section(full):

@@ -102,7 +102,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fairgen.models.base import GAN, Batch, accuracy_fake, accuracy_real, class_accuracy, register
-from fairgen.models.layers import DBlock, GBlock, init_xavier_, sn_embedding, sn_linear
+from fairgen.models.layers import DBlock, GBlock, MinibatchStdDev, init_xavier_, sn_embedding, sn_linear
 
 #: fairness variants: demographic parity, equality of opportunity, no fairness term
 VARIANTS = ("dp", "eqopp", "none")
@@ -162,13 +162,16 @@ class FairnessDiscriminator(nn.Module):
     """``D(x, y) -> {'sj', 'sx', 'cx', 'yx', 'cy'}``, each (N,) logits (see the module docstring)."""
 
     def __init__(self, resolution: int, width: int, cy_hidden: int, sx_given_c: bool = False,
-                 sj_given_c: bool = False):
+                 sj_given_c: bool = False, mbstd_group: int = 0):
         super().__init__()
         n = _blocks_for(resolution)
         chans = [width * 2 ** i for i in range(n)]  # after each downsampling block
         blocks = [DBlock(3, chans[0], preactivation=False)]
         blocks += [DBlock(a, b) for a, b in zip(chans[:-1], chans[1:])]
-        blocks.append(DBlock(chans[-1], chans[-1], downsample=False))  # one more block at 4x4
+        # beyond the paper: a minibatch standard deviation map before the last block (mbstd_group)
+        if mbstd_group:
+            blocks.append(MinibatchStdDev(mbstd_group))
+        blocks.append(DBlock(chans[-1] + (1 if mbstd_group else 0), chans[-1], downsample=False))  # one more at 4x4
         self.trunk = nn.Sequential(*blocks)
         feat = chans[-1]
         self.sx = sn_linear(feat, 1)               # V_X of S_X
@@ -332,6 +335,9 @@ class FairnessGAN(GAN):
         penalty: how the fairness term is measured: ``cy_head`` (the paper: D's c-from-y head,
             :func:`fairness_penalty`) or ``rate_gap`` (the generated batch's squared rate gap,
             :func:`rate_gap_penalty`).
+        mbstd_group: 0 (the paper) or the group size of a minibatch standard deviation map before
+            D's last block (:class:`~fairgen.models.layers.MinibatchStdDev`). D's real and fake
+            halves are concatenated in one pass, so each half's size must be a multiple of it.
     """
 
     name = "fairness_gan"
@@ -344,7 +350,7 @@ class FairnessGAN(GAN):
                  lambda_fair: float = 1.0, lambda_cx: float = 1.0, lambda_yx: float = 0.0, y_soft: float = 0.8, y_noise: float = 0.01,
                  y_from_c: bool = False, p_c: float = 0.5, y_hidden: int = 128, cy_hidden: int = 64,
                  loss: str = "hinge", penalty: str = "cy_head", y_path: str = "noise", lambda_label: float = 0.0,
-                 sx_given_c: bool = False, sj_given_c: bool = False):
+                 sx_given_c: bool = False, sj_given_c: bool = False, mbstd_group: int = 0):
         if variant not in VARIANTS:
             raise ValueError(f"FairnessGAN: variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         if penalty not in PENALTIES:
@@ -354,13 +360,16 @@ class FairnessGAN(GAN):
         if not 0.0 < y_soft <= 1.0 or min(y_noise, lambda_fair, lambda_cx, lambda_yx, lambda_label) < 0:
             raise ValueError("FairnessGAN: need 0 < y_soft <= 1 and y_noise, lambda_fair, lambda_cx, lambda_yx, "
                              "lambda_label >= 0")
+        if mbstd_group == 1 or mbstd_group < 0:
+            raise ValueError(f"FairnessGAN: mbstd_group must be 0 (off) or >= 2, got {mbstd_group}")
         G = init_xavier_(FairnessGenerator(z_dim, resolution, width, y_from_c, y_hidden, y_path))
-        D = init_xavier_(FairnessDiscriminator(resolution, width, cy_hidden, sx_given_c, sj_given_c))
+        D = init_xavier_(FairnessDiscriminator(resolution, width, cy_hidden, sx_given_c, sj_given_c, mbstd_group))
         super().__init__(G, D, z_dim=z_dim, loss=loss, config=dict(
             resolution=resolution, z_dim=z_dim, width=width, variant=variant, lambda_fair=lambda_fair,
             lambda_cx=lambda_cx, lambda_yx=lambda_yx, y_soft=y_soft, y_noise=y_noise, y_from_c=y_from_c, p_c=p_c,
             y_hidden=y_hidden, cy_hidden=cy_hidden, loss=loss, penalty=penalty, y_path=y_path,
-            lambda_label=lambda_label, sx_given_c=bool(sx_given_c), sj_given_c=bool(sj_given_c)))
+            lambda_label=lambda_label, sx_given_c=bool(sx_given_c), sj_given_c=bool(sj_given_c),
+            mbstd_group=int(mbstd_group)))
         self.variant = variant
         self.lambda_fair = float(lambda_fair)
         self.lambda_cx = float(lambda_cx)

@@ -133,6 +133,42 @@ class GBlock(nn.Module):
         return h + skip
 
 
+class MinibatchStdDev(nn.Module):
+    """Append one feature map: the mean standard deviation of the features over a group of images
+    (ProGAN's minibatch standard deviation, Karras et al. 2018), so the discriminator can see a
+    batch's lack of variety -- a generator that drops rare modes (glasses, grey hair) produces
+    groups whose features vary less than real groups'.
+
+    Groups are **contiguous** runs of ``group`` images (``x[0:g]``, ``x[g:2g]``, ...), so a batch
+    made by concatenating real and fake halves whose sizes are multiples of ``group`` never mixes
+    the two in one group; a last partial group (``N % group`` images) is a group of its own (a
+    single image gets 0). Output ``(N, C + 1, H, W)``.
+    """
+
+    def __init__(self, group: int, eps: float = 1e-8):
+        super().__init__()
+        if group < 2:
+            raise ValueError(f"MinibatchStdDev: group must be >= 2, got {group}")
+        self.group, self.eps = int(group), float(eps)
+
+    def _stat(self, x: Tensor) -> Tensor:  # (M, g, C, H, W) -> (M, 1): mean over C, H, W of the std over g
+        var = x.float().var(dim=1, unbiased=False)
+        return (var + self.eps).sqrt().mean(dim=(1, 2, 3)).reshape(-1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, _, h, w = x.shape
+        g = self.group
+        full = n - n % g
+        stats = []
+        if full:
+            stats.append(self._stat(x[:full].reshape(full // g, g, *x.shape[1:])).repeat_interleave(g, dim=0))
+        if n % g:
+            tail = x[full:]
+            stats.append(self._stat(tail.unsqueeze(0)).expand(len(tail), 1))
+        s = torch.cat(stats).to(x.dtype).reshape(n, 1, 1, 1).expand(n, 1, h, w)
+        return torch.cat([x, s], dim=1)
+
+
 class DBlock(nn.Module):
     """ResNet discriminator block: ``[ReLU]-conv3x3-ReLU-conv3x3[-avgpool2]`` plus a shortcut.
 

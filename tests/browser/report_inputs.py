@@ -180,6 +180,25 @@ def write_quality(path: Path, cfg: dict, runs: list[str]) -> dict:
             "y_agreement": {**quality.agreement(rng.random(48), syn_y), "classifier": "own-CNN y head"},
             "images_outcome": quality.images_outcome(syn_y.astype(np.float64), syn_c),
         }
+    # attribute coverage from the real functions: glasses and old faces read well, smiles at
+    # chance; the first run draws no glasses and only young faces
+    arng = np.random.default_rng(4)
+    names = ["Eyeglasses", "Young", "Smiling"]
+    labels = np.stack([arng.random(400) < 0.1, arng.random(400) < 0.75, arng.random(400) < 0.5], 1).astype(np.uint8)
+    probs = labels.astype(np.float64)
+    probs[:, 2] = arng.random(400)
+    real_c = np.arange(400) % 2
+    cov_real = quality.attribute_coverage_real(probs, labels, real_c, names)
+    result["attribute_coverage"] = {"classifier": quality.ATTR_HEAD, "attributes": names, "info": {},
+                                    "rule": {"min_look_rate": quality.MIN_LOOK_RATE,
+                                             "dropped_ratio": quality.DROPPED_RATIO},
+                                    "real": cov_real}
+    for k, run in enumerate(runs):
+        syn = (arng.random((200, 3)) < [0.1, 0.75, 0.5]).astype(np.float64)
+        if k == 0:
+            syn[:, 0], syn[:, 1] = 0.0, 1.0
+        result["runs"][run]["attribute_coverage"] = quality.attribute_coverage_run(syn, np.arange(200) % 2,
+                                                                                   cov_real, names)
     io.write_json(result, path)
     quality.write_summary(result, path.parent / quality.OUTPUT_TSV)
     return result
