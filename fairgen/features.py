@@ -1,4 +1,5 @@
-"""Feature extractors for FID, and the real-trained classifier behind c-conditioning accuracy.
+"""Feature extractors for FID, and the real-trained classifiers behind c-conditioning accuracy
+and attribute coverage.
 
 Two extractors, both mapping a packed uint8 image array ``(N, H, W, 3)`` to float64 features:
 
@@ -19,6 +20,10 @@ fraction of generated images whose predicted c equals the c they were generated 
 Inception extractor is added when weights are configured. Trained own-CNN weights are cached
 under a key that covers the training settings and the exact training data, so re-running the
 quality step for a new synthetic set does not retrain it.
+
+:class:`AttributeClassifier` is the same architecture with one logit per dataset attribute (all
+but c and y), trained and cached the same way: the reader behind the quality step's attribute
+coverage (which looks of the real faces a generator dropped).
 """
 
 from __future__ import annotations
