@@ -273,6 +273,25 @@ def test_quality_section(full):
     assert "Not compared (read poorly on real images): Smiling." in full["html"]
 
 
+def test_attribute_coverage_with_no_attribute_read_well_says_so(full, tmp_path):
+    """When the attribute reader reads no attribute well on real images (a short training), the
+    report says so instead of 'no set dropped a look', and draws no coverage figure."""
+    q = json.loads(Path(full["paths"]["quality"]).read_text())
+    for entry in q["attribute_coverage"]["real"].values():
+        entry["trusted"] = False
+    for r in q["runs"].values():
+        r["attribute_coverage"]["dropped"] = []
+    path = tmp_path / "quality.json"
+    path.write_text(json.dumps(q))
+    html_text, figures, _ = report.build(full["cfg"], **{**full["paths"], "quality": str(path)})
+    assert "reads none of the 3 attributes well enough" in html_text
+    assert 'id="dropped-looks"' not in html_text and "No synthetic set dropped a look" not in html_text
+    assert "attribute_coverage" not in {f.name for f in figures}
+    assert "Not compared (read poorly on real images): Eyeglasses, Young, Smiling." in html_text
+    # and with the full file: the table, no warning
+    assert "reads none of the" not in full["html"] and 'id="dropped-looks"' in full["html"]
+
+
 def test_oracle_frontier_section(full):
     """The synthetic source's oracle frontier: each classifier's accuracy against the oracle's
     expected accuracy at the classifier's own DP difference, and the curve on the trade-off plot."""
