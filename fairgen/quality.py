@@ -475,10 +475,10 @@ def evaluate_quality(cfg: dict, array, index, synthetic_dirs: dict, out, progres
     # Own-CNN training set: the real train split, capped (seeded subset) by quality.cnn_max_train.
     cap = q["cnn_max_train"]
     cnn_rows = train[_subsample(len(train), cap, rng)] if cap else train
+    names = attribute_columns(df, cfg, train, where_index) if q["attribute_coverage"] else []  # checked first
+    attrs = df[names].to_numpy().astype(np.uint8) if names else None
     cnn_images = np.asarray(images[cnn_rows])
     extractors = build_extractors(cfg, cnn_images, c_all[cnn_rows], y_all[cnn_rows], out / CACHE_DIR, progress)
-    names = attribute_columns(df, cfg, train, where_index) if q["attribute_coverage"] else []
-    attrs = df[names].to_numpy().astype(np.uint8) if names else None
     attr_clf = feat.load_or_train_attribute_cnn(cfg, cnn_images, attrs[cnn_rows], names, out / CACHE_DIR,
                                                 progress) if names else None
     del cnn_images

@@ -549,3 +549,4 @@ def test_attribute_coverage_can_be_switched_off_and_rejects_bad_values(tmp_path)
     bad.loc[7, "Eyeglasses"] = 2
     with pytest.raises(DataError, match=r"row 7: column 'Eyeglasses' must be 0/1"):
         quality.evaluate_quality(validate(TINY), np.load(array), bad, {}, tmp_path / "q2", progress=False)
+    assert not (tmp_path / "q2").exists()  # before any training: nothing cached, nothing written
