@@ -485,7 +485,8 @@ def evaluate_quality(cfg: dict, array, index, synthetic_dirs: dict, out, progres
 
     eval_rows = evals[_subsample(len(evals), n, rng)]
     ref_rows = train[_subsample(len(train), n, rng)]
-    real_eval = describe(extractors, np.asarray(images[eval_rows]), progress)
+    eval_images = np.asarray(images[eval_rows])  # read once: FID, the heads and the attribute reader
+    real_eval = describe(extractors, eval_images, progress)
     real_ref = describe(extractors, np.asarray(images[ref_rows]), progress)
     eval_c = c_all[eval_rows]
     train_stats = label_statistics(c_all[train], y_all[train])
@@ -513,7 +514,7 @@ def evaluate_quality(cfg: dict, array, index, synthetic_dirs: dict, out, progres
             "classifier": ATTR_HEAD, "attributes": names, "info": attr_clf.info,
             "rule": {"min_look_rate": MIN_LOOK_RATE, "dropped_ratio": DROPPED_RATIO,
                      "min_balanced_accuracy": MIN_CLASSIFIER_BALANCED_ACCURACY, "min_positives": MIN_POSITIVES},
-            "real": attribute_coverage_real(attr_clf.predict(np.asarray(images[eval_rows]), progress),
+            "real": attribute_coverage_real(attr_clf.predict(eval_images, progress),
                                             attrs[eval_rows], eval_c, names)}
     for w in result["warnings"]:
         log.warning("%s", w)

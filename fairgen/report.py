@@ -1183,10 +1183,11 @@ def _coverage_context(q: dict, runs: list, figures: list[Figure]) -> dict | None
         for d in per_run[r].get("dropped", []):
             rows.append({"run": r, "look": f"{d['attribute']} = {d['value']}", "real": fmt(d["real"]),
                          "synthetic": fmt(d["synthetic"])})
+    reader = cov.get("classifier", "the attribute classifier")
     fig = None
     if trusted and runs:
         fig = Figure("attribute_coverage", "Attribute coverage",
-                     f"Share of images with each attribute as {cov.get('classifier', 'the attribute classifier')} "
+                     f"Share of images with each attribute as {reader} "
                      "reads them: real evaluation images (bars) and each synthetic set (dots); a red ring marks "
                      "a look the set dropped. Only attributes the classifier reads well on real images are shown.",
                      plots.attribute_coverage(
@@ -1195,11 +1196,9 @@ def _coverage_context(q: dict, runs: list, figures: list[Figure]) -> dict | None
                           for r in runs},
                          {r: {d["attribute"] for d in per_run[r].get("dropped", [])} for r in runs}))
         figures.append(fig)
-    rule = cov.get("rule") or {}
     return {"rows": rows, "figure": fig, "n_attributes": len(cov.get("attributes", [])), "n_trusted": len(trusted),
-            "classifier": cov.get("classifier", "the attribute classifier"),
-            "untrusted": [a for a in cov.get("attributes", []) if a not in trusted],
-            "min_look_rate": rule.get("min_look_rate"), "dropped_ratio": rule.get("dropped_ratio")}
+            "classifier": reader, "untrusted": [a for a in cov.get("attributes", []) if a not in trusted],
+            "rule": cov.get("rule") or {}}
 
 
 def _fid_value(f: dict, part: str):

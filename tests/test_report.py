@@ -271,6 +271,8 @@ def test_quality_section(full):
                              dropped), (run, d)
     assert "attribute_coverage.png" in {p.name for p in Path(full["figures"]).iterdir()}
     assert "Not compared (read poorly on real images): Smiling." in full["html"]
+    assert "balanced accuracy &ge; 0.75 with &ge; 10 images of each value" in full["html"]  # the file's rule
+    assert "at least 0.02 of cases and a synthetic set in less than 0.25 times" in full["html"]
 
 
 def test_attribute_coverage_with_no_attribute_read_well_says_so(full, tmp_path):

@@ -191,7 +191,9 @@ def write_quality(path: Path, cfg: dict, runs: list[str]) -> dict:
     cov_real = quality.attribute_coverage_real(probs, labels, real_c, names)
     result["attribute_coverage"] = {"classifier": quality.ATTR_HEAD, "attributes": names, "info": {},
                                     "rule": {"min_look_rate": quality.MIN_LOOK_RATE,
-                                             "dropped_ratio": quality.DROPPED_RATIO},
+                                             "dropped_ratio": quality.DROPPED_RATIO,
+                                             "min_balanced_accuracy": quality.MIN_CLASSIFIER_BALANCED_ACCURACY,
+                                             "min_positives": quality.MIN_POSITIVES},
                                     "real": cov_real}
     for k, run in enumerate(runs):
         syn = (arng.random((200, 3)) < [0.1, 0.75, 0.5]).astype(np.float64)
