@@ -101,6 +101,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fairgen.models.augment import check_policy, diff_augment
 from fairgen.models.base import GAN, Batch, accuracy_fake, accuracy_real, class_accuracy, register
 from fairgen.models.layers import DBlock, GBlock, MinibatchStdDev, init_xavier_, sn_embedding, sn_linear
 
@@ -338,6 +339,9 @@ class FairnessGAN(GAN):
         mbstd_group: 0 (the paper) or the group size of a minibatch standard deviation map before
             D's last block (:class:`~fairgen.models.layers.MinibatchStdDev`). D's real and fake
             halves are concatenated in one pass, so each half's size must be a multiple of it.
+        diffaugment: ops of :mod:`fairgen.models.augment` (``color``, ``translation``, ``cutout``)
+            applied to every image D sees, real and fake, in D's and G's steps (empty: the paper).
+            :meth:`realism` (the oversampling score) reads unaugmented images.
     """
 
     name = "fairness_gan"
@@ -350,7 +354,8 @@ class FairnessGAN(GAN):
                  lambda_fair: float = 1.0, lambda_cx: float = 1.0, lambda_yx: float = 0.0, y_soft: float = 0.8, y_noise: float = 0.01,
                  y_from_c: bool = False, p_c: float = 0.5, y_hidden: int = 128, cy_hidden: int = 64,
                  loss: str = "hinge", penalty: str = "cy_head", y_path: str = "noise", lambda_label: float = 0.0,
-                 sx_given_c: bool = False, sj_given_c: bool = False, mbstd_group: int = 0):
+                 sx_given_c: bool = False, sj_given_c: bool = False, mbstd_group: int = 0,
+                 diffaugment: list[str] | tuple[str, ...] = ()):
         if variant not in VARIANTS:
             raise ValueError(f"FairnessGAN: variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         if penalty not in PENALTIES:
@@ -362,6 +367,7 @@ class FairnessGAN(GAN):
                              "lambda_label >= 0")
         if mbstd_group == 1 or mbstd_group < 0:
             raise ValueError(f"FairnessGAN: mbstd_group must be 0 (off) or >= 2, got {mbstd_group}")
+        augment = check_policy(diffaugment)
         G = init_xavier_(FairnessGenerator(z_dim, resolution, width, y_from_c, y_hidden, y_path))
         D = init_xavier_(FairnessDiscriminator(resolution, width, cy_hidden, sx_given_c, sj_given_c, mbstd_group))
         super().__init__(G, D, z_dim=z_dim, loss=loss, config=dict(
@@ -369,7 +375,8 @@ class FairnessGAN(GAN):
             lambda_cx=lambda_cx, lambda_yx=lambda_yx, y_soft=y_soft, y_noise=y_noise, y_from_c=y_from_c, p_c=p_c,
             y_hidden=y_hidden, cy_hidden=cy_hidden, loss=loss, penalty=penalty, y_path=y_path,
             lambda_label=lambda_label, sx_given_c=bool(sx_given_c), sj_given_c=bool(sj_given_c),
-            mbstd_group=int(mbstd_group)))
+            mbstd_group=int(mbstd_group), diffaugment=list(augment)))
+        self.augment = augment
         self.variant = variant
         self.lambda_fair = float(lambda_fair)
         self.lambda_cx = float(lambda_cx)
@@ -420,7 +427,7 @@ class FairnessGAN(GAN):
     def _heads(self, real: Batch, fake: Batch) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """D's heads on real (softened y) and fake in one forward pass (D has no batch norm)."""
         n = real["x"].shape[0]
-        out = self.D(torch.cat([real["x"], fake["x"]]), torch.cat([self.soften(real["y"]), fake["y"].float()]),
+        out = self.D(diff_augment(torch.cat([real["x"], fake["x"]]), self.augment), torch.cat([self.soften(real["y"]), fake["y"].float()]),
                      torch.cat([real["c"], fake["c"]]))
         return {k: v[:n] for k, v in out.items()}, {k: v[n:] for k, v in out.items()}
 
@@ -451,7 +458,7 @@ class FairnessGAN(GAN):
     def g_loss(self, latent: Batch, real: Batch | None = None,
                fake: Batch | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         fake = self.fake_for_g(latent, fake)
-        f = self.D(fake["x"], fake["y"], fake["c"])
+        f = self.D(diff_augment(fake["x"], self.augment), fake["y"], fake["c"])
         adv = self.loss_fn.g_loss(f["sj"]) + self.loss_fn.g_loss(f["sx"])
         cx = F.binary_cross_entropy_with_logits(f["cx"].float(), fake["c"].float())
         p_fake = outcome_prob(fake["y"])

@@ -73,7 +73,8 @@ def build_model(cfg: dict, run: str, resolution: int, p_c: float):
                        lambda_fair=g["lambda_fair"], lambda_cx=g["lambda_cx"], lambda_yx=g["lambda_yx"], y_soft=g["y_soft"],
                        y_noise=g["y_noise"], y_from_c=g["y_from_c"], p_c=p_c,
                        penalty=g["fair_penalty"], y_path=g["y_path"], lambda_label=g["lambda_label"],
-                       sx_given_c=g["sx_given_c"], sj_given_c=g["sj_given_c"], mbstd_group=g["mbstd_group"])
+                       sx_given_c=g["sx_given_c"], sj_given_c=g["sj_given_c"], mbstd_group=g["mbstd_group"],
+                       diffaugment=g["diffaugment"])
 
 
 def train(cfg: dict, run: str, array: str | os.PathLike, index: str | os.PathLike, out_dir: str | os.PathLike,
