@@ -84,8 +84,8 @@ def diff_augment(x: Tensor, policy: tuple[str, ...]) -> Tensor:
     ``x`` itself. The result keeps ``x``'s memory format."""
     if not policy:
         return x
-    fmt = torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
-        and not x.is_contiguous() else torch.contiguous_format
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     for op in policy:
         x = _FUNCS[op](x)
     return x.contiguous(memory_format=fmt)

@@ -427,8 +427,8 @@ class FairnessGAN(GAN):
     def _heads(self, real: Batch, fake: Batch) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """D's heads on real (softened y) and fake in one forward pass (D has no batch norm)."""
         n = real["x"].shape[0]
-        out = self.D(diff_augment(torch.cat([real["x"], fake["x"]]), self.augment), torch.cat([self.soften(real["y"]), fake["y"].float()]),
-                     torch.cat([real["c"], fake["c"]]))
+        out = self.D(diff_augment(torch.cat([real["x"], fake["x"]]), self.augment),
+                     torch.cat([self.soften(real["y"]), fake["y"].float()]), torch.cat([real["c"], fake["c"]]))
         return {k: v[:n] for k, v in out.items()}, {k: v[n:] for k, v in out.items()}
 
     # ------------------------------------------------------------------ objective
