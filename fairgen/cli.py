@@ -136,6 +136,45 @@ command(
     arg("--figures-dir", required=True, help="folder to write the report's figures into (PNG)"),
 )
 command(
+    "audit-predictions", "fairgen.audit_predictions:run",
+    "Fairness audit of any model's predictions (CSV or Parquet): per-group metrics (n, base rate, selection "
+    "rate, TPR, FPR, FNR, precision, error rate, accuracy, balanced accuracy; AUC and average precision with "
+    "scores) for any number of groups and their intersections, differences and ratios between groups, "
+    "disparities against a reference group with pass/fail at a tolerance, all with stratified bootstrap "
+    "intervals. Writes metrics.parquet/.csv, audit.json, report.html (self-contained) and figures/ into "
+    "--out-dir. Unset options come from the config section audit_predictions; its defaults read an "
+    "Aequitas-shaped file (score, label_value, attribute columns) as it is.",
+    arg("--predictions", required=True, help="predictions file (.csv or .parquet)"),
+    arg("--out-dir", required=True, help="output folder (written completely or not at all)"),
+    arg("--label", default=None, help="column of the 0/1 labels (default label_value)"),
+    arg("--score", default=None, help="column of the scores (default score); predicted 1 when score >= threshold"),
+    arg("--threshold", type=float, default=None,
+        help="decision threshold on the score (default 0.5; without it scores must lie in [0, 1])"),
+    arg("--prediction", default=None, help="column of 0/1 predictions, instead of --score"),
+    arg("--group", action="append", default=None, metavar="COL",
+        help="group column (repeatable; default: every other column)"),
+    arg("--intersect", action="store_true", default=None, help="also audit the intersection of the group columns"),
+    arg("--model", default=None, metavar="COL", help="column naming the model of each row (several models)"),
+    arg("--compare", nargs=2, default=None, metavar=("A", "B"),
+        help="paired intervals of B - A on the same rows (needs --model)"),
+    arg("--reference", action="append", default=None, metavar="COL=VALUE",
+        help="reference group of a column (repeatable; VALUE alone with one group column; default the largest)"),
+    arg("--tolerance", type=float, default=None, help="pass/fail tolerance tau (default 0.8)"),
+    arg("--min-group-size", type=int, default=None, help="flag groups under this many rows (default 30)"),
+    arg("--n-boot", type=int, default=None, help="bootstrap resamples (default 1000; 0 = no intervals)"),
+    arg("--level", type=float, default=None, help="confidence level (default 0.95)"),
+    arg("--seed", type=int, default=None, help="bootstrap seed (default 0)"),
+)
+command(
+    "example-predictions", "fairgen.audit_predictions:example_predictions",
+    "Write a seeded SYNTHETIC predictions file in Aequitas's shape (score, label_value, race, sex; with "
+    "--models N also a model column, N models on the same rows) to try 'fairgen audit-predictions' on.",
+    arg("--out", required=True, help="file to write (.csv or .parquet)"),
+    arg("--rows", type=int, default=20_000, help="rows per model (default 20000)"),
+    arg("--seed", type=int, default=0, help="seed (default 0)"),
+    arg("--models", type=int, default=1, help="number of models (default 1: no model column)"),
+)
+command(
     "zoo-data", "fairgen.data.zoo_data:prepare",
     "Prepare one seed-GAN zoo dataset as uint8 images.npy (N,H,W,C) + labels.npy + info.json: "
     "digits (scikit-learn's bundled real 8x8 digits, upsampled to 28x28), mnist / cifar10 "

@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -650,3 +651,403 @@ def metrics_table(results: dict[str, dict]):
         if _base(col) not in ("n", "positives") or df[col].isna().any():
             df[col] = df[col].astype(np.float64)
     return df
+
+
+# ============================================================================================
+# k groups: any number of groups (one column or the intersection of several), for auditing a
+# user's own predictions (fairgen audit-predictions) and the pipeline's classifiers alike.
+#
+# Metric names follow the binary case (``selection_rate``, ``tpr`` ...) plus ``precision``
+# (TP / predicted positives) and ``average_precision`` (sklearn's step-wise AP) with scores.
+# Between groups, fairlearn's conventions: ``difference`` = group max - group min, ``ratio`` =
+# group min / group max. Against a reference group (the largest by default, or named),
+# Aequitas's: ``disparity`` = metric(group) / metric(reference), and a group *passes* a metric
+# at tolerance tau when tau <= disparity <= 1/tau.
+#
+# Bootstrap: stratified by group, as in the binary case, but drawn as a multinomial over each
+# group's cells (label, prediction[, score bin]) instead of row indices: a resample of n_g rows
+# with replacement has exactly Multinomial(n_g, cell shares) cell counts, and every count metric
+# is a function of the cell counts, so the distribution is the same at a cost that does not grow
+# with the number of rows. AUC and AP are functions of the per-label score histogram: with at
+# most ``score_bins`` distinct scores the histogram is exact; with more, the resamples use
+# ``score_bins`` quantile bins of the score (ties within a bin count 1/2 for AUC), and
+# ``score_binning`` reports how far the binned point estimate lies from the exact one.
+# ============================================================================================
+
+K_RATE_METRICS = ("base_rate", "selection_rate", "tpr", "fpr", "fnr", "tnr", "precision", "error_rate",
+                  "accuracy", "balanced_accuracy")
+K_SCORE_METRICS = ("auc", "average_precision")
+# Metrics judged against the reference group by default (pass/fail at the tolerance).
+DISPARITY_METRICS = ("selection_rate", "tpr", "fpr", "fnr", "precision", "error_rate")
+K_LABELS = {**{k: LABELS[k] for k in RATE_METRICS + SCORE_METRICS},
+            "precision": "precision (positive predictive value)", "average_precision": "average precision"}
+_K_NEEDS = {"tpr": "rows with label 1", "fnr": "rows with label 1", "fpr": "rows with label 0",
+            "tnr": "rows with label 0", "balanced_accuracy": "rows of both labels",
+            "auc": "rows of both labels", "average_precision": "rows with label 1",
+            "precision": "rows predicted 1"}
+SCORE_BINS = 1000
+# Resample cells (resamples x groups x cells) handled per bootstrap chunk; bounds memory.
+_K_CHUNK_ELEMENTS = 1 << 23
+
+
+def _average_precision(hist: np.ndarray) -> np.ndarray:
+    """sklearn's average precision from (..., 2, K) histograms over ascending score levels:
+    sum over levels of (recall step) x (precision at that level), thresholds at every level."""
+    neg, pos = hist[..., 0, :], hist[..., 1, :]
+    tp = np.cumsum(pos[..., ::-1], axis=-1)[..., ::-1]  # label-1 weight at or above each level
+    fp = np.cumsum(neg[..., ::-1], axis=-1)[..., ::-1]
+    precision = _div(tp, tp + fp)
+    step = np.where(pos > 0, pos * np.nan_to_num(precision), 0.0)
+    return _div(step.sum(-1), pos.sum(-1))
+
+
+def _k_rates(cells: np.ndarray, hist: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Per-group metrics from cell counts (..., 4) [TN, FP, FN, TP] and histograms (..., 2, K)."""
+    out = _rates(cells, cells, hist)
+    del out["weight"]
+    out["precision"] = _div(cells[..., TP], cells[..., TP] + cells[..., FP])
+    if hist is not None:
+        out["average_precision"] = _average_precision(hist)
+    return out
+
+
+def _group_codes(group, n_y: int, n_p: int, pre: str) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct group labels and each row's code (hash-based: fast for text labels)."""
+    import pandas as pd
+
+    g = np.asarray(group)
+    if g.ndim != 1 or not len(g) == n_y == n_p:
+        raise DataError(f"{pre}y_true, y_pred and group differ in length: {n_y}, {n_p}, {len(g)}")
+    if n_y == 0:
+        raise DataError(f"{pre}empty input: no rows to evaluate")
+    if pd.isna(g).any():
+        raise DataError(f"{pre}group is missing (NaN/None) in row {int(np.flatnonzero(pd.isna(g))[0])}")
+    code, labels = pd.factorize(g, sort=True)
+    return np.asarray(labels), code.astype(np.intp)
+
+
+@dataclass(frozen=True)
+class GroupData:
+    """Validated rows of one model, coded by group: the input of :func:`group_audit`."""
+
+    labels: tuple  # group labels, in order of the codes
+    counts: np.ndarray  # (k, C) row counts per group and resampling cell
+    cell_kind: np.ndarray  # (C,) confusion cell 0..3 (TN, FP, FN, TP) of each resampling cell
+    cell_bin: np.ndarray | None  # (C,) score bin of each cell (None without scores)
+    n_bins: int
+    exact: dict | None  # exact per-group "auc" / "average_precision" (k,), with scores
+    binning: dict | None
+
+    @property
+    def n(self) -> np.ndarray:
+        return self.counts.sum(1)
+
+
+def group_data(y_true, y_pred, group, score=None, *, score_bins: int = SCORE_BINS,
+               source: str | None = None) -> GroupData:
+    """Check and code one model's rows: 0/1 ``y_true`` and ``y_pred``, any hashable ``group``
+    labels (at least two distinct), optional ``score`` (any finite numbers: only their order
+    matters for AUC and AP). Raises DataError naming the row and value of the first bad entry."""
+    pre = _prefix(source)
+    y, p = _binary("y_true", y_true, pre), _binary("y_pred", y_pred, pre)
+    labels, code = _group_codes(group, len(y), len(p), pre)
+    k = len(labels)
+    if k < 2:
+        raise DataError(f"{pre}group has a single value {labels[0]!r} in all {len(y)} rows; "
+                        "fairness metrics compare at least two groups")
+    kind = 2 * y + p
+    if score is None:
+        counts = np.bincount(code * 4 + kind, minlength=4 * k).reshape(k, 4).astype(np.int64)
+        return GroupData(tuple(labels.tolist()), counts, np.arange(4), None, 0, None, None)
+    s = _array("score", score, pre).astype(np.float64)
+    if len(s) != len(y):
+        raise DataError(f"{pre}score has {len(s)} rows, y_true {len(y)}")
+    _first_bad("score", s, ~np.isfinite(s), "finite (no NaN/inf)", pre)
+    exact = {"auc": np.empty(k), "average_precision": np.empty(k)}
+    order = np.argsort(code, kind="stable")
+    bounds = np.searchsorted(code[order], np.arange(k + 1))
+    for j in range(k):
+        rows = order[bounds[j]:bounds[j + 1]]
+        levels, rank = np.unique(s[rows], return_inverse=True)
+        h = np.bincount(y[rows] * len(levels) + rank.reshape(-1), minlength=2 * len(levels)).reshape(2, -1)
+        h = h.astype(np.float64)
+        exact["auc"][j], exact["average_precision"][j] = _auc(h), _average_precision(h)
+    levels = np.unique(s)
+    if len(levels) <= score_bins:
+        bins, n_bins = np.searchsorted(levels, s), len(levels)
+        binning = {"method": "exact", "bins": n_bins}
+    else:
+        edges = np.unique(np.quantile(s, np.linspace(0, 1, score_bins + 1)[1:-1]))
+        bins, n_bins = np.searchsorted(edges, s, side="right"), len(edges) + 1
+        binning = {"method": "quantile", "bins": n_bins}
+    full = np.bincount((code * 4 + kind) * n_bins + bins, minlength=4 * k * n_bins).reshape(k, 4 * n_bins)
+    used = np.flatnonzero(full.any(0))  # cells empty in every group can never be drawn
+    data = GroupData(tuple(labels.tolist()), full[:, used].astype(np.int64), used // n_bins, used % n_bins,
+                     n_bins, exact, binning)
+    binned = _k_rates(*_k_cells(data, data.counts[None]))
+    binning["max_abs_difference_from_exact"] = {
+        m: float(np.nanmax(np.abs(binned[m][0] - exact[m]), initial=0.0)) for m in K_SCORE_METRICS}
+    return data
+
+
+def _k_cells(data: GroupData, counts: np.ndarray):
+    """Confusion cells (B, k, 4) and score histograms (B, k, 2, bins) from cell counts (B, k, C)."""
+    b, k, _ = counts.shape
+    onehot = np.zeros((len(data.cell_kind), 4))
+    onehot[np.arange(len(data.cell_kind)), data.cell_kind] = 1.0
+    cells = counts @ onehot
+    if data.cell_bin is None:
+        return cells, None
+    target = (data.cell_kind // 2) * data.n_bins + data.cell_bin  # (label, bin) of each cell
+    order = np.argsort(target, kind="stable")
+    where_, starts = np.unique(target[order], return_index=True)
+    hist = np.zeros((b, k, 2 * data.n_bins))
+    hist[:, :, where_] = np.add.reduceat(counts[:, :, order], starts, axis=-1)
+    return cells, hist.reshape(b, k, 2, data.n_bins)
+
+
+def _k_summaries(rates: dict[str, np.ndarray], metrics, ref: int) -> dict[tuple[str, str], np.ndarray]:
+    """Per-group values, between-group summaries and reference comparisons, all (B, ...) arrays."""
+    out = {}
+    for m in metrics:
+        x = rates[m]
+        lo, hi = x.min(-1), x.max(-1)  # NaN when any group's value is undefined
+        ref_x = x[..., ref:ref + 1]
+        out.update({("group", m): x, ("min", m): lo, ("max", m): hi, ("difference", m): hi - lo,
+                    ("ratio", m): _div(lo, hi), ("ref_difference", m): x - ref_x, ("disparity", m): _div(x, ref_x)})
+    return out
+
+
+def _k_draws(data: GroupData, n_boot: int, seed: int):
+    """Yield (B, k, C) cell counts of stratified resamples in memory-bounded chunks: each group's
+    rows are redrawn with replacement as one multinomial over its non-empty cells. One stream
+    per group and a chunk size that does not depend on n_boot: the first resamples are the
+    same for every n_boot."""
+    k, n_cells = data.counts.shape
+    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(k)]
+    per = [np.flatnonzero(data.counts[j]) for j in range(k)]
+    chunk = max(1, _K_CHUNK_ELEMENTS // (k * (n_cells + 2 * data.n_bins + 16)))
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        draws = np.zeros((b, k, n_cells), dtype=np.int64)
+        for j, (rng, cells) in enumerate(zip(rngs, per)):
+            c = data.counts[j, cells]
+            draws[:, j, cells] = rng.multinomial(int(c.sum()), c / c.sum(), size=b)
+        yield draws
+
+
+def _percentiles(x: np.ndarray, level: float):
+    """Percentile interval along axis 0 ignoring NaN resamples; (lower, upper, n_valid)."""
+    q = 100 * (1 - level) / 2
+    ok = np.isfinite(x)
+    n_valid = ok.sum(0)
+    if ok.all():
+        lo, hi = np.percentile(x, [q, 100 - q], axis=0)
+    else:
+        with warnings.catch_warnings():  # all-NaN columns: their interval is NaN (shown as None)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo, hi = np.nanpercentile(np.where(ok, x, np.nan), [q, 100 - q], axis=0)
+    return lo, hi, n_valid
+
+
+def _num(v) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def _k_intervals(boot: dict, point: dict, level: float, k: int) -> dict:
+    """{key: (lower, upper, n_valid)} per summary; for two groups the difference and ratio get
+    the folded interval of their signed quantity, exactly as :func:`bootstrap_ci` does."""
+    out = {}
+    for key, x in boot.items():
+        lo, hi, nv = _percentiles(x, level)
+        out[key] = (lo, hi, nv)
+    if k == 2:
+        for (what, m), x in boot.items():
+            if what == "group":
+                ok = np.isfinite(x).all(-1)
+                if ok.sum() < 2:
+                    continue
+                a = _fold_abs(*_percentile(x[ok, 0] - x[ok, 1], level))
+                t = _div(x[ok, 0], x[ok, 0] + x[ok, 1])
+                tok = np.isfinite(t)
+                out[("difference", m)] = (a[0], a[1], int(ok.sum()))
+                if tok.sum() >= 2:
+                    out[("ratio", m)] = (*_fold_ratio(*_percentile(t[tok], level)), int(tok.sum()))
+    return out
+
+
+def _verdict(value, tolerance: float) -> str:
+    return "undefined" if value is None else ("pass" if tolerance <= value <= 1 / tolerance else "fail")
+
+
+def _interval_verdict(lo, hi, tolerance: float) -> str:
+    if lo is None or hi is None:
+        return "undefined"
+    if tolerance <= lo and hi <= 1 / tolerance:
+        return "pass"
+    if hi < tolerance or lo > 1 / tolerance:
+        return "fail"
+    return "uncertain"
+
+
+def _check_audit_params(n_boot, level, seed, tolerance, min_group_size) -> None:
+    _check_params(1, n_boot, level, seed)
+    if n_boot == 1:
+        raise DataError("n_boot must be 0 (no intervals) or at least 2, got 1")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or not 0 < tolerance <= 1:
+        raise DataError(f"tolerance must be a number in (0, 1], got {tolerance!r}")
+    if isinstance(min_group_size, bool) or not isinstance(min_group_size, numbers.Integral) or min_group_size < 0:
+        raise DataError(f"min_group_size must be a non-negative integer, got {min_group_size!r}")
+
+
+def _reference_index(labels: list[str], n: np.ndarray, reference) -> tuple[int, str]:
+    if reference is None:
+        return int(np.argmax(n)), "majority (the largest group)"
+    if str(reference) not in labels:
+        raise DataError(f"reference group {str(reference)!r} is not a group; groups: "
+                        + ", ".join(repr(g) for g in labels[:20]))
+    return labels.index(str(reference)), "given"
+
+
+def group_audit(data: GroupData, *, reference=None, metrics=None, n_boot: int = 1000, level: float = 0.95,
+                seed: int = 0, tolerance: float = 0.8, min_group_size: int = 30) -> dict:
+    """Group metrics, between-group differences / ratios and disparities against a reference
+    group, each with a stratified bootstrap interval, and pass/fail at ``tolerance``.
+
+    ``data`` from :func:`group_data`. ``reference``: a group label (default: the largest group).
+    ``metrics``: the per-group metrics reported (default all; AUC and AP need scores).
+    Groups smaller than ``min_group_size`` are flagged in ``small_groups`` (never dropped).
+    Undefined values (a group without positives has no TPR) are ``None`` with their reason
+    under ``undefined``. Returns a JSON-serialisable dict (see the k-group notes above).
+    """
+    _check_audit_params(n_boot, level, seed, tolerance, min_group_size)
+    n_boot, level, seed, tolerance = int(n_boot), float(level), int(seed), float(tolerance)
+    labels = [str(g) for g in data.labels]
+    if len(set(labels)) != len(labels):
+        raise DataError(f"group labels are not distinct as text: {labels}")
+    k, n = len(labels), data.n
+    available = K_RATE_METRICS + (K_SCORE_METRICS if data.exact is not None else ())
+    metrics = list(available if metrics is None else metrics)
+    unknown = [m for m in metrics if m not in available]
+    if unknown:
+        raise DataError(f"unknown or unavailable metric(s) {', '.join(unknown)}; available: {', '.join(available)}")
+    ref, ref_rule = _reference_index(labels, n, reference)
+    point_rates = _k_rates(*_k_cells(data, data.counts[None]))
+    if data.exact is not None:  # exact AUC / AP for the point estimate (the resamples may be binned)
+        point_rates.update({m: v[None] for m, v in data.exact.items()})
+    point = {key: v[0] for key, v in _k_summaries(point_rates, metrics, ref).items()}
+    ci: dict = {}
+    if n_boot:
+        parts: dict = {}
+        for draws in _k_draws(data, n_boot, seed):
+            for key, v in _k_summaries(_k_rates(*_k_cells(data, draws)), metrics, ref).items():
+                parts.setdefault(key, []).append(v)
+        ci = _k_intervals({key: np.concatenate(v) for key, v in parts.items()}, point, level, k)
+
+    def entry(key, j=None):
+        v = point[key] if j is None else point[key][j]
+        out = {"value": _num(v)}
+        if key in ci:
+            lo, hi, nv = ci[key]
+            pick = (lambda a: a) if j is None else (lambda a: np.asarray(a)[j])
+            out.update(lower=_num(pick(lo)), upper=_num(pick(hi)), n_valid=int(pick(nv)))
+        return out
+
+    undefined = {}
+    by_group, vs_ref = {}, {}
+    for j, g in enumerate(labels):
+        by_group[g] = {"n": int(n[j]), "positives": int(data.counts[j, data.cell_kind >= 2].sum())}
+        vs_ref[g] = {}
+        for m in metrics:
+            by_group[g][m] = entry(("group", m), j)
+            if by_group[g][m]["value"] is None:
+                undefined[f"{g}/{m}"] = f"{K_LABELS[m]} of group {g!r} is undefined: it has no {_K_NEEDS[m]}"
+            d = {"difference": entry(("ref_difference", m), j), "disparity": entry(("disparity", m), j)}
+            dis = d["disparity"]
+            d["verdict"] = "reference" if j == ref else _verdict(dis["value"], tolerance)
+            d["interval_verdict"] = ("reference" if j == ref else
+                                     _interval_verdict(dis.get("lower"), dis.get("upper"), tolerance))
+            vs_ref[g][m] = d
+    between = {}
+    for m in metrics:
+        x = point[("group", m)]
+        defined = bool(np.isfinite(x).all())
+        between[m] = {"difference": entry(("difference", m)), "ratio": entry(("ratio", m)),
+                      "group_min": _num(point[("min", m)]), "group_max": _num(point[("max", m)]),
+                      "argmin": labels[int(np.argmin(x))] if defined else None,
+                      "argmax": labels[int(np.argmax(x))] if defined else None}
+    return {
+        "groups": labels, "reference": labels[ref], "reference_rule": ref_rule, "metrics": metrics,
+        "n": int(n.sum()), "tolerance": tolerance, "min_group_size": int(min_group_size),
+        "small_groups": [g for j, g in enumerate(labels) if n[j] < min_group_size],
+        "by_group": by_group, "between_groups": between, "vs_reference": vs_ref, "undefined": undefined,
+        "bootstrap": {"n_boot": n_boot, "level": level, "seed": seed, "stratified_by": "group",
+                      "method": "percentile; resamples drawn as per-group multinomials over the cells "
+                                "(label, prediction, score bin)" + ("; with two groups the difference and "
+                                "ratio are folded from their signed quantity" if k == 2 else "")},
+        "score_binning": data.binning,
+    }
+
+
+def paired_group_audit(y_true, y_pred_a, y_pred_b, group, *, metrics=None, n_boot: int = 1000,
+                       level: float = 0.95, seed: int = 0, source: str | None = None) -> dict:
+    """Model B against model A on the same rows, per group and between groups, with paired
+    intervals: every resample redraws each group's rows once (a multinomial over the joint
+    cells (label, A's prediction, B's prediction)) and evaluates both models on it, so the
+    interval of B - A reflects only how the two differ on the same rows. Count-based metrics
+    only (AUC and AP are not paired here). Returns ``{"groups", "metrics", "by_group":
+    {group: {metric: {a, b, difference, lower, upper}}}, "between_groups": {metric:
+    {"difference"|"ratio": {...}}}, "bootstrap"}`` with B - A as ``difference``."""
+    _check_audit_params(n_boot, level, seed, 0.8, 0)
+    pre = _prefix(source)
+    pb = _binary("y_pred (model B)", y_pred_b, pre)
+    base = group_data(y_true, y_pred_a, group, source=source)  # checks labels, A and the groups
+    if len(pb) != int(base.n.sum()):
+        raise DataError(f"{pre}model B has {len(pb)} rows, model A {int(base.n.sum())}")
+    y = _binary("y_true", y_true, pre)
+    pa = _binary("y_pred", y_pred_a, pre)
+    _, code = _group_codes(group, len(y), len(pa), pre)
+    k = len(base.labels)
+    counts = np.bincount(code * 8 + 4 * y + 2 * pa + pb, minlength=8 * k).reshape(k, 8)
+    j = np.arange(8)
+    da = GroupData(base.labels, counts, (j // 4) * 2 + (j // 2) % 2, None, 0, None, None)
+    db = GroupData(base.labels, counts, (j // 4) * 2 + j % 2, None, 0, None, None)
+    metrics = list(K_RATE_METRICS if metrics is None else metrics)
+    bad = [m for m in metrics if m not in K_RATE_METRICS]
+    if bad:
+        raise DataError(f"paired comparison: metric(s) {', '.join(bad)} are not count-based; "
+                        f"available: {', '.join(K_RATE_METRICS)}")
+
+    def summaries(d, c):
+        return _k_summaries(_k_rates(*_k_cells(d, c)), metrics, 0)
+
+    pa_, pb_ = summaries(da, counts[None]), summaries(db, counts[None])
+    diffs: dict = {}
+    if n_boot:
+        for draws in _k_draws(da, int(n_boot), int(seed)):
+            sa, sb = summaries(da, draws), summaries(db, draws)
+            for key in sa:
+                diffs.setdefault(key, []).append(sb[key] - sa[key])
+    ci = {key: _percentiles(np.concatenate(v), float(level)) for key, v in diffs.items()}
+    labels = [str(g) for g in base.labels]
+
+    def entry(key, jj=None):
+        pick = (lambda a: a[0]) if jj is None else (lambda a: a[0][jj])
+        a, b = _num(pick(pa_[key])), _num(pick(pb_[key]))
+        out = {"a": a, "b": b, "difference": None if a is None or b is None else b - a}
+        if key in ci:
+            lo, hi, nv = ci[key]
+            at = (lambda v: v) if jj is None else (lambda v: np.asarray(v)[jj])
+            out.update(lower=_num(at(lo)), upper=_num(at(hi)), n_valid=int(at(nv)))
+        return out
+
+    return {
+        "groups": labels, "metrics": metrics, "n": int(counts.sum()),
+        "by_group": {g: {m: entry(("group", m), jj) for m in metrics} for jj, g in enumerate(labels)},
+        "between_groups": {m: {"difference": entry(("difference", m)), "ratio": entry(("ratio", m))}
+                           for m in metrics},
+        "bootstrap": {"n_boot": int(n_boot), "level": float(level), "seed": int(seed), "paired": True,
+                      "stratified_by": "group",
+                      "method": "percentile of the per-resample differences (B - A); resamples drawn as "
+                                "per-group multinomials over the cells (label, A's prediction, B's prediction)"},
+    }

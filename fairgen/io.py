@@ -28,6 +28,7 @@ FORMAT_VERSIONS = {
     "gan_checkpoint": 1,
     "sweep_runs": 1,
     "sweep_summary": 1,
+    "audit_metrics": 1,
 }
 
 

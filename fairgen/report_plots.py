@@ -332,3 +332,57 @@ def tile(images: np.ndarray, ncol: int, nrow: int | None = None, pad: int = 1) -
     batch = torch.from_numpy(np.ascontiguousarray(np.concatenate([images, blank]))).permute(0, 3, 1, 2)
     grid = make_grid(batch, nrow=ncol, padding=pad, pad_value=255)
     return grid.permute(1, 2, 0).numpy()
+
+
+def _plain(text: str) -> str:
+    """A label matplotlib shows verbatim (a '$' would start mathtext)."""
+    return str(text).replace("$", r"\$")
+
+
+@_styled
+def disparity(groups: Sequence[str], metrics: Sequence[tuple[str, str]], values: dict, reference: str,
+              tolerance: float, small: Sequence[str] = ()) -> bytes:
+    """Each group's disparity (metric / the reference group's) per metric, with its interval as
+    an error bar, on a log axis with the tolerance band [tolerance, 1/tolerance] shaded.
+
+    ``values[(metric, group)] = (disparity, lo, hi)`` (None where undefined). Groups outside
+    the band are drawn in red, small groups (``small``) hollow.
+    """
+    from matplotlib.ticker import NullFormatter
+
+    ncols = min(3, len(metrics))
+    nrows = math.ceil(len(metrics) / ncols)
+    height = 0.9 + 0.28 * len(groups)
+    fig, axes = _figure(nrows, ncols, 4.1 * ncols, height * nrows)
+    y = np.arange(len(groups))[::-1]
+    band = (tolerance, 1 / tolerance)
+    for ax, (metric, label) in zip(axes.flat, metrics):
+        ax.axvspan(*band, color="#d9efe2", zorder=0, label=f"tolerance band [{band[0]:.2f}, {band[1]:.2f}]")
+        ax.axvline(1.0, color="#888888", lw=0.8)
+        finite = [1.0, *band]
+        for yi, g in zip(y, groups):
+            v, lo, hi = values.get((metric, g), (None, None, None))
+            if v is None or v <= 0:
+                ax.text(1.0, yi, "undefined" if v is None else "0", ha="center", va="center", fontsize=7,
+                        color="#666666")
+                continue
+            inside = band[0] <= v <= band[1]
+            color = "#1b7f4b" if inside else "#c0392b"
+            err = np.array([_err(v, lo, hi)]).T if lo is not None and lo > 0 else None
+            ax.errorbar([v], [yi], xerr=err, fmt="o", color=color, ms=5, elinewidth=1, capsize=2,
+                        mfc="white" if g in small else color)
+            finite += [x for x in (v, lo, hi) if x is not None and x > 0]
+        lo_x, hi_x = min(finite), max(finite)
+        ax.set_xscale("log")
+        ax.set_xlim(lo_x / 1.15, hi_x * 1.15)
+        ax.set_xticks([band[0], 1.0, band[1]], [f"{band[0]:.2f}", "1", f"{band[1]:.2f}"])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_yticks(y, [_plain(g) + (" (ref)" if g == reference else "") for g in groups])
+        ax.set_ylim(-0.7, len(groups) - 0.3)
+        ax.set_title(_plain(label))
+        ax.grid(axis="y", visible=False)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles[:1], labels[:1], loc="outside lower center")
+    return _render(fig)
