@@ -22,6 +22,7 @@ include: "workflow/rules/zoo.smk"
 include: "workflow/rules/quality.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/sweep.smk"
+include: "workflow/rules/audit_predictions.smk"
 
 
 rule all:

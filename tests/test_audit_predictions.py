@@ -379,3 +379,21 @@ def test_example_predictions_is_seeded(tmp_path):
     assert a.read_bytes() == b.read_bytes()
     df = pd.read_csv(a)
     assert list(df.columns) == ["score", "label_value", "race", "sex"] and len(df) == 500
+
+
+@pytest.mark.e2e
+def test_snakemake_target_standalone(tmp_path):
+    """`snakemake audit_predictions --config predictions=FILE` with the project's config."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    AP.example_predictions({}, str(tmp_path / "preds.parquet"), rows=2000, seed=2)
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "--directory", str(tmp_path),
+                        "--configfile", str(root / "config" / "config.yaml"), "--cores", "1", "audit_predictions",
+                        "--config", f"predictions={tmp_path / 'preds.parquet'}"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = tmp_path / "results" / "audit_predictions"
+    assert (out / "report.html").is_file() and (out / "metrics.parquet").is_file()
+    assert (tmp_path / "results" / "logs" / "audit_predictions.log").is_file()
+    assert set(json.loads((out / "audit.json").read_text())["models"]["all rows"]) == {"race", "sex"}
