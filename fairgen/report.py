@@ -319,6 +319,35 @@ def load_classifiers(methods: list[str], classifiers_dir: Path, inputs: Inputs) 
     return out
 
 
+def classifier_disparities(cfg: dict, methods: list[str], classifiers_dir: Path, inputs: Inputs,
+                           labels: tuple[str, str]) -> tuple[list[dict], list[Missing]]:
+    """Each classifier's test predictions through the same audit as ``fairgen audit-predictions``
+    (:func:`fairgen.fairness.group_audit`, groups = the protected attribute): the pass/fail table
+    of disparities against the reference group at ``audit_predictions.tolerance``."""
+    from fairgen import audit_report
+    from fairgen import fairness as F
+
+    section, cc = cfg.get("audit_predictions") or {}, cfg["classifier"]
+    out, missing = [], []
+    for k, method in enumerate(methods):
+        path = classifiers_dir / method / "predictions.parquet"
+        if not path.is_file():
+            missing.append(Missing(f"test predictions of '{method}'", str(path)))
+            continue
+        df, _ = fio.read_parquet(path, "predictions", columns=["c", "y_true", "y_pred", "score"])
+        inputs.add(f"predictions {method}", path)
+        group = np.where(df["c"].to_numpy() == 1, labels[1], labels[0])
+        data = F.group_data(df["y_true"].to_numpy(), df["y_pred"].to_numpy(), group, df["score"].to_numpy(),
+                            score_bins=section.get("score_bins", F.SCORE_BINS), source=str(path))
+        n_boot = cc["bootstrap"] if cc["bootstrap"] != 1 else 0
+        res = F.group_audit(data, n_boot=n_boot, level=cc["ci_level"], seed=cfg["seed"],
+                            tolerance=section.get("tolerance", 0.8), min_group_size=section.get("min_group_size", 30))
+        res["disparity_metrics"] = list(section.get("disparity_metrics", F.DISPARITY_METRICS))
+        out.append({"method": method, "id": f"passfail-classifier-{k}", "table": audit_report.passfail_table(res),
+                    "reference": res["reference"], "tolerance": res["tolerance"]})
+    return out, missing
+
+
 def ci_level(results: list[MethodResult]) -> float | None:
     for m in results:
         b = m.result.get("bootstrap") or {}
@@ -983,6 +1012,8 @@ def build(cfg: dict, dataset: str | os.PathLike, classifiers_dir: str | os.PathL
     missing: dict[str, list[Missing]] = {k: [] for k in ("dataset", "gan", "synthetic", "quality", "classifiers",
                                                           "tradeoff")}
     paired, missing["classifiers"] = load_paired(p(comparison), methods, inputs)
+    disparities, miss = classifier_disparities(cfg, methods, classifiers_dir, inputs, labels)
+    missing["classifiers"] += miss
     summary = summarize(results, level, paired=paired)
 
     figures: list[Figure] = []
@@ -1055,6 +1086,7 @@ def build(cfg: dict, dataset: str | os.PathLike, classifiers_dir: str | os.PathL
         "frontier": frontier,
         "paired": paired_table(paired, methods) if paired else None,
         "groups": group_table(results, labels),
+        "disparities": disparities,
         "paper": {**PAPER, "table": paper_table(results),
                   "groups": paper_table(results, PAPER_GROUP_COLUMNS,
                                         [r for r in PAPER["rows"] if "fpr_c0" in r]),

@@ -397,3 +397,28 @@ def test_snakemake_target_standalone(tmp_path):
     assert (out / "report.html").is_file() and (out / "metrics.parquet").is_file()
     assert (tmp_path / "results" / "logs" / "audit_predictions.log").is_file()
     assert set(json.loads((out / "audit.json").read_text())["models"]["all rows"]) == {"race", "sex"}
+
+
+def test_pipeline_audit_uses_the_same_audit_for_its_pass_fail_table(tmp_path):
+    """The pipeline's audit report shows, per classifier, the pass/fail table of
+    fairness.group_audit on its test predictions: the same code as audit-predictions."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
+    import report_inputs as ri
+
+    from fairgen import audit_report, report
+
+    cfg = ri.tiny_cfg(methods=["real", "reweighing"], runs=[], n_boot=30)
+    paths = ri.make_inputs(tmp_path / "in", cfg)
+    html, _, _ = report.build(cfg, **paths)
+    for k, method in enumerate(cfg["classifier"]["methods"]):
+        df, _ = AP.fio.read_parquet(Path(paths["classifiers_dir"]) / method / "predictions.parquet", "predictions")
+        group = np.where(df["c"] == 1, "Male = 1", "Male = 0")
+        res = F.group_audit(F.group_data(df["y_true"], df["y_pred"], group, df["score"]), n_boot=30,
+                            level=cfg["classifier"]["ci_level"], seed=cfg["seed"])
+        res["disparity_metrics"] = list(F.DISPARITY_METRICS)
+        assert f'id="passfail-classifier-{k}"' in html
+        for row in audit_report.passfail_table(res)["rows"]:
+            for cell in row[1:]:
+                assert f"{cell['text']}<span class=\"sub\">{cell['sub']}</span>" in html

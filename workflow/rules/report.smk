@@ -10,6 +10,8 @@ rule audit:
         index=rules.crops.output.index,
         crops_summary=rules.crops.output.summary,
         metrics=expand(rules.train_classifier.output.metrics, method=config["classifier"]["methods"]),
+        # read for the pass/fail table (the same audit as `fairgen audit-predictions`)
+        predictions=expand(rules.train_classifier.output.predictions, method=config["classifier"]["methods"]),
         gan_logs=expand(rules.train_gan.output.log_jsonl, run=config["gan"]["runs"]),
         gan_summaries=expand(rules.train_gan.output.summary, run=config["gan"]["runs"]),
         gan_grids=expand(rules.train_gan.output.class_grid, run=config["gan"]["runs"]),
@@ -24,7 +26,8 @@ rule audit:
                        caption="../report/audit_figures.rst", category="Audit", subcategory="Figures",
                        labels={"figure": "{name}"}),
     params:
-        cfg=lambda wildcards: cfg_json("seed", "protected", "outcome", "dataset", "gan", "classifier", "quality"),
+        cfg=lambda wildcards: cfg_json("seed", "protected", "outcome", "dataset", "gan", "classifier", "quality",
+                                        "audit_predictions"),
         # the folders holding METHOD/metrics.json, RUN/log.jsonl and the RUN synthetic sets
         classifiers_dir=lambda wildcards, input: os.path.dirname(os.path.dirname(input.metrics[0])),
         # (no GAN runs configured: an empty folder name; the audit then looks for none)
