@@ -25,6 +25,7 @@ import platform
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from fairgen import __version__
 from fairgen import fairness as F
@@ -42,8 +43,6 @@ TABLE_KIND = "audit_metrics"
 
 def read_table(path: Path, columns: list[str] | None = None):
     """A CSV or Parquet file as a DataFrame (only ``columns`` when given; they must exist)."""
-    import pandas as pd
-
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     suffix = path.suffix.lower()
@@ -223,31 +222,38 @@ def audit_frame(df, path: Path, opts: dict) -> dict:
     if model_col:
         names = df[model_col].astype(str).to_numpy()
         models = {m: np.flatnonzero(names == m) for m in dict.fromkeys(names.tolist())}
+    if opts.get("compare"):  # before the work: a bad comparison must fail fast
+        _check_same_rows(path, opts, models, y, attributes)
+    from tqdm import tqdm
+
     out = {"models": {}, "attributes": list(attributes), "rows": len(df)}
     common = dict(n_boot=opts["n_boot"], level=opts["level"], seed=opts["seed"])
-    for m, rows in models.items():
-        key = "all rows" if m is None else m
-        per = {}
-        for attr, lab in attributes.items():
-            source = f"{path}" + ("" if m is None else f", model {m!r}") + f", attribute {attr!r}"
-            single = sum(1 for a in attributes if a in groups) == 1 and attr in groups
-            values = lab[rows]
-            if len(np.unique(values)) < 2:
-                raise DataError(f"{source}: a single group {values[0]!r} in this model's {len(rows)} rows")
-            data = F.group_data(y[rows], p[rows], values, None if s is None else s[rows],
-                                score_bins=opts["score_bins"], source=source)
-            metrics = list(F.K_RATE_METRICS + (F.K_SCORE_METRICS if s is not None else ()))
-            per[attr] = F.group_audit(data, reference=_reference_for(opts["reference"], attr, single),
-                                      metrics=metrics, tolerance=opts["tolerance"],
-                                      min_group_size=opts["min_group_size"], **common)
-            per[attr]["disparity_metrics"] = [d for d in opts["disparity_metrics"] if d in metrics]
-        out["models"][key] = per
+    metrics = list(F.K_RATE_METRICS + (F.K_SCORE_METRICS if s is not None else ()))
+    single = len(groups) == 1
+    jobs = [(m, attr) for m in models for attr in attributes]
+    for m, attr in tqdm(jobs, desc="audit", unit="audit", disable=None, leave=False):
+        rows = models[m]
+        source = f"{path}" + ("" if m is None else f", model {m!r}") + f", attribute {attr!r}"
+        values = attributes[attr][rows]
+        if len(pd.unique(values)) < 2:
+            raise DataError(f"{source}: a single group {values[0]!r} in this model's {len(rows)} rows")
+        data = F.group_data(y[rows], p[rows], values, None if s is None else s[rows],
+                            score_bins=opts["score_bins"], source=source)
+        res = F.group_audit(data, reference=_reference_for(opts["reference"], attr, single and attr in groups),
+                            metrics=metrics, tolerance=opts["tolerance"], min_group_size=opts["min_group_size"],
+                            **common)
+        res["disparity_metrics"] = [d for d in opts["disparity_metrics"] if d in metrics]
+        out["models"].setdefault("all rows" if m is None else m, {})[attr] = res
     if opts.get("compare"):
-        out["comparison"] = _compare(path, opts, models, y, p, attributes, common)
+        a, b = opts["compare"]
+        out["comparison"] = {"a": a, "b": b, "attributes": {
+            attr: F.paired_group_audit(y[models[a]], p[models[a]], p[models[b]], lab[models[a]], source=f"{path}",
+                                       **common) for attr, lab in attributes.items()}}
     return out
 
 
-def _compare(path: Path, opts: dict, models: dict, y, p, attributes: dict, common: dict) -> dict:
+def _check_same_rows(path: Path, opts: dict, models: dict, y, attributes: dict) -> None:
+    """--compare A B: both models must be scored on the same rows (count, labels, groups, order)."""
     a, b = opts["compare"]
     for name in (a, b):
         if name not in models:
@@ -264,10 +270,6 @@ def _compare(path: Path, opts: dict, models: dict, y, p, attributes: dict, commo
             raise DataError(f"{path}: models {a!r} and {b!r} do not have the same rows: their row {i} "
                             f"(file rows {int(ra[i])} and {int(rb[i])}) differs in the {what} "
                             f"({col[ra[i]]!r} vs {col[rb[i]]!r}); --compare needs the same rows in the same order")
-    out = {"a": a, "b": b, "attributes": {}}
-    for attr, lab in attributes.items():
-        out["attributes"][attr] = F.paired_group_audit(y[ra], p[ra], p[rb], lab[ra], source=f"{path}", **common)
-    return out
 
 
 # ============================================================================ outputs
@@ -275,8 +277,6 @@ def _compare(path: Path, opts: dict, models: dict, y, p, attributes: dict, commo
 
 def metrics_table(result: dict):
     """The audit as one long table: a row per (model, attribute, scope, group, metric)."""
-    import pandas as pd
-
     rows = []
     for model, per in result["models"].items():
         for attr, res in per.items():
@@ -365,8 +365,6 @@ def example_predictions(cfg: dict, out: str, rows: int = 20_000, seed: int = 0, 
     dependent base rates and a score that is less informative for the smallest group. With
     ``models`` > 1 a ``model`` column holds that many models scored on the same rows
     (``model_0`` the noisiest). Nothing in it is real data."""
-    import pandas as pd
-
     if rows < 1 or models < 1:
         raise DataError(f"--rows and --models must be at least 1, got {rows} and {models}")
     rng = np.random.default_rng(seed)
