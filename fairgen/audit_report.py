@@ -70,9 +70,9 @@ def passfail_table(res: dict) -> dict:
             d = res["vs_reference"][g][m]
             dis = d["disparity"]
             verdict = d["verdict"]
-            sub = f"{fmt(dis['value'])} {fmt_ci(dis.get('lower'), dis.get('upper'))}".strip()
+            sub = f"{fmt(dis['value'], 2)} {fmt_ci(dis.get('lower'), dis.get('upper'), 2)}".strip()
             if verdict not in ("reference", "undefined"):
-                sub += f"; interval: {d['interval_verdict']}"
+                sub += f" {d['interval_verdict']}"
             row.append(_cell(VERDICT_TEXT[verdict], sub, f"num verdict {verdict}",
                              title=f"disparity {fmt(dis['value'])}, {d['interval_verdict']} by its interval"))
         rows.append(row)

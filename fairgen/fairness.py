@@ -902,7 +902,7 @@ def _check_audit_params(n_boot, level, seed, tolerance, min_group_size) -> None:
 
 def _reference_index(labels: list[str], n: np.ndarray, reference) -> tuple[int, str]:
     if reference is None:
-        return int(np.argmax(n)), "majority (the largest group)"
+        return int(np.argmax(n)), "majority: the largest group"
     if str(reference) not in labels:
         raise DataError(f"reference group {str(reference)!r} is not a group; groups: "
                         + ", ".join(repr(g) for g in labels[:20]))

@@ -150,6 +150,7 @@ def test_group_metrics_and_disparities_match_aequitas(tmp_path, k, reference):
     bdf = aequitas_tables(df, ["attr", "sex"], None if reference is None else {"attr": reference, "sex": "F"})
     for attr in ("attr", "sex"):
         res = out["models"]["all rows"][attr]
+        check_against_fairlearn(res, fairlearn_frames(df, df[attr]), str)  # both oracles, the same file
         rows = bdf[bdf["attribute_name"] == attr]
         assert sorted(rows["attribute_value"]) == res["groups"]
         refs = set(rows["tpr_ref_group_value"])
