@@ -3,13 +3,7 @@
 # Options come from the config section audit_predictions (its defaults read an Aequitas-shaped
 # file: score, label_value and every other column as a group column); outputs go to
 # audit_predictions.out_dir (report.html, audit.json, metrics.parquet/.csv, figures/).
-
-
-def predictions_file(wildcards):
-    if not config.get("predictions"):
-        raise ValueError("audit_predictions needs a predictions file: snakemake audit_predictions "
-                         "--config predictions=FILE (CSV or Parquet)")
-    return config["predictions"]
+# The input function predictions_file is in common.smk.
 
 
 rule audit_predictions:

@@ -136,3 +136,11 @@ def sweep_metrics():
             points = [f"{point}/l{float(lam):g}" for lam in config["sweep"]["lambda_fair"]]
         out += [f"{SWEEP}/{p}/classifiers/{method}/metrics.json" for p in points]
     return out
+
+
+# --- standalone audit of a predictions file (workflow/rules/audit_predictions.smk) ---
+def predictions_file(wildcards):
+    if not config.get("predictions"):
+        raise ValueError("audit_predictions needs a predictions file: snakemake audit_predictions "
+                         "--config predictions=FILE (CSV or Parquet)")
+    return config["predictions"]
