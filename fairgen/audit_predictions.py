@@ -222,6 +222,17 @@ def audit_frame(df, path: Path, opts: dict) -> dict:
     if model_col:
         names = df[model_col].astype(str).to_numpy()
         models = {m: np.flatnonzero(names == m) for m in dict.fromkeys(names.tolist())}
+    for col, value in opts["reference"].items():
+        if col == "" and len(groups) != 1:
+            raise DataError(f"{path}: --reference {value!r} names no column; with several group columns "
+                            "give COL=VALUE")
+        if col and col not in attributes:
+            raise DataError(f"{path}: --reference {col}={value}: {col!r} is not an audited group column; "
+                            f"they are: {', '.join(repr(a) for a in attributes)}")
+        values = pd.unique(attributes[col or groups[0]])
+        if value not in values:
+            raise DataError(f"{path}: reference group {value!r} does not occur in group column "
+                            f"{col or groups[0]!r}; its groups: {', '.join(repr(v) for v in sorted(values)[:20])}")
     if opts.get("compare"):  # before the work: a bad comparison must fail fast
         _check_same_rows(path, opts, models, y, attributes)
     from tqdm import tqdm

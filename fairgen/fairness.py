@@ -854,13 +854,10 @@ def _num(v) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
 
 
-def _k_intervals(boot: dict, point: dict, level: float, k: int) -> dict:
+def _k_intervals(boot: dict, level: float, k: int) -> dict:
     """{key: (lower, upper, n_valid)} per summary; for two groups the difference and ratio get
     the folded interval of their signed quantity, exactly as :func:`bootstrap_ci` does."""
-    out = {}
-    for key, x in boot.items():
-        lo, hi, nv = _percentiles(x, level)
-        out[key] = (lo, hi, nv)
+    out = {key: _percentiles(x, level) for key, x in boot.items()}
     if k == 2:
         for (what, m), x in boot.items():
             if what == "group":
@@ -942,7 +939,7 @@ def group_audit(data: GroupData, *, reference=None, metrics=None, n_boot: int = 
         for draws in _k_draws(data, n_boot, seed):
             for key, v in _k_summaries(_k_rates(*_k_cells(data, draws)), metrics, ref).items():
                 parts.setdefault(key, []).append(v)
-        ci = _k_intervals({key: np.concatenate(v) for key, v in parts.items()}, point, level, k)
+        ci = _k_intervals({key: np.concatenate(v) for key, v in parts.items()}, level, k)
 
     def entry(key, j=None):
         v = point[key] if j is None else point[key][j]

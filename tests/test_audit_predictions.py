@@ -279,7 +279,8 @@ def test_compare_paired_differences(tmp_path):
     # a model compared with itself: every paired difference is exactly 0
     y, p, g = np.random.default_rng(0).integers(0, 2, (3, 400))
     same = F.paired_group_audit(y, p, p, g, n_boot=50)
-    assert same["between_groups"]["tpr"]["difference"]["lower"] == 0 == same["between_groups"]["tpr"]["difference"]["upper"]
+    gap = same["between_groups"]["tpr"]["difference"]
+    assert gap["lower"] == 0 == gap["upper"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,11 +339,14 @@ def bad_cases(tmp_path: Path) -> dict:
     shuffled = pd.concat([base.assign(model="A"), base.assign(model="B", label_value=[0, 1, 1, 1, 1, 0])])
     case("compare_labels", shuffled, ["--model", "model", "--compare", "A", "B"], ["row 3", "label"])
     case("empty", base.iloc[:0], [], ["no rows"])
+    case("reference_value", base, ["--reference", "grp=c"], ["reference group 'c'", "'grp'", "'a', 'b'"])
+    case("reference_column", base, ["--reference", "race=a"], ["'race' is not an audited group column"])
     return cases
 
 
 @pytest.mark.parametrize("name", ["missing_column", "label_not_binary", "score_out_of_range", "nan", "nan_group",
-                                  "single_group", "compare_rows", "compare_labels", "empty"])
+                                  "single_group", "compare_rows", "compare_labels", "empty", "reference_value",
+                                  "reference_column"])
 def test_bad_input_exits_2_names_the_culprit_and_writes_nothing(tmp_path, capsys, name):
     path, args, needles = bad_cases(tmp_path)[name]
     out = tmp_path / "out"

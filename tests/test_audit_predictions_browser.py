@@ -25,14 +25,16 @@ PROBE = r"""
   const el = document.documentElement;
   return {
     title: document.title,
-    passfail: Array.from(document.querySelectorAll('table[id^="passfail-"]')).map(t => [t.id, t.tBodies[0].rows.length]),
+    passfail: Array.from(document.querySelectorAll('table[id^="passfail-"]'))
+      .map(t => [t.id, t.tBodies[0].rows.length]),
     fails: document.querySelectorAll('td.verdict.fail').length,
     passes: document.querySelectorAll('td.verdict.pass').length,
     scripts: document.scripts.length,
     evil: Array.from(document.querySelectorAll('td.method')).some(td => td.textContent.includes('<script>')),
     small: document.querySelectorAll('.small-groups').length,
     images: Array.from(document.images).map(i => ({complete: i.complete, naturalWidth: i.naturalWidth,
-      naturalHeight: i.naturalHeight, shownWidth: i.getBoundingClientRect().width, src: i.getAttribute('src').slice(0, 22)})),
+      naturalHeight: i.naturalHeight, shownWidth: i.getBoundingClientRect().width,
+      src: i.getAttribute('src').slice(0, 22)})),
     sections: Array.from(document.querySelectorAll('section.card')).map(s => s.id),
     overflowX: el.scrollWidth - el.clientWidth,
   };
