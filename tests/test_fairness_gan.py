@@ -248,6 +248,50 @@ def test_eqopp_weights_by_generated_y():
     assert not pen.requires_grad  # the weight is detached: G cannot lower it by lowering y
 
 
+def test_eqopp_zero_weight_samples_move_nothing_as_if_absent():
+    """The eqopp weight reaches G's fairness gradient: a generated sample with y = -1 (weight
+    (y + 1) / 2 = 0) gets no gradient from the term, and the others get exactly the gradient of
+    the batch without it, times (batch size without / with it) for the mean. Under dp (no weight)
+    the same samples are pushed like any other."""
+    gan = _gan(variant="eqopp").eval()
+    c = torch.tensor([0, 1] * 4)
+    y = torch.tensor([-1.0, 0.6, 0.2, -0.3, 0.9, -1.0, 0.4, 0.7])
+    x = torch.rand(8, 3, 32, 32) * 2 - 1
+    zero = y == -1.0
+    kept = torch.nonzero(~zero).reshape(-1)
+
+    def y_grad(variant, rows):
+        y_rows = y[rows].clone().requires_grad_(True)
+        fairness_penalty(gan.D(x[rows], y_rows)["cy"], c[rows], y_rows, variant).backward()
+        return y_rows.grad
+
+    everything = torch.arange(8)
+    eqopp, eqopp_without = y_grad("eqopp", everything), y_grad("eqopp", kept)
+    assert torch.count_nonzero(eqopp[zero]) == 0
+    assert torch.count_nonzero(eqopp[~zero]) == len(kept)
+    torch.testing.assert_close(eqopp[~zero], eqopp_without * len(kept) / 8)
+    dp = y_grad("dp", everything)
+    assert torch.count_nonzero(dp[zero]) == 2  # the control: without the weight they do move
+    # and G's loss carries the term with its weight lambda_fair
+    none = _gan(variant="none").eval()
+    fake = {"x": x, "y": y, "c": c}
+    torch.testing.assert_close(gan.g_loss({"c": c}, None, fake)[0] - none.g_loss({"c": c}, None, fake)[0],
+                               fairness_penalty(gan.D(x, y)["cy"], c, y, "eqopp"))
+
+
+def test_lambda_cx_weights_the_c_from_x_term():
+    """lambda_cx multiplies G's c-from-x term: changing it from 1 to 3 adds 2 * CE(cx(x_fake), c),
+    and the term's gradient reaches the image, never the generated y."""
+    on, x, y, (l_off, _), (l_on, m_on) = _g_loss_with_and_without(lambda_cx=3.0)
+    c = torch.tensor([0, 1] * 4)
+    expect = nn.functional.binary_cross_entropy_with_logits(on.D(x, y)["cx"], c.float())
+    torch.testing.assert_close(l_on - l_off, 2.0 * expect)
+    torch.testing.assert_close(m_on["cx_ce"], expect.detach())
+    (l_on - l_off).backward()
+    assert y.grad is None or torch.count_nonzero(y.grad) == 0
+    assert torch.count_nonzero(x.grad) > 0
+
+
 def _fake_batch(y, c, seed=0):
     torch.manual_seed(seed)
     return {"x": torch.rand(len(c), 3, 32, 32) * 2 - 1, "y": y, "c": c}
