@@ -70,6 +70,18 @@ def atomic_path(target: str | os.PathLike, is_dir: bool = False) -> Iterator[Pat
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def remove_temporaries(folder: str | os.PathLike, names) -> None:
+    """Delete the temporaries that :func:`atomic_path` writes of ``names`` (file names, glob
+    patterns allowed) into ``folder`` left behind when their process was killed. Nothing reads
+    them: a write cut short before its rename leaves its target as it was."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for name in names:
+        for tmp in folder.glob(f".{name}.*.tmp"):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_json(obj, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
