@@ -451,6 +451,25 @@ def expected_resume(found: dict) -> int | None:
     return STEPS if "checkpoint.pt" in found["outputs"] else None
 
 
+def assert_resumed_bitwise(point: tuple, found: dict, out: Path, state: Path, reference: Path) -> tuple:
+    """After the rerun that followed a kill at ``point`` (which left ``found``): it resumed where
+    it had to, ended with the uninterrupted run's weights and log, and left no state or
+    temporaries. Returns the report row of the kill point."""
+    resumed = io.read_json(out / "summary.json")["resumed_from"]
+    assert resumed == expected_resume(found), (point, found, resumed)
+    assert_same_weights(reference / "checkpoint.pt", out / "checkpoint.pt")
+    assert_same_log(reference / "log.jsonl", out / "log.jsonl")
+    assert not state.exists() and outputs(out) == published(out), (point, published(out))
+    return point, found["state_step"], len(found["outputs"]), resumed
+
+
+def print_kill_points(what: str, report: list[tuple]) -> None:
+    print(f"\n{what}: {len(report)} kill points, each resumed bitwise "
+          "((kind, n-th write or seconds), state step left, outputs present, resumed from):")
+    for row in report:
+        print("  ", row)
+
+
 def kill_points(rng, n_each: int, run_s: float) -> list[tuple]:
     """n_each kill points of each kind: inside a random one of the 6 checkpoint writes, inside a
     random one of the 6 writes of the outputs, and at a random time of a run of ``run_s`` s."""
@@ -484,16 +503,8 @@ def test_kill_9_at_any_instant_then_rerun_resumes_bitwise(data, reference, tmp_p
         assert proc.returncode == -signal.SIGKILL, (point, proc.returncode)
         found = assert_nothing_half_written(out, state, reference)
         run_to_end(args, tmp_path / f"k{i}.rerun.log")
-        resumed = io.read_json(out / "summary.json")["resumed_from"]
-        assert resumed == expected_resume(found), (point, found, resumed)
-        assert_same_weights(reference / "checkpoint.pt", out / "checkpoint.pt")
-        assert_same_log(reference / "log.jsonl", out / "log.jsonl")
-        assert not state.exists() and outputs(out) == published(out), (point, published(out))
-        report.append((point, found["state_step"], len(found["outputs"]), resumed))
-    print(f"\nrun with write delays {run_s:.1f} s; {len(points)} kill points "
-          "((kind, n-th write or seconds), state step, outputs present, resumed from):")
-    for row in report:
-        print("  ", row)
+        report.append(assert_resumed_bitwise(point, found, out, state, reference))
+    print_kill_points(f"train-gan (a run with write delays takes {run_s:.1f} s)", report)
 
 
 @pytest.mark.e2e
@@ -515,13 +526,5 @@ def test_snakemake_killed_at_any_instant_resumes_bitwise(data, reference, tmp_pa
             kill_at(proc, point, out, state, rng)
         found = assert_nothing_half_written(out, state, reference)
         unlock_and_rerun(work, run)
-        resumed = io.read_json(out / "summary.json")["resumed_from"]
-        assert resumed == expected_resume(found), (point, found, resumed)
-        assert_same_weights(reference / "checkpoint.pt", out / "checkpoint.pt")
-        assert_same_log(reference / "log.jsonl", out / "log.jsonl")
-        assert not state.exists() and outputs(out) == published(out), (point, published(out))
-        report.append((point, found["state_step"], len(found["outputs"]), resumed))
-    print(f"\n{len(points)} snakemake kill points ((kind, n-th write or seconds), state step, outputs present, "
-          "resumed from):")
-    for row in report:
-        print("  ", row)
+        report.append(assert_resumed_bitwise(point, found, out, state, reference))
+    print_kill_points("snakemake", report)
