@@ -495,13 +495,29 @@ def test_d_loss_does_not_reach_g_and_metrics_are_scalars():
     assert label_gap(torch.tensor([0.5, -0.5, 0.5]), torch.tensor([1, 1, 1])).item() == pytest.approx(2 / 3)
 
 
-def test_bf16_training_steps_are_finite(tmp_path):
+BF16_STEPS, BF16_RTOL = 20, 0.02
+
+
+def test_bf16_losses_follow_fp32_over_the_first_steps(tmp_path):
+    """bf16 autocast against fp32 from the same seed, weights and batches: each of the first
+    BF16_STEPS steps' D and G losses within BF16_RTOL (relative) of fp32's -- measured on CPU,
+    torch 2.14.1: at most 0.0021 (D) and 0.0024 (G) -- and not equal to them (autocast did run)."""
+    from fairgen.training.logs import read_jsonl
+
     torch.set_num_threads(1)
-    images, c, y = biased_images(32, seed=0)
-    gan = _gan(variant="eqopp")
-    cfg = TrainConfig(steps=2, batch_size=8, precision="bf16", device="cpu", log_every=1, progress=False)
-    last = Trainer(gan, ArrayBatches(images, {"c": c, "y": y}), tmp_path, cfg).fit()["last"]
-    assert all(np.isfinite(last[k]) for k in ("loss_d", "loss_g", "d_sj_real", "g_fair_penalty"))
+    images, c, y = biased_images(64, seed=0)
+    logs = {}
+    for precision in ("fp32", "bf16"):
+        cfg = TrainConfig(steps=BF16_STEPS, batch_size=16, precision=precision, device="cpu", log_every=1,
+                          sample_every=10**6, checkpoint_every=10**6, progress=False)
+        Trainer(_gan(variant="eqopp"), ArrayBatches(images, {"c": c, "y": y}), tmp_path / precision, cfg).fit()
+        logs[precision] = read_jsonl(tmp_path / precision / "log.jsonl")
+    assert [r["step"] for r in logs["bf16"]] == [r["step"] for r in logs["fp32"]] == list(range(1, BF16_STEPS + 1))
+    for key in ("loss_d", "loss_g"):
+        fp32 = np.array([r[key] for r in logs["fp32"]])
+        bf16 = np.array([r[key] for r in logs["bf16"]])
+        np.testing.assert_allclose(bf16, fp32, rtol=BF16_RTOL, atol=0, err_msg=key)
+        assert not np.array_equal(bf16, fp32), key
 
 
 # ----------------------------------------------------------------------------- MUST-SHOW
