@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -32,25 +33,54 @@ FORMAT_VERSIONS = {
 }
 
 
+#: Fault-injection hook for tests (never set in normal use): seconds that every :func:`atomic_path`
+#: pauses after creating its temporary and again after the block has written it, before the
+#: rename, so that a test can kill a process in the middle of a write (tests/test_resume_kill.py).
+WRITE_DELAY_ENV = "FAIRGEN_TEST_WRITE_DELAY_S"
+
+
+def _test_write_delay() -> None:
+    delay = os.environ.get(WRITE_DELAY_ENV)
+    if delay:
+        time.sleep(float(delay))
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, is_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; move it onto ``target`` on success.
 
-    On an exception the temporary file/folder is removed and ``target`` is untouched.
+    On an exception the temporary file/folder is removed and ``target`` is untouched. A folder
+    that replaces an existing one is swapped in by two renames (the old one moved into the
+    temporary, then the new one onto ``target``), so a kill at any instant leaves ``target``
+    either complete (old or new) or absent, never partly deleted.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     out = tmp / target.name
     try:
+        _test_write_delay()
         if is_dir:
             out.mkdir()
         yield out
+        _test_write_delay()
         if is_dir and target.exists():
-            shutil.rmtree(target)
+            os.replace(target, tmp / ".replaced")
         os.replace(out, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_temporaries(folder: str | os.PathLike, names) -> None:
+    """Delete the temporaries that :func:`atomic_path` writes of ``names`` (file names, glob
+    patterns allowed) into ``folder`` left behind when their process was killed. Nothing reads
+    them: a write cut short before its rename leaves its target as it was."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for name in names:
+        for tmp in folder.glob(f".{name}.*.tmp"):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_json(obj, path: str | os.PathLike) -> None:

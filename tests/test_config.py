@@ -76,6 +76,25 @@ def test_config_readme_is_generated_from_the_schema():
     assert (ROOT / "config" / "README.md").read_text() == config.schema_markdown()
 
 
-def test_shipped_configs_validate():
+def _leaves(d, prefix=()):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _leaves(v, prefix + (k,))
+        else:
+            yield prefix + (k,), v
+
+
+def test_shipped_configs_validate_and_keep_every_value_they_set():
+    import yaml
+
     for name in ("config.yaml", "tiny.yaml", "gpu.yaml"):
-        config.load(ROOT / "config" / name)
+        path = ROOT / "config" / name
+        cfg = config.load(path)
+        written = list(_leaves(yaml.safe_load(path.read_text())))
+        assert len(written) > 5, name
+        for keys, value in written:  # validation fills defaults around them, never changes them
+            got = cfg
+            for k in keys:
+                got = got[k]
+            assert got == value, (name, ".".join(keys), got, value)
+        assert cfg["gan"]["betas"] == [0.0, 0.9]  # and a default filled in each

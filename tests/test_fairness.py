@@ -274,25 +274,89 @@ def test_integer_weights_equal_repeated_rows(data):
             assert_same(a[k], c_scaled[k])
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows, st.booleans())
-def test_never_a_silent_nan(data, allow_undefined):
-    """Any input either raises DataError or gives finite numbers; None only where explained."""
-    y, p, c, s, w = columns(data)
-    try:
-        res = F.evaluate(y, p, c, score=s, sample_weight=w, n_boot=20, allow_undefined=allow_undefined)
-    except DataError as e:
-        assert str(e)
-        return
+def _row(y, p, c):
+    return st.tuples(st.just(y) if y is not None else st.integers(0, 1), st.just(p) if p is not None else
+                     st.integers(0, 1), st.just(c), st.integers(0, 4), st.integers(1, 5))
+
+
+@st.composite
+def rows_with(draw, required):
+    """``rows`` plus one row for each (y, p, c) in ``required`` (None: any value), shuffled."""
+    return draw(st.permutations(draw(rows) + [draw(_row(*r)) for r in required]))
+
+
+#: both groups present (the only requirement of evaluate with allow_undefined=True; weights are >= 1)
+both_groups = rows_with([(None, None, 0), (None, None, 1)])
+#: every metric defined: each group has y=0 and y=1 rows, and a y_pred=1 (no zero selection rate)
+fully_defined = rows_with([(0, None, 0), (1, 1, 0), (0, None, 1), (1, 1, 1)])
+
+
+@st.composite
+def one_group(draw):
+    g = draw(st.integers(0, 1))
+    return [(y, p, g, s, w) for y, p, _, s, w in draw(rows)]
+
+
+@st.composite
+def group_without_a_class(draw):
+    """Both groups, but group g has no row with y = k: its TPR (k=1) or FPR (k=0) is undefined."""
+    g, k = draw(st.integers(0, 1)), draw(st.integers(0, 1))
+    kept = [r for r in draw(rows) if not (r[2] == g and r[0] == k)]
+    return g, k, draw(st.permutations(kept + [draw(_row(1 - k, None, g)), draw(_row(None, None, 1 - g))]))
+
+
+def _check_finite_and_explained(res, allow_undefined):
     json.dumps(res, allow_nan=False)  # raises on NaN/inf
-    flat = F.flatten(res)
-    nones = {k for k, v in flat.items() if v is None}
+    nones = {k for k, v in F.flatten(res).items() if v is None}
     assert nones == set(res["undefined"])
     assert allow_undefined or not nones
-    for k, (lo, hi) in res["ci"].items():
+    for lo, hi in res["ci"].values():
         assert (lo is None) == (hi is None)
         if lo is not None:
             assert lo <= hi
+    return nones
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(both_groups)
+def test_with_both_groups_evaluate_succeeds_and_every_none_is_explained(data):
+    """allow_undefined=True and both groups present: evaluate must succeed, with finite numbers
+    and None only where a reason is listed."""
+    y, p, c, s, w = columns(data)
+    _check_finite_and_explained(F.evaluate(y, p, c, score=s, sample_weight=w, n_boot=20, allow_undefined=True),
+                                True)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fully_defined, st.booleans())
+def test_fully_defined_input_gives_every_metric(data, allow_undefined):
+    """Every group with both outcomes and a positive prediction: evaluate must succeed without a
+    single undefined metric, whether or not undefined ones are allowed."""
+    y, p, c, s, w = columns(data)
+    res = F.evaluate(y, p, c, score=s, sample_weight=w, n_boot=20, allow_undefined=allow_undefined)
+    assert _check_finite_and_explained(res, allow_undefined) == set()
+
+
+@settings(max_examples=40, deadline=None)
+@given(one_group(), st.booleans())
+def test_one_group_only_raises(data, allow_undefined):
+    y, p, c, s, w = columns(data)
+    with pytest.raises(DataError, match=f"only group c={c[0]} is present"):
+        F.evaluate(y, p, c, score=s, sample_weight=w, n_boot=20, allow_undefined=allow_undefined)
+
+
+@settings(max_examples=60, deadline=None)
+@given(group_without_a_class())
+def test_undefined_metric_raises_unless_allowed(case):
+    """A group without positives (or negatives) has no TPR (FPR): evaluate raises, naming the
+    metric, unless undefined metrics are allowed -- then that metric is None, with its reason."""
+    g, k, data = case
+    y, p, c, s, w = columns(data)
+    metric = f"{'tpr' if k == 1 else 'fpr'}_c{g}"
+    with pytest.raises(DataError, match="metric '"):
+        F.evaluate(y, p, c, score=s, sample_weight=w, n_boot=20)
+    res = F.evaluate(y, p, c, score=s, sample_weight=w, n_boot=20, allow_undefined=True)
+    assert res["groups"][str(g)][metric[:3]] is None and metric in res["undefined"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
 import report_inputs as ri  # noqa: E402
+from html_tables import (assert_row_shows_metrics, column, interval, number, read_table,  # noqa: E402
+                         rows_by_first_cell)
 
 from fairgen import fairness, report  # noqa: E402
 from fairgen.cli import main as cli_main  # noqa: E402
@@ -176,18 +178,13 @@ def _table_text(html_text: str, table_id: str) -> str:
 
 
 def test_comparison_table_has_every_method_metric_and_interval(full):
-    text = _table_text(full["html"], "comparison-table")
-    results = {m: json.loads((Path(full["paths"]["classifiers_dir"]) / m / "metrics.json").read_text())
-               for m in full["cfg"]["classifier"]["methods"]}
-    for label in ("Accuracy", "Balanced acc.", "DP diff.", "DP ratio", "EO diff.", "Eq. odds diff.", "Error-rate gap"):
-        assert label in text
-    for method, r in results.items():
-        assert method in text
-        for key, _, _, _ in report.COMPARISON:
-            value = r["overall"].get(key, r["fairness"].get(key))
-            lo, hi = r["ci"][key]
-            assert f"{value:.3f}" in text, (method, key)
-            assert f"[{lo:.3f}, {hi:.3f}]" in text, (method, key)
+    """Each method's row shows its metrics.json: every metric and interval in its own cell."""
+    header, rows = rows_by_first_cell(full["html"], "comparison-table")
+    methods = full["cfg"]["classifier"]["methods"]
+    assert list(rows) == methods
+    for method in methods:
+        metrics = json.loads((Path(full["paths"]["classifiers_dir"]) / method / "metrics.json").read_text())
+        assert_row_shows_metrics(header, rows[method], metrics)
 
 
 def test_paired_table_shows_each_change_against_the_baseline(full):
@@ -209,14 +206,22 @@ def test_paired_table_shows_each_change_against_the_baseline(full):
 
 
 def test_group_table_has_rates_per_group(full):
-    text = _table_text(full["html"], "group-table")
-    r = json.loads((Path(full["paths"]["classifiers_dir"]) / "fgan_dp" / "metrics.json").read_text())
-    for label in ("Selection rate", "TPR", "FPR", "FNR", "Error rate", "Male = 0", "Male = 1"):
-        assert label in text
-    for g in ("0", "1"):
-        for key in ("selection_rate", "tpr", "fpr", "fnr", "error_rate"):
-            lo, hi = r["ci"][f"{key}_c{g}"]
-            assert f"{r['groups'][g][key]:.3f}" in text and f"[{lo:.3f}, {hi:.3f}]" in text
+    """Two rows per method (Male = 0, Male = 1), each count, rate and interval in its own cell."""
+    header, rows = read_table(full["html"], "group-table")
+    methods = full["cfg"]["classifier"]["methods"]
+    # the method is named in its first row only
+    assert [(r[0]["text"], r[1]["text"]) for r in rows] == [(m if g == 0 else "", f"Male = {g}")
+                                                            for m in methods for g in (0, 1)]
+    for i, row in enumerate(rows):
+        method, g = rows[i - i % 2][0]["text"], row[1]["text"][-1]
+        r = json.loads((Path(full["paths"]["classifiers_dir"]) / method / "metrics.json").read_text())
+        assert row[column(header, "n")]["text"] == f"{r['groups'][g]['n']:,}"
+        assert row[column(header, "Base rate")]["text"] == number(r["groups"][g]["base_rate"])
+        for key, label in (("selection_rate", "Selection rate"), ("tpr", "TPR"), ("fpr", "FPR"), ("fnr", "FNR"),
+                           ("error_rate", "Error rate")):
+            cell = row[column(header, label)]
+            assert cell["text"] == number(r["groups"][g][key]), (method, g, key, cell)
+            assert cell["sub"] == interval(*r["ci"][f"{key}_c{g}"]), (method, g, key, cell)
 
 
 def test_dataset_card_base_rates(full):
@@ -547,7 +552,12 @@ def test_cli_audit(full, tmp_path, capsys):
             "--classifiers-dir", p["classifiers_dir"], "--out-html", str(tmp_path / "r.html"),
             "--figures-dir", str(tmp_path / "fig")]
     assert cli_main(args) == 0
-    assert (tmp_path / "r.html").stat().st_size > 0
+    html_text = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "<title>Fairness audit: Attractive by Male</title>" in html_text
+    header, rows = rows_by_first_cell(html_text, "comparison-table")
+    for method in full["cfg"]["classifier"]["methods"]:  # the classifiers it was pointed at
+        assert_row_shows_metrics(header, rows[method],
+                                 json.loads((Path(p["classifiers_dir"]) / method / "metrics.json").read_text()))
     assert {f.stem for f in (tmp_path / "fig").glob("*.png")} == {"tradeoff", "group_rates", "base_rates"}
     args[args.index("--classifiers-dir") + 1] = str(tmp_path / "nowhere")
     assert cli_main(args) == 2

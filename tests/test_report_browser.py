@@ -7,7 +7,8 @@ that the key tables are there, and that nothing overflows the page horizontally.
 screenshot is kept as a test artifact (path printed; under results/, which git ignores).
 
 Chromium is installed by tests/browser/ensure_chromium.sh when missing; the tests skip, with
-the script's reason, only where that is impossible (no root/apt or no package mirror).
+the script's reason, only where that is impossible (no root/apt or no package mirror), and under
+CI=true that skip fails the run with the same reason (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import report_inputs as ri  # noqa: E402
 from fairgen import report  # noqa: E402
 
 REPO = HERE.parent
+# the first test may wait for an apt-get install of Chromium (ensure_chromium.sh, at most 1200 s)
+pytestmark = pytest.mark.timeout(1500)
 ARTIFACTS = Path(os.environ.get("FAIRGEN_TEST_ARTIFACTS", REPO / "results" / "test-artifacts"))
 
 PROBE = r"""

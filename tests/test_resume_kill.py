@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -106,19 +107,27 @@ def kill_when_checkpointed(proc: subprocess.Popen, state: Path, timeout: float =
             proc.kill()
             raise AssertionError("no checkpoint appeared")
         time.sleep(0.01)
+    kill_tree(proc)
+    step = load_checkpoint(state / "checkpoint.pt")["step"]
+    assert 10 <= step < STEPS, f"the kill came too late (checkpoint at step {step})"
+    return step
+
+
+def kill_tree(proc: subprocess.Popen, timeout: float = 60) -> None:
+    """SIGKILL ``proc`` and every process below it; return once none of them runs any more."""
     tree = descendants(proc.pid)
     for pid in [proc.pid, *tree]:  # the parent first, so that it cannot start anything new
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    proc.wait(timeout=60)
+    proc.wait(timeout=timeout)
+    deadline = time.monotonic() + timeout
     for pid in tree:  # reaped by init once their parent is gone; wait until they are
         while Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"process {pid} still runs {timeout} s after SIGKILL")
             time.sleep(0.01)
-    step = load_checkpoint(state / "checkpoint.pt")["step"]
-    assert 10 <= step < STEPS, f"the kill came too late (checkpoint at step {step})"
-    return step
 
 
 def _state(pid: int) -> str:
@@ -157,9 +166,9 @@ def snakemake(work: Path, *args: str) -> list[str]:
             "--configfile", str(work / "run.yaml"), "--cores", "1", *args]
 
 
-@pytest.mark.e2e
-def test_snakemake_killed_mid_training_resumes_on_rerun_incomplete(data, reference, tmp_path):
-    work = tmp_path / "wf"
+def train_gan_workflow(work: Path, data: Path) -> tuple[list[str], Path, Path]:
+    """A workflow folder in which only train_gan is out of date: (the snakemake command that
+    trains the run, its output folder, its state folder)."""
     res = work / "results" / "data"
     res.mkdir(parents=True)
     for name in ("crops.npy", "index.parquet"):
@@ -173,18 +182,28 @@ def test_snakemake_killed_mid_training_resumes_on_rerun_incomplete(data, referen
     (work / "run.yaml").write_text(json.dumps(TRAIN_CFG))
     target = f"results/gan/{RUN}/checkpoint.pt"
     run = snakemake(work, "--allowed-rules", "train_gan", "--rerun-incomplete", "--", target)
-    out, state = work / "results" / "gan" / RUN, work / "results" / "gan" / f"{RUN}.state"
+    return run, work / "results" / "gan" / RUN, work / "results" / "gan" / f"{RUN}.state"
+
+
+def unlock_and_rerun(work: Path, run: list[str]) -> None:
+    """What a user does after a kill -9: remove the stale lock, run the same command again."""
+    unlock = subprocess.run(snakemake(work, "--unlock"), capture_output=True, text=True, env=ENV, timeout=300)
+    assert unlock.returncode == 0, unlock.stderr[-3000:]
+    again = subprocess.run(run, capture_output=True, text=True, env=ENV, timeout=600)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-4000:]
+
+
+@pytest.mark.e2e
+def test_snakemake_killed_mid_training_resumes_on_rerun_incomplete(data, reference, tmp_path):
+    work = tmp_path / "wf"
+    run, out, state = train_gan_workflow(work, data)
 
     with open(tmp_path / "snakemake_killed.log", "w") as log:
         proc = subprocess.Popen(run, stdout=log, stderr=subprocess.STDOUT, env=ENV, start_new_session=True)
         step = kill_when_checkpointed(proc, state)
     assert published(out) == []  # Snakemake made the folder; no output was written into it
 
-    # what a user does after a kill -9: remove the stale lock, run the same command again
-    unlock = subprocess.run(snakemake(work, "--unlock"), capture_output=True, text=True, env=ENV, timeout=300)
-    assert unlock.returncode == 0, unlock.stderr[-3000:]
-    again = subprocess.run(run, capture_output=True, text=True, env=ENV, timeout=600)
-    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-4000:]
+    unlock_and_rerun(work, run)
     job_log = (work / "results" / "logs" / "train_gan" / f"{RUN}.log").read_text()
     assert f"resuming fairness_gan from results/gan/{RUN}.state/checkpoint.pt at step {step}" in job_log
     assert io.read_json(out / "summary.json")["resumed_from"] == step
@@ -284,3 +303,228 @@ def test_state_of_other_settings_or_data_is_discarded_not_resumed(data, referenc
     assert_same_weights(reference / "checkpoint.pt", out / "checkpoint.pt")
     assert_same_log(reference / "log.jsonl", out / "log.jsonl")
     assert not state.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# kills at any instant: during checkpoint writes, during the publish of the outputs, at random
+# times. FAIRGEN_TEST_WRITE_DELAY_S (fairgen.io.WRITE_DELAY_ENV) makes every atomic write pause
+# after creating its temporary and again before its rename, so the kills land inside writes.
+
+WRITE_DELAY_S = 0.15
+KILL_RNG_SEED = 28
+
+
+class ForkedTrainGan:
+    """``fairgen train-gan ARGS`` (``cli.main``) in a child forked from this process: a real
+    process to SIGKILL at any instant, without paying the imports of a fresh interpreter for
+    each of the many runs. The child uses one torch thread, like the reference run's
+    OMP_NUM_THREADS=1, and writes its stdout/stderr to ``log``. Popen-like: pid, poll, wait."""
+
+    def __init__(self, args: list[str], log: Path, write_delay_s: float | None = None):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: never returns into pytest
+            rc = 70
+            try:
+                fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.dup2(fd, 1)
+                os.dup2(fd, 2)
+                os.environ.pop(io.WRITE_DELAY_ENV, None)
+                if write_delay_s:
+                    os.environ[io.WRITE_DELAY_ENV] = str(write_delay_s)
+                torch.set_num_threads(1)
+                rc = cli.main(args)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(rc)
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"train-gan (pid {self.pid})", timeout)
+            time.sleep(0.005)
+        return self.returncode
+
+
+def run_to_end(args: list[str], log: Path, write_delay_s: float | None = None, timeout: float = 600) -> str:
+    proc = ForkedTrainGan(args, log, write_delay_s)
+    try:
+        rc = proc.wait(timeout)
+    finally:
+        if proc.poll() is None:
+            kill_tree(proc)
+    text = log.read_text()
+    assert rc == 0, text[-3000:]
+    return text
+
+
+def wait_for_temporary(proc, folder: Path, prefix: str, nth: int, timeout: float = 300) -> None:
+    """Return as soon as the ``nth`` atomic-write temporary ``{prefix}*.tmp`` (a new one each
+    time) has appeared in ``folder``; AssertionError if ``proc`` ends first."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while True:
+        if folder.is_dir():
+            seen.update(p.name for p in folder.glob(f"{prefix}*.tmp"))
+            if len(seen) >= nth:
+                return
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended (exit {proc.returncode}) after {len(seen)} of {nth} writes "
+                                 f"of {prefix}* in {folder}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {nth} writes of {prefix}* in {folder} within {timeout} s")
+        time.sleep(0.002)
+
+
+def kill_at(proc, point: tuple, out: Path, state: Path, rng) -> None:
+    """Kill ``proc`` (and everything below it) at kill point ``point``:
+    ("checkpoint", n): inside the n-th checkpoint write into the state;
+    ("publish", n): inside the n-th write into the output folder (the run's outputs);
+    ("time", t): t seconds after the start."""
+    kind, arg = point
+    if kind == "time":
+        try:
+            proc.wait(timeout=arg)
+        except subprocess.TimeoutExpired:
+            pass
+    else:
+        folder, prefix = (state, ".checkpoint.pt.") if kind == "checkpoint" else (out, ".")
+        wait_for_temporary(proc, folder, prefix, arg)
+        time.sleep(rng.uniform(0, 2.5 * WRITE_DELAY_S))  # before, during or just after the content
+    kill_tree(proc)
+
+
+def outputs(out: Path) -> list[str]:
+    """The files and folders in ``out`` other than atomic-write temporaries (.NAME.*.tmp)."""
+    return [name for name in published(out) if not name.startswith(".")]
+
+
+def png_ok(path: Path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.verify()
+        return True
+    except Exception:
+        return False
+
+
+def assert_nothing_half_written(out: Path, state: Path, reference: Path) -> dict:
+    """Every output present is complete and final (the published checkpoint and log are those of
+    the uninterrupted run; images decode; the sample grids folder holds every grid); a state
+    checkpoint, if any, loads. Returns what was found."""
+    found = {"outputs": outputs(out), "state_step": None}
+    for name in found["outputs"]:
+        path = out / name
+        if name == "checkpoint.pt":
+            assert_same_weights(reference / name, path)
+        elif name == "log.jsonl":
+            assert_same_log(reference / name, path)
+        elif name == "summary.json":
+            assert io.read_json(path)["steps"] == STEPS
+        elif name == "samples":
+            assert published(path) == published(reference / name)
+            assert all(png_ok(p) for p in path.iterdir()), path
+        else:
+            assert name.endswith(".png") and png_ok(path), path
+    if (state / "checkpoint.pt").exists():
+        found["state_step"] = load_checkpoint(state / "checkpoint.pt")["step"]
+    return found
+
+
+def expected_resume(found: dict) -> int | None:
+    """The step the next run must resume from, given what a kill left behind."""
+    if found["state_step"] is not None:
+        return found["state_step"]
+    return STEPS if "checkpoint.pt" in found["outputs"] else None
+
+
+def assert_resumed_bitwise(point: tuple, found: dict, out: Path, state: Path, reference: Path) -> tuple:
+    """After the rerun that followed a kill at ``point`` (which left ``found``): it resumed where
+    it had to, ended with the uninterrupted run's weights and log, and left no state or
+    temporaries. Returns the report row of the kill point."""
+    resumed = io.read_json(out / "summary.json")["resumed_from"]
+    assert resumed == expected_resume(found), (point, found, resumed)
+    assert_same_weights(reference / "checkpoint.pt", out / "checkpoint.pt")
+    assert_same_log(reference / "log.jsonl", out / "log.jsonl")
+    assert not state.exists() and outputs(out) == published(out), (point, published(out))
+    return point, found["state_step"], len(found["outputs"]), resumed
+
+
+def print_kill_points(what: str, report: list[tuple]) -> None:
+    print(f"\n{what}: {len(report)} kill points, each resumed bitwise "
+          "((kind, n-th write or seconds), state step left, outputs present, resumed from):")
+    for row in report:
+        print("  ", row)
+
+
+def kill_points(rng, n_each: int, run_s: float) -> list[tuple]:
+    """n_each kill points of each kind: inside a random one of the 6 checkpoint writes, inside a
+    random one of the 6 writes of the outputs, and at a random time of a run of ``run_s`` s."""
+    points = [("checkpoint", int(rng.integers(1, STEPS // 10 + 1))) for _ in range(n_each)]
+    points += [("publish", int(rng.integers(1, 7))) for _ in range(n_each)]
+    points += [("time", float(rng.uniform(0.0, run_s))) for _ in range(n_each)]
+    return points
+
+
+@pytest.mark.timeout(900)
+def test_kill_9_at_any_instant_then_rerun_resumes_bitwise(data, reference, tmp_path):
+    """12 kill points (4 inside checkpoint writes, 4 inside the publish of the outputs, 4 at
+    random times of a run), each on its own run of train-gan: after each kill no output is
+    half-written, and the same command then resumes from what was left and ends with the
+    uninterrupted run's weights (bitwise) and log, leaving no state or temporaries behind."""
+    args = train_cmd(data, tmp_path / "delayed" / RUN)[3:]
+    t0 = time.monotonic()
+    run_to_end(args, tmp_path / "delayed.log", WRITE_DELAY_S)  # the delay changes no weight
+    run_s = time.monotonic() - t0
+    assert_same_weights(reference / "checkpoint.pt", tmp_path / "delayed" / RUN / "checkpoint.pt")
+
+    rng = np.random.default_rng(KILL_RNG_SEED)
+    points = kill_points(rng, 4, run_s)
+    report = []
+    for i, point in enumerate(points):
+        out = tmp_path / f"k{i}" / RUN
+        state = Path(f"{out}.state")
+        args = train_cmd(data, out)[3:]
+        proc = ForkedTrainGan(args, tmp_path / f"k{i}.log", WRITE_DELAY_S)
+        kill_at(proc, point, out, state, rng)
+        assert proc.returncode == -signal.SIGKILL, (point, proc.returncode)
+        found = assert_nothing_half_written(out, state, reference)
+        run_to_end(args, tmp_path / f"k{i}.rerun.log")
+        report.append(assert_resumed_bitwise(point, found, out, state, reference))
+    print_kill_points(f"train-gan (a run with write delays takes {run_s:.1f} s)", report)
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(900)
+def test_snakemake_killed_at_any_instant_resumes_bitwise(data, reference, tmp_path):
+    """The whole snakemake run (and its train_gan job) killed inside a checkpoint write, inside
+    the publish of the outputs and at a random time; after each kill no output is half-written,
+    and `snakemake --unlock` plus the same command resume to the uninterrupted run's weights."""
+    rng = np.random.default_rng(KILL_RNG_SEED + 1)
+    points = [("checkpoint", int(rng.integers(1, STEPS // 10 + 1))), ("publish", int(rng.integers(1, 7))),
+              ("time", float(rng.uniform(0.0, 15.0)))]
+    delayed = {**ENV, io.WRITE_DELAY_ENV: str(WRITE_DELAY_S)}
+    report = []
+    for i, point in enumerate(points):
+        work = tmp_path / f"wf{i}"
+        run, out, state = train_gan_workflow(work, data)
+        with open(tmp_path / f"snakemake_k{i}.log", "w") as log:
+            proc = subprocess.Popen(run, stdout=log, stderr=subprocess.STDOUT, env=delayed, start_new_session=True)
+            kill_at(proc, point, out, state, rng)
+        found = assert_nothing_half_written(out, state, reference)
+        unlock_and_rerun(work, run)
+        report.append(assert_resumed_bitwise(point, found, out, state, reference))
+    print_kill_points("snakemake", report)

@@ -15,9 +15,17 @@ for minimax):
   smeared along the ring, and it misses the 70% quality bar.
 
 Earlier, without BN in G, both losses collapsed to 1-2 modes in all ~15 lr/batch/init settings we
-tried (see ToyGAN's docstring). The assertions below only claim what held on every seed measured.
+tried (see ToyGAN's docstring).
+
+The tests train both losses on seeds 0, 1 and 2 and assert on the MEDIAN over the seeds, so one
+seed's bad luck cannot fail them. Re-measured with the tests' code (CPU, torch 2.14.1, seeds 0, 1, 2):
+non-saturating 7, 8, 7 modes, quality 0.787, 0.792, 0.792 (medians 7 and 0.792; seed 3: 7 and
+0.757); minimax 8, 8, 8 modes, quality 0.658, 0.672, 0.633 (median 0.658). Headroom of the
+medians: modes need 7 (two of the three seeds must reach it), quality 0.70 (0.09 below the
+measured median), the minimax quality gap 0.05 (0.13 measured).
 """
 
+import numpy as np
 import pytest
 import torch
 
@@ -43,26 +51,38 @@ def train(loss: str, out, seed: int = 0) -> dict:
     return {"stats": data.mode_stats(x), "summary": summary, "log": read_jsonl(out / "log.jsonl")}
 
 
+SEEDS = (0, 1, 2)
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    return {loss: train(loss, tmp_path_factory.mktemp(loss)) for loss in ("non_saturating", "minimax")}
+    """Each loss trained on each seed of SEEDS: {loss: [run of seed 0, 1, 2]}."""
+    return {loss: [train(loss, tmp_path_factory.mktemp(f"{loss}_{seed}"), seed) for seed in SEEDS]
+            for loss in ("non_saturating", "minimax")}
 
 
+def medians(runs_of_a_loss) -> dict:
+    stats = [r["stats"] for r in runs_of_a_loss]
+    return {k: float(np.median([st[k] for st in stats])) for k in ("modes_covered", "high_quality")} | {
+        "per_seed": [(st["modes_covered"], round(st["high_quality"], 3)) for st in stats]}
+
+
+@pytest.mark.timeout(900)  # the module's six trainings run in the first test's setup
 def test_non_saturating_covers_the_modes_with_high_quality(runs):
-    st = runs["non_saturating"]["stats"]
-    assert st["modes_covered"] >= 7, st
-    assert st["high_quality"] >= 0.70, st
+    ns = medians(runs["non_saturating"])
+    assert ns["modes_covered"] >= 7, ns
+    assert ns["high_quality"] >= 0.70, ns
 
 
 def test_minimax_learns_slower_with_identical_settings(runs):
-    ns, mm = runs["non_saturating"]["stats"], runs["minimax"]["stats"]
+    ns, mm = medians(runs["non_saturating"]), medians(runs["minimax"])
     # measured: 8 modes but ~0.65 quality vs ~0.8 for non-saturating, on every seed tried
     assert mm["modes_covered"] >= 7, mm
     assert mm["high_quality"] < ns["high_quality"] - 0.05, (mm, ns)
 
 
 def test_toy_run_is_logged_like_any_gan(runs):
-    r = runs["non_saturating"]
+    r = runs["non_saturating"][0]
     assert [rec["step"] for rec in r["log"]] == [250, 500, 750, 1000]
     assert r["summary"]["last"]["lr_g"] == 0.0  # linear decay reached zero
     assert r["summary"]["samples"][-1].endswith("step_0001000.png")  # scatter plot of the fixed latents

@@ -100,10 +100,22 @@ def test_trainer_checks_data_keys_and_settings():
         Trainer(build("cgan", **CGAN), ArrayBatches(images(4, 28)), "unused")
     with pytest.raises(ConfigError, match="lr_decay"):
         Trainer(build("vanilla", **VANILLA), ArrayBatches(images(4, 8)), "unused", lr_decay="cosine")
-    if not torch.cuda.is_available():
-        t = Trainer(build("vanilla", **VANILLA), ArrayBatches(images(4, 8)), "unused", device="cuda")
+
+
+def test_device_cuda_trains_on_the_gpu_or_is_a_clear_error(tmp_path):
+    """device='cuda': on a GPU host the run trains there (weights, checkpoint and noise stream on
+    CUDA); without a GPU it is a ConfigError before anything is written. Each host checks its branch."""
+    t = Trainer(build("vanilla", **VANILLA), ArrayBatches(images(8, 8)), tmp_path / "run", device="cuda", steps=2,
+                batch_size=4, log_every=1, sample_every=2, checkpoint_every=2, progress=False)
+    if torch.cuda.is_available():
+        summary = t.fit()
+        assert summary["device"].startswith("cuda") and summary["steps"] == 2
+        assert all(p.is_cuda for p in t.gan.parameters())
+        assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["noise_generator"]["device"] == "cuda"
+    else:
         with pytest.raises(ConfigError, match="no CUDA device"):
             t.fit()
+        assert not (tmp_path / "run").exists()
 
 
 def test_train_config_from_project_config():

@@ -1,10 +1,11 @@
-"""End-to-end: the Snakemake workflow on the tiny config (config/tiny.yaml) in a temp folder."""
+"""End-to-end: the Snakemake workflow on the tiny config (config/tiny.yaml) in a temp folder:
+the data rules alone, then the whole default target ``all`` (every rule)."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,11 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.e2e
 
 
-def snakemake(workdir, *args, check=True):
+def snakemake(workdir, *args, check=True, timeout=900):
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(ROOT / "config" / "tiny.yaml"), "--cores", "2", *args]
-    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                       timeout=timeout)
     if check and r.returncode != 0:
         raise AssertionError(f"snakemake failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-6000:]}")
     return r
@@ -53,6 +55,69 @@ def test_rerun_is_a_no_op(data_run):
 
 def test_lint_is_clean():
     r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--lint"],
-                       capture_output=True, text=True, cwd=ROOT)
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Congratulations" in r.stdout + r.stderr
+
+
+# ------------------------------------------------------------------------------ the whole DAG
+
+#: every rule of the default target with the tiny config (zoo.in_all is false there)
+ALL_RULES = {"dataset", "crops", "train_gan", "generate", "train_classifier", "metrics_table",
+             "compare_classifiers", "quality", "audit", "all"}
+
+
+@pytest.fixture(scope="module")
+def whole_dag(tmp_path_factory):
+    """``snakemake --cores 2 --configfile config/tiny.yaml`` (the default target, all) in a temp
+    folder; returns the folder and the wall time."""
+    work = tmp_path_factory.mktemp("e2e_all")
+    t0 = time.monotonic()
+    r = snakemake(work, timeout=1500)
+    wall = time.monotonic() - t0
+    print(f"\nwhole DAG on config/tiny.yaml with --cores 2: {wall:.0f} s wall")
+    assert "Nothing to be done" not in r.stdout + r.stderr
+    return work, wall
+
+
+@pytest.mark.timeout(1800)
+def test_all_target_runs_every_rule_and_writes_every_declared_output(whole_dag):
+    work, _ = whole_dag
+    r = snakemake(work, "--summary")
+    lines = [line.split("\t") for line in r.stdout.splitlines() if line.strip()]
+    header, rows = lines[0], lines[1:]
+    assert header[:3] == ["output_file", "date", "rule"], header
+    col = {name: i for i, name in enumerate(header)}
+    assert {row[col["rule"]] for row in rows} == ALL_RULES - {"all"}
+    for row in rows:
+        output = work / row[col["output_file"]]
+        assert output.exists(), output
+        assert output.is_dir() or output.stat().st_size > 0, output
+        for log in row[col["log-file(s)"]].split(","):
+            assert log == "-" or (work / log.strip()).is_file(), (output, log)
+        assert row[col["status"]] == "ok" and row[col["plan"]] == "no update", row
+    # the default target's own list, independently of the summary
+    for target in ("results/audit/report.html", "results/quality/quality.json", "results/quality/summary.tsv",
+                   "results/classifiers/metrics_table.parquet", "results/classifiers/comparison.csv"):
+        assert (work / target).is_file(), target
+
+
+def test_audit_classifier_table_shows_each_metrics_json(whole_dag):
+    """Row by row and cell by cell: the audit's classifier table holds the numbers (and their
+    bootstrap intervals) of the metrics.json that each train_classifier job wrote."""
+    from html_tables import assert_row_shows_metrics, rows_by_first_cell
+
+    work, _ = whole_dag
+    header, rows = rows_by_first_cell((work / "results/audit/report.html").read_text(encoding="utf-8"),
+                                      "comparison-table")
+    methods = sorted(p.parent.name for p in (work / "results/classifiers").glob("*/metrics.json"))
+    assert sorted(rows) == methods and len(methods) == 5
+    for method in methods:
+        assert_row_shows_metrics(header, rows[method],
+                                 json.loads((work / "results/classifiers" / method / "metrics.json").read_text()))
+
+
+def test_all_target_rerun_has_nothing_to_do(whole_dag):
+    work, _ = whole_dag
+    r = snakemake(work, "-n")
+    assert "Nothing to be done" in r.stdout + r.stderr, r.stdout[-3000:]

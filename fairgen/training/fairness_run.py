@@ -92,6 +92,7 @@ def train(cfg: dict, run: str, array: str | os.PathLike, index: str | os.PathLik
 
     variant = variant_of(run)
     out_dir = Path(out_dir)
+    io.remove_temporaries(out_dir, (CLASS_GRID, SUMMARY))  # of a run killed while writing them
     real = load_real(cfg, array, index)["train"]
     _, h, w, _ = real.images.shape
     if h != w or h not in RESOLUTION_BLOCKS:

@@ -301,11 +301,11 @@ class Trainer:
 
     def _remove_temporaries(self) -> None:
         """Delete the trainer's temporaries of atomic writes cut short by a killed process (never read)."""
-        names = (self.CHECKPOINT, self.LOG, self.SAMPLES, self.LOSS_PLOT)
-        spots = [(folder, f".{name}.*.tmp") for folder in {self.state_dir, self.out_dir} for name in names]
-        for folder, pattern in (*spots, (self.state_dir / self.SAMPLES, ".step_*.png.*.tmp")):
-            for tmp in folder.glob(pattern) if folder.is_dir() else ():
-                shutil.rmtree(tmp, ignore_errors=True)
+        from fairgen.io import remove_temporaries
+
+        for folder in {self.state_dir, self.out_dir}:
+            remove_temporaries(folder, (self.CHECKPOINT, self.LOG, self.SAMPLES, self.LOSS_PLOT))
+        remove_temporaries(self.state_dir / self.SAMPLES, ("step_*.png",))
 
     def _adopt_published(self) -> None:
         """An empty state folder starts as a copy of the run published in ``out_dir``, if any
