@@ -332,3 +332,46 @@ def tile(images: np.ndarray, ncol: int, nrow: int | None = None, pad: int = 1) -
     batch = torch.from_numpy(np.ascontiguousarray(np.concatenate([images, blank]))).permute(0, 3, 1, 2)
     grid = make_grid(batch, nrow=ncol, padding=pad, pad_value=255)
     return grid.permute(1, 2, 0).numpy()
+
+
+@_styled
+def tradeoff_curves(result: dict) -> bytes:
+    """Accuracy against DP difference (``fairgen tradeoff``): each point family as a line in knob
+    order with its knob values written beside the points, the group-threshold curve of the real
+    classifier, the oracle frontier when given, and real / reweighing as squares."""
+    fig, axes = _figure(1, 1, 7.5, 5.0)
+    ax = axes.flat[0]
+    curve = sorted(result["threshold_curve"], key=lambda p: p["dp"])
+    ax.plot([p["dp"] for p in curve], [p["accuracy"] for p in curve], "-", color="#999999", lw=1.5,
+            label="group thresholds on real (post-processing)", zorder=2)
+    if result.get("frontier"):
+        fr = sorted(result["frontier"], key=lambda p: p["dp"])
+        ax.plot([p["dp"] for p in fr], [p["accuracy"] for p in fr], "--", color="#777777", lw=1.2,
+                label="oracle frontier (expected accuracy)", zorder=2)
+    families: dict[str, list[dict]] = {}
+    for p in result["points"]:
+        families.setdefault(p["family"], []).append(p)
+    k = 0
+    for fam, pts in families.items():
+        if fam in ("real", "reweighing"):
+            color = REAL_COLOR if fam == "real" else "#000000"
+            p = pts[0]
+            ax.plot(p["demographic_parity_difference"], p["accuracy"], "s", ms=8, color=color, label=fam, zorder=4)
+            continue
+        k += 1
+        color = METHOD_COLORS[k % len(METHOD_COLORS)]
+        pts = sorted(pts, key=lambda p: (p["knob"] is None, p["knob"] or 0.0))
+        xs = [p["demographic_parity_difference"] for p in pts]
+        ys = [p["accuracy"] for p in pts]
+        ax.plot(xs, ys, "o-" if len(pts) > 1 else "o", color=color, ms=5, lw=1.2, label=fam, zorder=3)
+        for p, x, y in zip(pts, xs, ys):
+            if p["knob"] is not None:
+                ax.annotate(f"{p['knob']:g}", (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7.5,
+                            color=color)
+            if p.get("dominates_both_baselines"):
+                ax.plot(x, y, "*", ms=14, color="#D55E00", zorder=5)
+    ax.set_xlabel("demographic parity difference (lower is fairer)")
+    ax.set_ylabel("accuracy on the real test split")
+    ax.set_title("Accuracy vs DP difference: debiasing points and baselines")
+    _legend(ax, loc="lower right", fontsize=8)
+    return _render(fig)
