@@ -181,6 +181,8 @@ command(
     arg("--synthetic-dir", default=None, help="folder with one synthetic set per GAN run (RUN/samples.parquet)"),
     arg("--quality", default=None, help="quality.json written by 'fairgen quality'"),
     arg("--comparison", default=None, help="comparison.parquet written by 'fairgen compare' (paired changes)"),
+    arg("--thresholds", default=None, help="curve.json of 'fairgen threshold-baseline' (drawn on the trade-off plot)"),
+    arg("--pair-diagnostics", default=None, help="diagnostics.json of 'fairgen pair-diagnostics'"),
     arg("--out-html", required=True, help="HTML report to write"),
     arg("--figures-dir", required=True, help="folder to write the report's figures into (PNG)"),
 )

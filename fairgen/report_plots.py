@@ -148,8 +148,8 @@ def tradeoff(points: Sequence[dict], fairness: Sequence[tuple[str, str]], baseli
 
     ``points``: ``{"method", "accuracy": (v, lo, hi), <metric>: (v, lo, hi), ...}``;
     ``fairness``: ``[(metric key, axis label), ...]`` (lower is fairer); ``reference``:
-    ``{metric key: (xs, ys, label)}``, a curve drawn behind the points on that metric's panel
-    (the oracle frontier of the synthetic data).
+    ``{metric key: [(xs, ys, label), ...]}``, curves drawn behind the points on that metric's panel
+    (the oracle frontier of the synthetic data, the group-threshold baseline).
     """
     ncols = len(fairness)
     fig, axes = _figure(1, ncols, 4.0 * ncols, 3.4)
@@ -157,13 +157,12 @@ def tradeoff(points: Sequence[dict], fairness: Sequence[tuple[str, str]], baseli
     for ax, (key, label) in zip(axes.flat, fairness):
         labels_at: dict[tuple[float, float], list[str]] = {}
         right = max([p[key][2] or p[key][0] or 0.0 for p in points if p[key][0] is not None] or [0.0])
-        if reference and key in reference:
-            xs, ys, ref_label = reference[key]
-            # beyond its last point the reference is flat (an unconstrained optimum): draw it on to
+        for style, (xs, ys, ref_label) in zip(("--", ":", "-."), (reference or {}).get(key, [])):
+            # beyond its last point a reference is flat (an unconstrained optimum): draw it on to
             # the rightmost point or interval end
             if xs and right > xs[-1]:
                 xs, ys = [*xs, right], [*ys, ys[-1]]
-            handle = ax.plot(xs, ys, "--", color="#777777", lw=1.3, zorder=2, label=ref_label)[0]
+            handle = ax.plot(xs, ys, style, color="#777777", lw=1.3, zorder=2, label=ref_label)[0]
             legend.setdefault(ref_label, handle)
         for k, p in enumerate(points):
             fx, flo, fhi = p[key]

@@ -57,6 +57,11 @@ rule threshold_baseline:
         " --model {input.model} --out-json {output} > {log} 2>&1"
 
 
+def uses_pairs():
+    """Whether a configured classifier method trains with the counterfactual pairs."""
+    return any(m in PAIR_METHODS for m in config["classifier"]["methods"])
+
+
 DIAGNOSED_METHODS = [m for m in config["classifier"]["methods"] if m in ["real", "reweighing", *PAIR_METHODS]]
 
 
