@@ -17,6 +17,8 @@
                             ``classifier.pair_batch_size`` unlabelled pairs and adds the
                             counterfactual logit-pairing penalty ``clp_lambda * mean((f(x0) -
                             f(x1))^2)`` (Garg et al. 2019)
+                            (with ``classifier.pair_reweigh``, every pair method weighs the real
+                            rows by Kamiran & Calders' w(c, y), as ``reweighing`` does)
 ``real_clp_dann``           ``real_clp`` plus domain confusion: a real-vs-generated head on the
                             classifier's penultimate features behind a gradient-reversal layer
                             of weight ``classifier.domain_lambda`` (Ganin et al. 2016)
@@ -297,6 +299,11 @@ def pair_training(cfg: dict, method: str, train: Split, pairs_dir: str | None, l
     if not pairs_dir:
         raise ConfigError(f"method '{method}' needs a counterfactual pair set: pass --pairs DIR "
                           "(written by 'fairgen generate-pairs')")
+    if cc["pair_reweigh"]:
+        from fairgen.reweighing import reweighing_weights
+
+        train = Split(train.images, train.y, train.c, train.image_id, train.source + " reweighed",
+                      reweighing_weights(train.c, train.y))
     pairs = read_pairs(pairs_dir)
     if pairs.images0.shape[1:] != train.images.shape[1:]:
         raise DataError(f"{pairs_dir}: pair images are {pairs.images0.shape[1:]}, the real crops "
@@ -310,11 +317,12 @@ def pair_training(cfg: dict, method: str, train: Split, pairs_dir: str | None, l
                       np.concatenate([np.zeros(n, np.int64), np.ones(n, np.int64)]), ids.astype(object),
                       f"{n} counterfactual pairs {pairs_dir}")
         info = {"pairs": str(pairs_dir), "model": pairs.model, "n_pairs": n, "pair_ratio": cc["pair_ratio"],
+                "reweighed_real": cc["pair_reweigh"],
                 "label_rule": cc["pair_label"], "label_rule_text": rule,
                 "p_y1_pairs": float(labels.mean()) if n else None}
         return (_concat([train, added]) if n else train), None, info
     terms = PairTerms(pairs, cc["clp_lambda"], cc["domain_lambda"] if method == "real_clp_dann" else 0.0,
-                      cc["pair_batch_size"], seed_for(cfg, f"classifier/{method}/pairs"))
+                      cc["pair_batch_size"], seed_for(cfg, f"classifier/{method}/pairs"), cc["pair_reweigh"])
     return train, terms, terms.describe()
 
 
@@ -453,9 +461,11 @@ class PairTerms:
     domain_lambda: float
     batch_size: int
     seed: int
+    reweighed: bool = False
 
     def describe(self) -> dict:
         return {"pairs": self.pairs.source, "n_pairs": len(self.pairs), "clp_lambda": self.clp_lambda,
+                "reweighed_real": self.reweighed,
                 "domain_lambda": self.domain_lambda, "pair_batch_size": self.batch_size, "seed": self.seed}
 
 

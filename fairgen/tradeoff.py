@@ -35,9 +35,9 @@ KEYS = ("accuracy", "demographic_parity_difference", "equal_opportunity_differen
 
 
 def _parse_point(text: str) -> tuple[str, str]:
-    name, sep, path = text.partition("=")
+    name, sep, path = text.partition("=")  # names hold no '='; paths may
     if not sep or not name or not path:
-        raise DataError(f"--point {text!r}: expected NAME=PREDICTIONS.parquet")
+        raise DataError(f"--point {text!r}: expected NAME=PREDICTIONS.parquet (NAME without '=')")
     return name, path
 
 

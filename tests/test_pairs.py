@@ -257,3 +257,9 @@ def test_cli_generate_pairs(tmp_path, registry, capsys):  # noqa: F811
     rc = cli.main(["train-classifier", "--set", "device=cpu", "--set", "classifier.clp_lambda=-1",
                    "--method", "real_clp", "--array", "a", "--index", "b", "--out-dir", str(tmp_path / "o")])
     assert rc == 2 and "clp_lambda" in capsys.readouterr().err
+
+
+def test_pair_reweigh_weighs_the_real_rows(real, pairs_dir, tmp_path):
+    result = train_classifier(_pcfg(pair_reweigh=True, epochs=1), "real_clp", *real, pairs=str(pairs_dir),
+                              out_dir=tmp_path, progress=False)
+    assert result["training"]["weighted"] and result["training"]["pairs"]["reweighed_real"]

@@ -32,6 +32,7 @@ CLASSIFIER_KEY_USERS = {
     "clp_lambda": ["real_clp", "real_clp_dann"],
     "pair_batch_size": ["real_clp", "real_clp_dann"],
     "domain_lambda": ["real_clp_dann"],
+    "pair_reweigh": PAIR_METHODS,
 }
 
 

@@ -108,7 +108,7 @@ def point_name(method_point):
     method, point = method_point.split("/", 1)
     values = point_values(point)
     knob = "pair_ratio" if "pair_ratio" in values else "clp_lambda"
-    rest = [f"{k}={v}" for k, v in values.items() if k != knob]
+    rest = [f"{k}: {v}" for k, v in values.items() if k != knob]
     return f"{method}[{knob}{'; ' + '; '.join(rest) if rest else ''}]@{values[knob]}"
 
 
