@@ -10,7 +10,23 @@
 / ``acgan``                 ``samples.parquet``)
 ``real_plus_synthetic``     the real train split plus the synthetic set named by
                             ``classifier.synthetic_for_mix``
+``real_plus_pairs``         the real train split plus ``classifier.pair_ratio`` x its size in
+                            counterfactual pair images (``--pairs``, :mod:`fairgen.pairs`), both
+                            members of a pair carrying one label (``classifier.pair_label``)
+``real_clp``                the real train split; every step also draws
+                            ``classifier.pair_batch_size`` unlabelled pairs and adds the
+                            counterfactual logit-pairing penalty ``clp_lambda * mean((f(x0) -
+                            f(x1))^2)`` (Garg et al. 2019)
+                            (with ``classifier.pair_reweigh``, every pair method weighs the real
+                            rows by Kamiran & Calders' w(c, y), as ``reweighing`` does)
+``real_clp_dann``           ``real_clp`` plus domain confusion: a real-vs-generated head on the
+                            classifier's penultimate features behind a gradient-reversal layer
+                            of weight ``classifier.domain_lambda`` (Ganin et al. 2016)
 ==========================  ==================================================================
+
+The pair methods use the pairs in the one fit loop (:func:`fit`): the real batch and the pair
+batch go through the network in one forward pass, and the pairs are drawn from their own seeded
+stream, so the real batches (order, flips) are those of ``real``.
 
 Whatever it trained on, every classifier picks its best epoch by accuracy on the REAL valid
 split and is evaluated on the same held-out REAL test split, so the methods are comparable.
@@ -46,7 +62,8 @@ from fairgen.errors import ConfigError, DataError
 log = logging.getLogger(__name__)
 
 SYNTHETIC_METHODS = ("fgan_dp", "fgan_eqopp", "acgan")
-METHODS = ("real", "reweighing") + SYNTHETIC_METHODS + ("real_plus_synthetic",)
+PAIR_METHODS = ("real_plus_pairs", "real_clp", "real_clp_dann")
+METHODS = ("real", "reweighing") + SYNTHETIC_METHODS + ("real_plus_synthetic",) + PAIR_METHODS
 SPLITS = ("train", "valid", "test")
 SELECTION = "accuracy on the real valid split (ties: earliest epoch)"
 PRIVILEGED_RULE = "the group c with the higher base rate P(y=1 | c) in the real train split (ties: c=1)"
@@ -213,10 +230,10 @@ def training_data(cfg: dict, method: str, real: dict[str, Split], synthetic: lis
 
     if method not in METHODS:
         raise ConfigError(f"unknown classifier method '{method}' (one of {', '.join(METHODS)})")
-    if method in ("real", "reweighing") and synthetic:
-        raise ConfigError(f"method '{method}' trains on real data only; do not pass --synthetic")
+    if method in ("real", "reweighing") + PAIR_METHODS and synthetic:
+        raise ConfigError(f"method '{method}' trains on no synthetic set; do not pass --synthetic")
     train = real["train"]
-    if method == "real":
+    if method in ("real", "real_clp", "real_clp_dann"):  # the pair methods' pairs: see pair_training
         data = train
     elif method == "reweighing":
         table = reweighing_table(train.c, train.y)
@@ -225,13 +242,88 @@ def training_data(cfg: dict, method: str, real: dict[str, Split], synthetic: lis
                      reweighing_weights(train.c, train.y))
     elif method in SYNTHETIC_METHODS:
         data = load_synthetic(synthetic, method)
-    else:
+    elif method == "real_plus_synthetic":
         data = _concat([train, load_synthetic(synthetic, cfg["classifier"]["synthetic_for_mix"])])
+    else:  # real_plus_pairs: the labelled pairs are added by pair_training
+        data = train
     if data.images.shape[1:] != train.images.shape[1:]:
         raise DataError(f"{data.source}: images are {data.images.shape[1:]}, the real crops {train.images.shape[1:]}")
     if len(np.unique(data.y)) < 2:
         raise DataError(f"{data.source}: the training data of method '{method}' has only y={data.y[0]}")
     return data
+
+
+def pairs_for_ratio(cfg: dict, pairs, n_train: int, where: str):
+    """The first ``round(classifier.pair_ratio * n_train / 2)`` pairs of ``pairs`` (so the pair
+    images number ``pair_ratio`` times the real train images). DataError naming ``where`` when
+    the set holds fewer."""
+    n = int(round(cfg["classifier"]["pair_ratio"] * n_train / 2))
+    if n > len(pairs):
+        raise DataError(f"{where}: classifier.pair_ratio {cfg['classifier']['pair_ratio']} asks for {n} pairs "
+                        f"({cfg['classifier']['pair_ratio']} x {n_train} real train images / 2), the set holds "
+                        f"{len(pairs)}; lower the ratio or raise pairs.n_pairs")
+    return pairs.take(n)
+
+
+def pair_labels(cfg: dict, pairs, label_model: str | None, device) -> tuple[np.ndarray, str]:
+    """One label per pair by ``classifier.pair_label`` (:data:`fairgen.pairs.LABEL_RULES`)."""
+    from fairgen.pairs import LABEL_RULES
+
+    rule = cfg["classifier"]["pair_label"]
+    if rule == "generator":
+        p = (pairs.y_prob0 + pairs.y_prob1) / 2
+    else:
+        if not label_model:
+            raise ConfigError("classifier.pair_label 'real_classifier' needs the real classifier: pass "
+                              "--label-model (model.pt of 'fairgen train-classifier --method real')")
+        model, ck = load_model(label_model)
+        if ck.get("method") != "real":
+            raise DataError(f"{label_model}: classifier of method '{ck.get('method')}', expected 'real'")
+        runner = _Runner(model, device, cfg["precision"], cfg["classifier"]["batch_size"])
+        p = (runner.predict(runner.tensor(pairs.images0), "label pairs c=0", False)
+             + runner.predict(runner.tensor(pairs.images1), "label pairs c=1", False)) / 2
+    return (p >= 0.5).astype(np.int64), LABEL_RULES[rule]
+
+
+def pair_training(cfg: dict, method: str, train: Split, pairs_dir: str | None, label_model: str | None,
+                  device) -> tuple[Split, PairTerms | None, dict | None]:
+    """What a pair method adds to the real train split ``train``: ``(training split, pair
+    terms for fit, description)``; the split unchanged and no terms for the other methods."""
+    from fairgen.pairs import read_pairs
+
+    cc = cfg["classifier"]
+    if method not in PAIR_METHODS:
+        if pairs_dir:
+            raise ConfigError(f"method '{method}' uses no counterfactual pairs; do not pass --pairs")
+        return train, None, None
+    if not pairs_dir:
+        raise ConfigError(f"method '{method}' needs a counterfactual pair set: pass --pairs DIR "
+                          "(written by 'fairgen generate-pairs')")
+    if cc["pair_reweigh"]:
+        from fairgen.reweighing import reweighing_weights
+
+        train = Split(train.images, train.y, train.c, train.image_id, train.source + " reweighed",
+                      reweighing_weights(train.c, train.y))
+    pairs = read_pairs(pairs_dir)
+    if pairs.images0.shape[1:] != train.images.shape[1:]:
+        raise DataError(f"{pairs_dir}: pair images are {pairs.images0.shape[1:]}, the real crops "
+                        f"{train.images.shape[1:]}")
+    if method == "real_plus_pairs":
+        used = pairs_for_ratio(cfg, pairs, len(train), str(pairs_dir))
+        labels, rule = pair_labels(cfg, used, label_model, device)
+        n = len(used)
+        ids = np.concatenate([[f"pair{p}/c0" for p in used.pair_id], [f"pair{p}/c1" for p in used.pair_id]])
+        added = Split(np.concatenate([used.images0, used.images1]), np.concatenate([labels, labels]),
+                      np.concatenate([np.zeros(n, np.int64), np.ones(n, np.int64)]), ids.astype(object),
+                      f"{n} counterfactual pairs {pairs_dir}")
+        info = {"pairs": str(pairs_dir), "model": pairs.model, "n_pairs": n, "pair_ratio": cc["pair_ratio"],
+                "reweighed_real": cc["pair_reweigh"],
+                "label_rule": cc["pair_label"], "label_rule_text": rule,
+                "p_y1_pairs": float(labels.mean()) if n else None}
+        return (_concat([train, added]) if n else train), None, info
+    terms = PairTerms(pairs, cc["clp_lambda"], cc["domain_lambda"] if method == "real_clp_dann" else 0.0,
+                      cc["pair_batch_size"], seed_for(cfg, f"classifier/{method}/pairs"), cc["pair_reweigh"])
+    return train, terms, terms.describe()
 
 
 def privileged_group(train: Split) -> tuple[int, dict[str, float]]:
@@ -266,17 +358,36 @@ class _Runner:
         """The whole uint8 array on the device, once (a few hundred MB for CelebA at 64 px)."""
         return self.torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
 
-    def forward(self, images_t, idx, flip=None, shift=None):
-        """Logits of ``images_t[idx]``; ``flip`` (bool per image) mirrors, ``shift`` ((B, 2) int
-        pixels, rows then columns) translates each image with its border pixels repeated."""
+    def batch(self, images_t, idx, flip=None, shift=None):
+        """``images_t[idx]`` as the model's float input in [-1, 1]; ``flip`` (bool per image)
+        mirrors, ``shift`` ((B, 2) int pixels, rows then columns) translates each image with its
+        border pixels repeated."""
         x = images_t[idx].permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
         if shift is not None:
             x = translate(x, shift)
         x = x.contiguous(memory_format=self.memory_format)
         if flip is not None and flip.any():
             x[flip] = x[flip].flip(-1)
-        with self.torch.autocast(**self.autocast):
-            return self.model(x).float().reshape(-1)
+        return x
+
+    def logits(self, x, features: bool = False):
+        """The model's logits of the batch ``x`` (from :meth:`batch`); with ``features``, also the
+        penultimate features (the input of the model's last linear layer)."""
+        if not features:
+            with self.torch.autocast(**self.autocast):
+                return self.model(x).float().reshape(-1)
+        seen = []
+        hook = last_linear(self.model).register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+        try:
+            with self.torch.autocast(**self.autocast):
+                out = self.model(x).float().reshape(-1)
+        finally:
+            hook.remove()
+        return out, seen[0].float()
+
+    def forward(self, images_t, idx, flip=None, shift=None):
+        """Logits of ``images_t[idx]`` (see :meth:`batch`)."""
+        return self.logits(self.batch(images_t, idx, flip, shift))
 
     def predict(self, images_t, desc: str, progress: bool = True) -> np.ndarray:
         """Probabilities of y=1 for every image of ``images_t`` (from :meth:`tensor`)."""
@@ -291,6 +402,33 @@ class _Runner:
                 idx = torch.arange(start, min(start + self.batch_size, n), device=self.device)
                 out.append(torch.sigmoid(self.forward(images_t, idx)).cpu())
         return torch.cat(out).double().numpy()
+
+
+def last_linear(model):
+    """The model's last ``nn.Linear`` (the cnn's output layer, ResNet's ``fc``): its input is the
+    classifier's penultimate representation."""
+    import torch.nn as nn
+
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ConfigError(f"classifier {type(model).__name__} has no linear output layer")
+    return linears[-1]
+
+
+def embed(runner: _Runner, images: np.ndarray, desc: str, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Logits (N,) and penultimate features (N, D) of ``runner.model`` in eval mode on ``images``."""
+    import torch
+
+    runner.model.eval()
+    images_t = runner.tensor(images)
+    logits, feats = [], []
+    with torch.inference_mode():
+        for start in range(0, len(images_t), runner.batch_size):
+            idx = torch.arange(start, min(start + runner.batch_size, len(images_t)), device=runner.device)
+            lo, f = runner.logits(runner.batch(images_t, idx), features=True)
+            logits.append(lo.double().cpu())
+            feats.append(f.double().cpu())
+    return torch.cat(logits).numpy(), torch.cat(feats).numpy()
 
 
 def translate(x, shift):
@@ -310,10 +448,94 @@ def _bce(scores: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
-def fit(cfg: dict, runner: _Runner, train: Split, valid: Split, seed: int, progress: bool = True):
+@dataclass
+class PairTerms:
+    """The pair losses of ``real_clp`` / ``real_clp_dann`` in :func:`fit`: every step draws
+    ``batch_size`` pairs of ``pairs`` (with replacement, from the stream seeded by ``seed``) and
+    adds ``clp_lambda * mean((f(x0) - f(x1))^2)`` over their logits, and with ``domain_lambda``
+    > 0 a real-vs-generated head on the penultimate features behind a gradient reversal of that
+    weight (the head learns to tell the domains apart; the features are pushed to hide them)."""
+
+    pairs: "object"  # fairgen.pairs.PairSet
+    clp_lambda: float
+    domain_lambda: float
+    batch_size: int
+    seed: int
+    reweighed: bool = False
+
+    def describe(self) -> dict:
+        return {"pairs": self.pairs.source, "n_pairs": len(self.pairs), "clp_lambda": self.clp_lambda,
+                "reweighed_real": self.reweighed,
+                "domain_lambda": self.domain_lambda, "pair_batch_size": self.batch_size, "seed": self.seed}
+
+
+def _grad_reverse():
+    import torch
+
+    class GradReverse(torch.autograd.Function):
+        """Identity forward; the gradient times ``-weight`` backward (Ganin et al. 2016)."""
+
+        @staticmethod
+        def forward(ctx, x, weight):
+            ctx.weight = weight
+            return x.view_as(x)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return -ctx.weight * grad, None
+
+    return GradReverse.apply
+
+
+class _PairStep:
+    """The pair batch of one step and its losses (see :class:`PairTerms`)."""
+
+    def __init__(self, terms: PairTerms, runner: _Runner, feature_dim: int):
+        import torch
+
+        self.terms, self.runner, self.torch = terms, runner, torch
+        self.x0 = runner.tensor(terms.pairs.images0)
+        self.x1 = runner.tensor(terms.pairs.images1)
+        self.gen = torch.Generator().manual_seed(terms.seed)
+        self.head = None
+        if terms.domain_lambda > 0:
+            self.head = torch.nn.Linear(feature_dim, 1).to(runner.device)
+            self.reverse = _grad_reverse()
+
+    def parameters(self) -> list:
+        return list(self.head.parameters()) if self.head is not None else []
+
+    def inputs(self):
+        """The pair images of this step: ``[x0 members; x1 members]`` (each pair mirrored alike)."""
+        torch, k = self.torch, self.terms.batch_size
+        idx = torch.randint(len(self.terms.pairs), (k,), generator=self.gen).to(self.runner.device)
+        flip = (torch.rand(k, generator=self.gen) < 0.5).to(self.runner.device)
+        return torch.cat([self.runner.batch(self.x0, idx, flip), self.runner.batch(self.x1, idx, flip)])
+
+    def loss(self, logits, features, n_real: int):
+        """The pair losses given the logits (and features) of ``[real; x0; x1]``; also returns the
+        detached mean squared logit gap and the domain head's accuracy (for the curve)."""
+        import torch.nn.functional as F
+
+        torch, k = self.torch, self.terms.batch_size
+        g0, g1 = logits[n_real:n_real + k], logits[n_real + k:]
+        gap = (g0 - g1).pow(2).mean()
+        loss = self.terms.clp_lambda * gap
+        dom_acc = None
+        if self.head is not None:
+            d = torch.cat([torch.ones(n_real, device=logits.device), torch.zeros(2 * k, device=logits.device)])
+            dom = self.head(self.reverse(features, self.terms.domain_lambda)).reshape(-1)
+            loss = loss + F.binary_cross_entropy_with_logits(dom, d)
+            dom_acc = ((dom.detach() > 0).float() == d).float().mean()
+        return loss, gap.detach(), dom_acc
+
+
+def fit(cfg: dict, runner: _Runner, train: Split, valid: Split, seed: int, progress: bool = True,
+        pair_terms: PairTerms | None = None):
     """Train ``runner.model`` for ``classifier.epochs`` epochs with random horizontal flips (and
-    random translations of up to ``classifier.shift`` pixels); keep the weights of the epoch with
-    the best real-valid accuracy. Returns the per-epoch curve and the best epoch."""
+    random translations of up to ``classifier.shift`` pixels), each example's loss times its
+    ``train.weight`` when there is one, plus the pair losses of ``pair_terms``; keep the weights
+    of the epoch with the best real-valid accuracy. Returns the per-epoch curve and the best epoch."""
     import torch
     import torch.nn.functional as F
     from tqdm import tqdm
@@ -321,7 +543,12 @@ def fit(cfg: dict, runner: _Runner, train: Split, valid: Split, seed: int, progr
     cc = cfg["classifier"]
     model, device = runner.model, runner.device
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=cc["lr"], weight_decay=cc["weight_decay"])
+    pair_step = None
+    if pair_terms is not None:
+        pair_step = _PairStep(pair_terms, runner, last_linear(model).in_features)
+    opt = torch.optim.Adam(list(model.parameters()) + (pair_step.parameters() if pair_step else []),
+                           lr=cc["lr"], weight_decay=cc["weight_decay"])
+    want_features = pair_step is not None and pair_step.head is not None
     images_t, valid_t = runner.tensor(train.images), runner.tensor(valid.images)
     y_t = torch.from_numpy(train.y.astype(np.float32)).to(device)
     w_t = torch.from_numpy(train.weight.astype(np.float32)).to(device) if train.weight is not None else None
@@ -336,7 +563,9 @@ def fit(cfg: dict, runner: _Runner, train: Split, valid: Split, seed: int, progr
         # running sums stay on the device: one host sync per epoch, not per batch
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
-        seen = 0
+        gap_sum = torch.zeros((), device=device)
+        dom_sum = torch.zeros((), device=device)
+        seen, steps = 0, 0
         batches = tqdm(range(0, n, bs), desc=f"epoch {epoch}/{cc['epochs']}", unit="batch",
                        disable=not progress, leave=False)
         for start in batches:
@@ -344,24 +573,42 @@ def fit(cfg: dict, runner: _Runner, train: Split, valid: Split, seed: int, progr
             if len(idx) < 2:  # BatchNorm needs two samples
                 continue
             shift = shifts[start:start + bs].to(device) if shifts is not None else None
-            logits = runner.forward(images_t, idx, flips[start:start + bs].to(device), shift)
+            x = runner.batch(images_t, idx, flips[start:start + bs].to(device), shift)
+            if pair_step is not None:
+                x = torch.cat([x, pair_step.inputs()])
+            out = runner.logits(x, features=want_features)
+            all_logits, features = out if want_features else (out, None)
+            logits = all_logits[:len(idx)]
             losses = F.binary_cross_entropy_with_logits(logits, y_t[idx], reduction="none")
-            loss = (losses * w_t[idx]).mean() if w_t is not None else losses.mean()
+            loss = bce = (losses * w_t[idx]).mean() if w_t is not None else losses.mean()
+            if pair_step is not None:
+                pair_loss, gap, dom_acc = pair_step.loss(all_logits, features, len(idx))
+                loss = bce + pair_loss
+                gap_sum += gap
+                if dom_acc is not None:
+                    dom_sum += dom_acc
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            loss_sum += loss.detach() * len(idx)
+            loss_sum += bce.detach() * len(idx)
             correct += ((logits.detach() > 0).float() == y_t[idx]).sum()
             seen += len(idx)
+            steps += 1
         scores = runner.predict(valid_t, "valid", progress)
         val_acc = float(np.mean((scores >= cc["threshold"]) == valid.y))
         curve.append({"epoch": epoch, "train_loss": float(loss_sum) / max(seen, 1),
                       "train_accuracy": float(correct) / max(seen, 1),
                       "valid_loss": _bce(scores, valid.y), "valid_accuracy": val_acc,
                       "seconds": time.perf_counter() - t0})
-        log.info("epoch %d/%d: train loss %.4f acc %.4f | valid loss %.4f acc %.4f (%.1fs)", epoch, cc["epochs"],
+        if pair_step is not None:
+            curve[-1]["pair_logit_gap_sq"] = float(gap_sum) / max(steps, 1)
+            if pair_step.head is not None:
+                curve[-1]["domain_head_accuracy"] = float(dom_sum) / max(steps, 1)
+        log.info("epoch %d/%d: train loss %.4f acc %.4f | valid loss %.4f acc %.4f (%.1fs)%s", epoch, cc["epochs"],
                  curve[-1]["train_loss"], curve[-1]["train_accuracy"], curve[-1]["valid_loss"], val_acc,
-                 curve[-1]["seconds"])
+                 curve[-1]["seconds"],
+                 "".join(f" | {k} {curve[-1][k]:.4f}" for k in ("pair_logit_gap_sq", "domain_head_accuracy")
+                         if k in curve[-1]))
         if best is None or val_acc > best[0]:
             best = (val_acc, epoch, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
     model.load_state_dict(best[2])
@@ -372,7 +619,8 @@ def fit(cfg: dict, runner: _Runner, train: Split, valid: Split, seed: int, progr
 
 
 def train_classifier(cfg: dict, method: str, array: str, index: str, synthetic: list | None = None,
-                     out_dir: str = ".", progress: bool = True) -> dict:
+                     out_dir: str = ".", pairs: str | None = None, label_model: str | None = None,
+                     progress: bool = True) -> dict:
     """Train the outcome classifier of ``method`` and audit it on the real test split.
 
     Writes predictions.parquet, metrics.json, model.pt and curve.json into ``out_dir`` and
@@ -395,8 +643,10 @@ def train_classifier(cfg: dict, method: str, array: str, index: str, synthetic: 
                             f"({len(test)} rows); fairness metrics need both groups")
     privileged, base_rates = privileged_group(real["train"])
     train = training_data(cfg, method, real, synthetic)
-    seed = seed_for(cfg, f"classifier/{method}")
+    # the pair methods start from real's initial weights and see real's batches (order, flips)
+    seed = seed_for(cfg, "classifier/" + ("real" if method in PAIR_METHODS else method))
     device = resolve_device(cfg["device"])
+    train, pair_terms, pair_info = pair_training(cfg, method, train, pairs, label_model, device)
     resolution = int(train.images.shape[1])
     torch.manual_seed(seed)
     model = build_model(cc["arch"], resolution, cc["width"])
@@ -404,7 +654,7 @@ def train_classifier(cfg: dict, method: str, array: str, index: str, synthetic: 
     log.info("method %s: training %s on %d images (%s), %d epochs on %s (%s)", method, cc["arch"], len(train),
              train.source, cc["epochs"], device, cfg["precision"])
     t0 = time.perf_counter()
-    curve, best_epoch = fit(cfg, runner, train, real["valid"], seed, progress)
+    curve, best_epoch = fit(cfg, runner, train, real["valid"], seed, progress, pair_terms)
     train_seconds = time.perf_counter() - t0
 
     score = runner.predict(runner.tensor(test.images), "test", progress)
@@ -427,7 +677,8 @@ def train_classifier(cfg: dict, method: str, array: str, index: str, synthetic: 
                       "valid_accuracy": curve[best_epoch - 1]["valid_accuracy"]},
         "training": {"source": train.source, "n": len(train), "weighted": train.weight is not None,
                      "arch": cc["arch"], "epochs": cc["epochs"], "seed": seed, "device": str(device),
-                     "precision": cfg["precision"], "seconds": train_seconds},
+                     "precision": cfg["precision"], "seconds": train_seconds,
+                     "seconds_per_epoch": train_seconds / cc["epochs"], "pairs": pair_info},
     })
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -529,7 +780,7 @@ COMPARISON_COLUMNS = ("method", "metric", "baseline", "value", "difference", "di
                       "relative", "relative_lo", "relative_hi", "n_valid")
 
 
-def _read_predictions(path: str) -> tuple[str, int, "object"]:
+def read_predictions(path: str) -> tuple[str, int, "object"]:
     df, meta = io.read_parquet(path, "predictions", list(PREDICTION_COLUMNS))
     method, privileged = meta.get("method"), meta.get("privileged")
     if not isinstance(method, str):
@@ -560,7 +811,7 @@ def write_comparison(cfg: dict, predictions: list[str], out_parquet: str, out_cs
     cc = cfg["classifier"]
     read = {}
     for path in predictions:
-        method, privileged, df = _read_predictions(path)
+        method, privileged, df = read_predictions(path)
         if method in read:
             raise DataError(f"{path}: predictions of method '{method}' appear twice (also {read[method][0]})")
         read[method] = (path, privileged, df)

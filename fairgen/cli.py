@@ -72,12 +72,61 @@ command(
     "set, or real plus synthetic), pick the epoch by real-valid accuracy and audit it on the real "
     "test split. Writes predictions.parquet, metrics.json, model.pt and curve.json into --out-dir.",
     arg("--method", required=True,
-        choices=["real", "reweighing", "fgan_dp", "fgan_eqopp", "acgan", "real_plus_synthetic"]),
+        choices=["real", "reweighing", "fgan_dp", "fgan_eqopp", "acgan", "real_plus_synthetic",
+                 "real_plus_pairs", "real_clp", "real_clp_dann"]),
     arg("--array", required=True, help="real crops .npy (N,H,W,3) uint8"),
     arg("--index", required=True, help="real crops Parquet index (splits, attributes)"),
     arg("--synthetic", action="append", default=[], metavar="DIR",
         help="synthetic dataset folder (repeatable; for the GAN methods and real_plus_synthetic)"),
+    arg("--pairs", default=None, metavar="DIR",
+        help="counterfactual pair set ('fairgen generate-pairs'; for real_plus_pairs, real_clp, real_clp_dann)"),
+    arg("--label-model", default=None,
+        help="model.pt of the real classifier (real_plus_pairs with classifier.pair_label real_classifier)"),
     arg("--out-dir", required=True, help="output folder"),
+)
+command(
+    "generate-pairs", "fairgen.pairs:generate_pairs",
+    "Sample counterfactual pairs from a GAN checkpoint: pairs.n_pairs noise draws z, each written "
+    "as G(z, c=0) and G(z, c=1) sharing a pair_id (synthetic dataset format plus pair_id).",
+    arg("--run", required=True, choices=["fgan_dp", "fgan_eqopp", "acgan"], help="GAN run name"),
+    arg("--checkpoint", required=True, help="checkpoint.pt written by 'fairgen train-gan'"),
+    arg("--out-dir", required=True, help="output pair set folder (replaced atomically)"),
+)
+command(
+    "threshold-baseline", "fairgen.postprocess:threshold_curve",
+    "The post-processing baseline: group-specific thresholds on the real classifier's scores, chosen on "
+    "the real valid split for each demographic-parity bound, applied to the real test split (an "
+    "accuracy-vs-DP curve with paired intervals against the real classifier).",
+    arg("--array", required=True, help="real crops .npy (N,H,W,3) uint8"),
+    arg("--index", required=True, help="real crops Parquet index (splits, attributes)"),
+    arg("--model", required=True, help="model.pt of 'fairgen train-classifier --method real'"),
+    arg("--out-json", required=True, help="curve JSON to write"),
+)
+command(
+    "pair-diagnostics", "fairgen.pair_diagnostics:diagnose",
+    "What limits the counterfactual-pair methods: flip success and identity kept of a pair set, and per "
+    "classifier its c-sensitivity on pairs and on real images and how well its features tell real from "
+    "generated images.",
+    arg("--array", required=True, help="real crops .npy (N,H,W,3) uint8"),
+    arg("--index", required=True, help="real crops Parquet index (splits, attributes)"),
+    arg("--pairs", required=True, metavar="DIR", help="pair set folder ('fairgen generate-pairs')"),
+    arg("--classifier", action="append", default=[], help="model.pt of a classifier (repeatable)"),
+    arg("--out-json", required=True, help="diagnostics JSON to write"),
+    arg("--cache-dir", default=None, help="cache of the c and attribute readers (default: beside --out-json)"),
+)
+command(
+    "tradeoff", "fairgen.tradeoff:run",
+    "Set debiasing points (test predictions) against both baselines on the same test split: accuracy and "
+    "DP difference with paired intervals against real and against reweighing, the threshold curve's "
+    "accuracy at each point's DP difference, which points dominate both baselines, and a figure.",
+    arg("--real", required=True, help="predictions.parquet of the real classifier"),
+    arg("--reweighing", required=True, help="predictions.parquet of the reweighing classifier"),
+    arg("--point", action="append", default=[], metavar="NAME=FILE",
+        help="a point's predictions.parquet (repeatable; NAME FAMILY@VALUE puts it on FAMILY's curve)"),
+    arg("--thresholds", required=True, help="curve.json of 'fairgen threshold-baseline'"),
+    arg("--frontier", default=None, help="frontier JSON of 'fairgen frontier' (embedded data only)"),
+    arg("--out-json", required=True, help="JSON to write"),
+    arg("--out-png", required=True, help="figure to write"),
 )
 command(
     "relabel", "fairgen.classifiers:relabel_synthetic",
@@ -132,6 +181,8 @@ command(
     arg("--synthetic-dir", default=None, help="folder with one synthetic set per GAN run (RUN/samples.parquet)"),
     arg("--quality", default=None, help="quality.json written by 'fairgen quality'"),
     arg("--comparison", default=None, help="comparison.parquet written by 'fairgen compare' (paired changes)"),
+    arg("--thresholds", default=None, help="curve.json of 'fairgen threshold-baseline' (drawn on the trade-off plot)"),
+    arg("--pair-diagnostics", default=None, help="diagnostics.json of 'fairgen pair-diagnostics'"),
     arg("--out-html", required=True, help="HTML report to write"),
     arg("--figures-dir", required=True, help="folder to write the report's figures into (PNG)"),
 )

@@ -48,7 +48,7 @@ def balanced_groups(n: int, protected_ratio: float, seed: int) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _inference(gan, device, precision: str):
+def inference(gan, device, precision: str):
     """``gan`` in eval mode under ``torch.inference_mode`` (its train/eval state restored after);
     yields the ``torch.autocast`` keyword arguments for the forward passes (bf16 with ``precision``)."""
     import torch
@@ -70,31 +70,58 @@ def sample(gan, c: np.ndarray, *, batch_size: int, seed: int, device, precision:
     (checkpoint, c, seed, batch size, device) gives the same samples.
     """
     import torch
+
+    def latents(start, stop, gen):
+        return gan.sample_latent(stop - start, gen, device, c=torch.from_numpy(c[start:stop]).to(device))
+
+    return run_generator(gan, len(c), latents, batch_size=batch_size, seed=seed, device=device,
+                         precision=precision, progress=progress, source=source, desc="generate")
+
+
+def run_generator(gan, n: int, latents, *, batch_size: int, seed: int, device, precision: str = "fp32",
+                  progress: bool = True, source: str = "generator", desc: str = "generate"):
+    """Images (uint8 NHWC) and y_prob (``(y + 1) / 2`` clipped) of ``gan`` on the latents that
+    ``latents(start, stop, gen)`` draws for rows ``start:stop`` from the ``torch.Generator``
+    ``gen`` (seeded with ``seed`` on ``device``), ``batch_size`` rows at a time, in eval mode."""
+    import torch
     from tqdm import tqdm
 
-    n = len(c)
     gen = torch.Generator(device=device).manual_seed(seed)
     images, y_prob = [], []
-    with _inference(gan, device, precision) as autocast:
-        for start in tqdm(range(0, n, batch_size), desc="generate", unit="batch", disable=not progress):
-            cb = torch.from_numpy(c[start:start + batch_size]).to(device)
-            latent = gan.sample_latent(len(cb), gen, device, c=cb)
+    with inference(gan, device, precision) as autocast:
+        for start in tqdm(range(0, n, batch_size), desc=desc, unit="batch", disable=not progress):
+            latent = latents(start, min(start + batch_size, n), gen)
             with torch.autocast(**autocast):
                 out = gan.generate(latent)
-            x, y = out.get("x"), out.get("y")
-            if x is None or x.ndim != 4 or x.shape[1] != 3:
-                raise DataError(f"{source}: expected RGB images (N, 3, H, W) in 'x', got "
-                                f"{None if x is None else tuple(x.shape)}")
-            if y is None:
-                raise DataError(f"{source}: model '{gan.name}' generates no outcome 'y' "
-                                f"(outputs: {', '.join(sorted(out))})")
-            x, y = x.float(), y.float().reshape(-1)
-            if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
-                raise DataError(f"{source}: the generator produced NaN/inf in batch {start // batch_size} "
-                                "(a diverged checkpoint?)")
-            images.append(((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu())
+            x, y = check_output(gan, out, start // batch_size, source)
+            images.append(to_uint8(x))
             y_prob.append(((y + 1) / 2).clamp(0, 1).double().cpu())
     return torch.cat(images).numpy(), torch.cat(y_prob).numpy()
+
+
+def check_output(gan, out: dict, batch: int, source: str):
+    """The images ``x`` (float NCHW) and outcome ``y`` (float, flat) of one ``gan.generate`` call;
+    DataError for a model without RGB images or without an outcome, or for NaN/inf output."""
+    import torch
+
+    x, y = out.get("x"), out.get("y")
+    if x is None or x.ndim != 4 or x.shape[1] != 3:
+        raise DataError(f"{source}: expected RGB images (N, 3, H, W) in 'x', got "
+                        f"{None if x is None else tuple(x.shape)}")
+    if y is None:
+        raise DataError(f"{source}: model '{gan.name}' generates no outcome 'y' "
+                        f"(outputs: {', '.join(sorted(out))})")
+    x, y = x.float(), y.float().reshape(-1)
+    if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
+        raise DataError(f"{source}: the generator produced NaN/inf in batch {batch} (a diverged checkpoint?)")
+    return x, y
+
+
+def to_uint8(x):
+    """Generated images in [-1, 1] (NCHW) as uint8 NHWC on the host."""
+    import torch
+
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
 
 
 def realism_scores(gan, images: np.ndarray, y_prob: np.ndarray, c: np.ndarray, *, batch_size: int, device,
@@ -108,7 +135,7 @@ def realism_scores(gan, images: np.ndarray, y_prob: np.ndarray, c: np.ndarray, *
         raise DataError(f"{source}: model '{gan.name}' has no discriminator realism score; "
                         "generate.oversample > 1 needs one (set it to 1)")
     out = []
-    with _inference(gan, device, precision) as autocast:
+    with inference(gan, device, precision) as autocast:
         for start in tqdm(range(0, len(c), batch_size), desc="score", unit="batch", disable=not progress):
             sl = slice(start, start + batch_size)
             x = torch.tensor(images[sl], device=device).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
@@ -157,21 +184,14 @@ def write_previews(folder: Path, images: np.ndarray, c: np.ndarray, y: np.ndarra
     return written
 
 
-def generate(cfg: dict, run: str, checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
-             progress: bool = True) -> dict:
-    """Sample the synthetic dataset of GAN run ``run`` from ``checkpoint`` into ``out_dir``.
-
-    Returns a summary (also stored in the samples table's metadata). Raises CheckpointError /
-    FormatVersionError for a bad checkpoint or one trained as another run than ``run``, and
-    DataError for a model without c-conditioning or outcome output, or one that generates NaN.
-    """
-    from fairgen.synthetic_data import labels_from_prob, rate_by_group, write_synthetic
+def load_conditional_gan(cfg: dict, run: str, checkpoint: str | os.PathLike):
+    """``(gan, step, generator_weights, device)`` of the checkpoint of GAN run ``run``, on the
+    configured device. CheckpointError for a bad checkpoint or one trained as another run, and
+    DataError for a model that is not conditioned on the protected attribute c."""
     from fairgen.training.checkpoint import gan_from_checkpoint, generator_weights, load_checkpoint
     from fairgen.training.trainer import resolve_device
 
-    t0 = time.perf_counter()
-    gc = cfg["generate"]
-    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    checkpoint = Path(checkpoint)
     device = resolve_device(cfg["device"])
     ck = load_checkpoint(checkpoint)
     step = int(ck["step"])
@@ -184,6 +204,23 @@ def generate(cfg: dict, run: str, checkpoint: str | os.PathLike, out_dir: str | 
     if "c" not in gan.cond_keys:
         raise DataError(f"{checkpoint}: model '{gan.name}' is not conditioned on the protected attribute c "
                         f"(its conditioning: {', '.join(gan.cond_keys) or 'none'})")
+    return gan, step, weights, device
+
+
+def generate(cfg: dict, run: str, checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
+             progress: bool = True) -> dict:
+    """Sample the synthetic dataset of GAN run ``run`` from ``checkpoint`` into ``out_dir``.
+
+    Returns a summary (also stored in the samples table's metadata). Raises CheckpointError /
+    FormatVersionError for a bad checkpoint or one trained as another run than ``run``, and
+    DataError for a model without c-conditioning or outcome output, or one that generates NaN.
+    """
+    from fairgen.synthetic_data import labels_from_prob, rate_by_group, write_synthetic
+
+    t0 = time.perf_counter()
+    gc = cfg["generate"]
+    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    gan, step, weights, device = load_conditional_gan(cfg, run, checkpoint)
     seed = seed_for(cfg, f"generate/{run}")
     n, k = gc["n_samples"], gc["oversample"]
     c = balanced_groups(n * k, gc["protected_ratio"], seed)

@@ -990,11 +990,32 @@ def oracle_frontier(manifest: dict, dataset: Path, crops_index: Path | None, cfg
             "mismatch": any(not r["same_split"] for r in rows)}, []
 
 
+def pair_context(d: dict) -> dict:
+    """The counterfactual-pair diagnostics (``fairgen pair-diagnostics``) as table rows."""
+    def f(v, fmt="{:.3f}"):
+        return "\u2014" if v is None else fmt.format(v)
+
+    idk = d.get("identity_kept") or {}
+    fs = d["flip_success"]
+    return {
+        "n_pairs": d["n_pairs"],
+        "flip": f(fs["both_members"]), "flip_c0": f(fs["reads_c0_on_c0_member"]),
+        "flip_c1": f(fs["reads_c1_on_c1_member"]), "reader_acc": f(fs["c_reader_accuracy_real_test"]),
+        "identity_pairs": f(idk.get("agreement_pairs")), "identity_unpaired": f(idk.get("agreement_unpaired")),
+        "rows": [{"method": m, "sens_pairs": f(r["c_sensitivity_pairs"]),
+                  "sens_signed": f(r["c_sensitivity_pairs_signed"], "{:+.3f}"),
+                  "same_side": f(r["pairs_same_side_of_threshold"]),
+                  "sens_real": f(r["c_sensitivity_real"], "{:+.3f}"),
+                  "domain": f(r["domain_separability"]["accuracy"])} for m, r in d["classifiers"].items()],
+    }
+
+
 def build(cfg: dict, dataset: str | os.PathLike, classifiers_dir: str | os.PathLike,
           crops_index: str | os.PathLike | None = None, crops_summary: str | os.PathLike | None = None,
           gan_dir: str | os.PathLike | None = None, synthetic_dir: str | os.PathLike | None = None,
           quality: str | os.PathLike | None = None,
-          comparison: str | os.PathLike | None = None) -> tuple[str, list[Figure], Summary]:
+          comparison: str | os.PathLike | None = None, thresholds: str | os.PathLike | None = None,
+          pair_diagnostics: str | os.PathLike | None = None) -> tuple[str, list[Figure], Summary]:
     """Read every input and return ``(html, figures, summary)`` without writing anything."""
     protected, outcome = cfg["protected"], cfg["outcome"]
     labels = group_labels(protected)
@@ -1046,15 +1067,27 @@ def build(cfg: dict, dataset: str | os.PathLike, classifiers_dir: str | os.PathL
     reference = None
     if frontier:
         pts = frontier["curve"]["points"]
-        reference = {"demographic_parity_difference": ([pt["dp_difference"] for pt in pts],
-                                                       [pt["expected_accuracy"] for pt in pts], "oracle frontier")}
+        reference = {"demographic_parity_difference": [([pt["dp_difference"] for pt in pts],
+                                                        [pt["expected_accuracy"] for pt in pts], "oracle frontier")]}
+    curve = _read_json(Path(thresholds), inputs, "group-threshold curve") if thresholds else None
+    if curve:
+        pts = sorted(_get(curve, Path(thresholds), "points", types=list),
+                     key=lambda pt: pt["test_demographic_parity_difference"])
+        reference = reference or {}
+        reference.setdefault("demographic_parity_difference", []).append(
+            ([pt["test_demographic_parity_difference"] for pt in pts], [pt["test_accuracy"] for pt in pts],
+             "group thresholds on real (post-processing)"))
+    pairs_ctx = pair_context(_read_json(Path(pair_diagnostics), inputs, "pair diagnostics")) if pair_diagnostics else None
     tradeoff_fig = Figure(
         "tradeoff", "Accuracy vs fairness",
         "Each point is one classifier evaluated on the real test split; error bars are "
         f"{_level_txt(level)}bootstrap confidence intervals. Lower on the x axis is fairer; higher on "
         "the y axis is more accurate." + (" The dashed line is the oracle frontier: the highest expected "
                                           "accuracy any classifier can reach at each DP difference on this "
-                                          "split (embedded synthetic data only)." if frontier else ""),
+                                          "split (embedded synthetic data only)." if frontier else "")
+        + (" The grey line labelled 'group thresholds' is the post-processing baseline: group-specific thresholds on the real "
+           "classifier's scores, chosen on the real valid split under each DP bound (fairgen "
+           "threshold-baseline)." if curve else ""),
         plots.tradeoff([{"method": m.method, "accuracy": m.triple("accuracy"),
                          **{k: m.triple(k) for k, _ in TRADEOFF}} for m in results], TRADEOFF,
                        BASELINE if any(m.method == BASELINE for m in results) else None, reference))
@@ -1084,6 +1117,7 @@ def build(cfg: dict, dataset: str | os.PathLike, classifiers_dir: str | os.PathL
         "gans": gans, "gan_runs": list(cfg["gan"]["runs"]), "synth": synth,
         "comparison": comparison_table(results, BASELINE),
         "frontier": frontier,
+        "pairs": pairs_ctx,
         "paired": paired_table(paired, methods) if paired else None,
         "groups": group_table(results, labels),
         "disparities": disparities,
@@ -1256,7 +1290,8 @@ def _label_row(name: str, ls: dict, gap: dict | None, cls: str) -> dict:
 
 def audit(cfg: dict, dataset: str, classifiers_dir: str, out_html: str, figures_dir: str,
           crops_index: str | None = None, crops_summary: str | None = None, gan_dir: str | None = None,
-          synthetic_dir: str | None = None, quality: str | None = None, comparison: str | None = None) -> int:
+          synthetic_dir: str | None = None, quality: str | None = None, comparison: str | None = None,
+          thresholds: str | None = None, pair_diagnostics: str | None = None) -> int:
     """CLI target of ``fairgen audit``: write the self-contained HTML report and its figures.
 
     Required: ``dataset`` (manifest JSON) and ``classifiers_dir`` holding ``METHOD/metrics.json``
@@ -1266,7 +1301,8 @@ def audit(cfg: dict, dataset: str, classifiers_dir: str, out_html: str, figures_
     """
     html, figures, summary = build(cfg, dataset, classifiers_dir, crops_index=crops_index,
                                    crops_summary=crops_summary, gan_dir=gan_dir,
-                                   synthetic_dir=synthetic_dir, quality=quality, comparison=comparison)
+                                   synthetic_dir=synthetic_dir, quality=quality, comparison=comparison,
+                                   thresholds=thresholds, pair_diagnostics=pair_diagnostics)
     names = [f.name for f in figures]
     if len(set(names)) != len(names):
         raise FairgenError(f"duplicate figure names: {sorted(n for n in names if names.count(n) > 1)}")

@@ -148,8 +148,8 @@ def tradeoff(points: Sequence[dict], fairness: Sequence[tuple[str, str]], baseli
 
     ``points``: ``{"method", "accuracy": (v, lo, hi), <metric>: (v, lo, hi), ...}``;
     ``fairness``: ``[(metric key, axis label), ...]`` (lower is fairer); ``reference``:
-    ``{metric key: (xs, ys, label)}``, a curve drawn behind the points on that metric's panel
-    (the oracle frontier of the synthetic data).
+    ``{metric key: [(xs, ys, label), ...]}``, curves drawn behind the points on that metric's panel
+    (the oracle frontier of the synthetic data, the group-threshold baseline).
     """
     ncols = len(fairness)
     fig, axes = _figure(1, ncols, 4.0 * ncols, 3.4)
@@ -157,13 +157,12 @@ def tradeoff(points: Sequence[dict], fairness: Sequence[tuple[str, str]], baseli
     for ax, (key, label) in zip(axes.flat, fairness):
         labels_at: dict[tuple[float, float], list[str]] = {}
         right = max([p[key][2] or p[key][0] or 0.0 for p in points if p[key][0] is not None] or [0.0])
-        if reference and key in reference:
-            xs, ys, ref_label = reference[key]
-            # beyond its last point the reference is flat (an unconstrained optimum): draw it on to
+        for style, (xs, ys, ref_label) in zip(("--", ":", "-."), (reference or {}).get(key, [])):
+            # beyond its last point a reference is flat (an unconstrained optimum): draw it on to
             # the rightmost point or interval end
             if xs and right > xs[-1]:
                 xs, ys = [*xs, right], [*ys, ys[-1]]
-            handle = ax.plot(xs, ys, "--", color="#777777", lw=1.3, zorder=2, label=ref_label)[0]
+            handle = ax.plot(xs, ys, style, color="#777777", lw=1.3, zorder=2, label=ref_label)[0]
             legend.setdefault(ref_label, handle)
         for k, p in enumerate(points):
             fx, flo, fhi = p[key]
@@ -385,4 +384,47 @@ def disparity(groups: Sequence[str], metrics: Sequence[tuple[str, str]], values:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles[:1], labels[:1], loc="outside lower center")
+    return _render(fig)
+
+
+@_styled
+def tradeoff_curves(result: dict) -> bytes:
+    """Accuracy against DP difference (``fairgen tradeoff``): each point family as a line in knob
+    order with its knob values written beside the points, the group-threshold curve of the real
+    classifier, the oracle frontier when given, and real / reweighing as squares."""
+    fig, axes = _figure(1, 1, 7.5, 5.0)
+    ax = axes.flat[0]
+    curve = sorted(result["threshold_curve"], key=lambda p: p["dp"])
+    ax.plot([p["dp"] for p in curve], [p["accuracy"] for p in curve], "-", color="#999999", lw=1.5,
+            label="group thresholds on real (post-processing)", zorder=2)
+    if result.get("frontier"):
+        fr = sorted(result["frontier"], key=lambda p: p["dp"])
+        ax.plot([p["dp"] for p in fr], [p["accuracy"] for p in fr], "--", color="#777777", lw=1.2,
+                label="oracle frontier (expected accuracy)", zorder=2)
+    families: dict[str, list[dict]] = {}
+    for p in result["points"]:
+        families.setdefault(p["family"], []).append(p)
+    k = 0
+    for fam, pts in families.items():
+        if fam in ("real", "reweighing"):
+            color = REAL_COLOR if fam == "real" else "#000000"
+            p = pts[0]
+            ax.plot(p["demographic_parity_difference"], p["accuracy"], "s", ms=8, color=color, label=fam, zorder=4)
+            continue
+        k += 1
+        color = METHOD_COLORS[k % len(METHOD_COLORS)]
+        pts = sorted(pts, key=lambda p: (p["knob"] is None, p["knob"] or 0.0))
+        xs = [p["demographic_parity_difference"] for p in pts]
+        ys = [p["accuracy"] for p in pts]
+        ax.plot(xs, ys, "o-" if len(pts) > 1 else "o", color=color, ms=5, lw=1.2, label=fam, zorder=3)
+        for p, x, y in zip(pts, xs, ys):
+            if p["knob"] is not None:
+                ax.annotate(f"{p['knob']:g}", (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7.5,
+                            color=color)
+            if p.get("dominates_both_baselines"):
+                ax.plot(x, y, "*", ms=14, color="#D55E00", zorder=5)
+    ax.set_xlabel("demographic parity difference (lower is fairer)")
+    ax.set_ylabel("accuracy on the real test split")
+    ax.set_title("Accuracy vs DP difference: debiasing points and baselines")
+    _legend(ax, loc="lower right", fontsize=8)
     return _render(fig)

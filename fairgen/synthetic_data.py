@@ -22,6 +22,8 @@ y                  int64    outcome label: ``y_prob >= 0.5``
 model              string   the GAN run that made it (e.g. ``fgan_dp``)
 checkpoint_step    int64    training step of the checkpoint used
 seed               int64    seed of the sampling
+pair_id            int64    (counterfactual pair sets only, :mod:`fairgen.pairs`) the noise
+                            draw z shared by the pair's two members G(z, c=0) and G(z, c=1)
 =================  =======  =========================================================
 """
 
@@ -51,6 +53,7 @@ INT_COLUMNS = ("sample_id", "c", "y", "checkpoint_step", "seed")
 FLOAT_COLUMNS = ("y_prob",)
 STRING_COLUMNS = ("path", "model")
 COLUMNS = ("sample_id", "path", "c", "y_prob", "y", "model", "checkpoint_step", "seed")
+PAIR_COLUMN = "pair_id"
 
 
 def labels_from_prob(y_prob) -> np.ndarray:
@@ -75,7 +78,7 @@ def _check_images(images: np.ndarray) -> None:
 
 def write_synthetic(folder: str | os.PathLike, images: np.ndarray, c, y_prob, *, model: str,
                     checkpoint_step: int, seed: int, metadata: dict | None = None,
-                    progress: bool = True) -> pd.DataFrame:
+                    pair_id=None, progress: bool = True) -> pd.DataFrame:
     """Write a synthetic dataset into ``folder`` (created if needed) and return its table.
 
     Call this on a temporary folder (``fairgen.io.atomic_path(target, is_dir=True)``) so that a
@@ -99,6 +102,8 @@ def write_synthetic(folder: str | os.PathLike, images: np.ndarray, c, y_prob, *,
         "checkpoint_step": np.full(n, int(checkpoint_step), dtype=np.int64),
         "seed": np.full(n, int(seed), dtype=np.int64),
     })
+    if pair_id is not None:
+        table[PAIR_COLUMN] = np.asarray(pair_id, dtype=np.int64)
     _validate_values(table, folder / SAMPLES_FILE)
 
     from PIL import Image
@@ -126,6 +131,7 @@ def read_synthetic(folder: str | os.PathLike, use_cache: bool = True) -> tuple[p
         raise DataError(f"{folder}: synthetic dataset folder not found")
     samples_path = folder / SAMPLES_FILE
     table, meta = io.read_parquet(samples_path, KIND, columns=list(COLUMNS))
+    table = table[[*COLUMNS, *([PAIR_COLUMN] if PAIR_COLUMN in table.columns else [])]]
     if table.empty:
         raise DataError(f"{samples_path}: no samples")
     _validate_dtypes(table, samples_path)
@@ -138,7 +144,7 @@ def read_synthetic(folder: str | os.PathLike, use_cache: bool = True) -> tuple[p
 
 
 def _validate_dtypes(table: pd.DataFrame, where: Path) -> None:
-    for col in INT_COLUMNS:
+    for col in INT_COLUMNS + ((PAIR_COLUMN,) if PAIR_COLUMN in table.columns else ()):
         if not pd.api.types.is_integer_dtype(table[col]):
             raise DataError(f"{where}: column '{col}' must be integer, found {table[col].dtype}")
     for col in FLOAT_COLUMNS:

@@ -26,7 +26,7 @@ import report_inputs as ri  # noqa: E402
 from html_tables import (assert_row_shows_metrics, column, interval, number, read_table,  # noqa: E402
                          rows_by_first_cell)
 
-from fairgen import fairness, report  # noqa: E402
+from fairgen import fairness, io, report  # noqa: E402
 from fairgen.cli import main as cli_main  # noqa: E402
 from fairgen.errors import DataError  # noqa: E402
 
@@ -629,3 +629,31 @@ def test_sample_grid_places_samples_pixel_for_pixel():
     found = [(r, c) for r in range(img.shape[0] - big.shape[0] + 1) for c in range(img.shape[1] - big.shape[1] + 1)
              if (img[r, c] == big[0, 0]).all() and (img[r:r + big.shape[0], c:c + big.shape[1]] == big).all()]
     assert len(found) == 1
+
+
+def test_pair_diagnostics_and_threshold_curve_reach_the_report(small, tmp_path):
+    """The group-threshold curve joins the trade-off figure and the pair diagnostics get a table
+    whose cells hold the JSON's numbers."""
+    cfg, paths = small
+    curve = {"points": [{"bound": 0.0, "test_accuracy": 0.61, "test_demographic_parity_difference": 0.01},
+                        {"bound": 0.3, "test_accuracy": 0.74, "test_demographic_parity_difference": 0.29}]}
+    diag = {"n_pairs": 123, "flip_success": {"both_members": 0.812, "reads_c0_on_c0_member": 0.9,
+                                             "reads_c1_on_c1_member": 0.91, "c_reader_accuracy_real_test": 0.95},
+            "identity_kept": {"agreement_pairs": 0.871, "agreement_unpaired": 0.702},
+            "classifiers": {"real": {"c_sensitivity_pairs": 1.234, "c_sensitivity_pairs_signed": -1.111,
+                                     "pairs_same_side_of_threshold": 0.676, "c_sensitivity_real": -0.543,
+                                     "domain_separability": {"accuracy": 0.987}}}}
+    io.write_json(curve, tmp_path / "curve.json")
+    io.write_json(diag, tmp_path / "diag.json")
+    out = tmp_path / "out"
+    before = report.build(cfg, **paths)[1]
+    assert report.audit(cfg, out_html=str(out / "r.html"), figures_dir=str(out / "f"), **paths,
+                        thresholds=str(tmp_path / "curve.json"), pair_diagnostics=str(tmp_path / "diag.json")) == 0
+    text = (out / "r.html").read_text(encoding="utf-8")
+    table = re.search(r'<table id="pair-diagnostics-table">(.*?)</table>', text, re.S).group(1)
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", r) for r in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], re.S)]
+    assert rows == [["real", "1.234", "-1.111", "0.676", "-0.543", "0.987"]]
+    assert "0.812 of the pairs" in text and "0.871" in text and "0.702" in text
+    # the trade-off figure now draws one more curve: a different picture from the one without it
+    tradeoff_before = next(f.png for f in before if f.name == "tradeoff")
+    assert (out / "f" / "tradeoff.png").read_bytes() != tradeoff_before

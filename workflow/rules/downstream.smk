@@ -6,7 +6,8 @@ import shlex
 SYNTHETIC = "results/synthetic"
 CLASSIFIERS = "results/classifiers"
 GAN_RUNS = ["fgan_dp", "fgan_eqopp", "acgan"]
-CLASSIFIER_METHODS = ["real", "reweighing", *GAN_RUNS, "real_plus_synthetic"]
+PAIR_METHODS = ["real_plus_pairs", "real_clp", "real_clp_dann"]
+CLASSIFIER_METHODS = ["real", "reweighing", *GAN_RUNS, "real_plus_synthetic", *PAIR_METHODS]
 
 
 wildcard_constraints:
@@ -20,7 +21,37 @@ CLASSIFIER_SYNTHETIC = {
     "reweighing": [],
     **{run: [f"{SYNTHETIC}/{run}"] for run in GAN_RUNS},
     "real_plus_synthetic": [f"{SYNTHETIC}/{config['classifier']['synthetic_for_mix']}"],
+    **{method: [] for method in PAIR_METHODS},
 }
+PAIRS = "results/pairs"
+# classifier keys that only some methods read (the others' params, and so their runs, ignore them)
+CLASSIFIER_KEY_USERS = {
+    "synthetic_for_mix": ["real_plus_synthetic"],
+    "pair_ratio": ["real_plus_pairs"],
+    "pair_label": ["real_plus_pairs"],
+    "clp_lambda": ["real_clp", "real_clp_dann"],
+    "pair_batch_size": ["real_clp", "real_clp_dann"],
+    "domain_lambda": ["real_clp_dann"],
+    "pair_reweigh": PAIR_METHODS,
+}
+
+
+def classifier_pair_inputs(method, pair_label):
+    """The pair set (and the real classifier that labels it) a classifier method reads."""
+    if method not in PAIR_METHODS:
+        return {}
+    out = {"pairs": f"{PAIRS}/set"}
+    if method == "real_plus_pairs" and pair_label == "real_classifier":
+        out["label_model"] = f"{CLASSIFIERS}/real/model.pt"
+    return out
+
+
+def pair_args(input):
+    """--pairs / --label-model for the shell command, from a rule's named inputs."""
+    args = [f"--pairs {shlex.quote(input.pairs)}"] if "pairs" in input.keys() else []
+    if "label_model" in input.keys():
+        args.append(f"--label-model {shlex.quote(input.label_model)}")
+    return " ".join(args)
 # Top-level config a classifier depends on, besides its own section.
 CLASSIFIER_CONFIG_KEYS = ("seed", "device", "precision", "protected", "outcome")
 
@@ -46,6 +77,7 @@ rule generate:
 
 rule train_classifier:
     input:
+        unpack(lambda wildcards: classifier_pair_inputs(wildcards.method, config["classifier"]["pair_label"])),
         array=rules.crops.output.array,
         index=rules.crops.output.index,
         synthetic=lambda wildcards: CLASSIFIER_SYNTHETIC[wildcards.method],
@@ -63,12 +95,13 @@ rule train_classifier:
                 "classifier": {
                     k: v
                     for k, v in config["classifier"].items()
-                    if k != "methods" and (k != "synthetic_for_mix" or wildcards.method == "real_plus_synthetic")
+                    if k != "methods" and wildcards.method in CLASSIFIER_KEY_USERS.get(k, [wildcards.method])
                 },
             },
             sort_keys=True,
         ),
         synthetic=lambda wildcards, input: " ".join(f"--synthetic {shlex.quote(p)}" for p in input.synthetic),
+        pairs=lambda wildcards, input: pair_args(input),
         out_dir=f"{CLASSIFIERS}/{{method}}",
     log:
         "results/logs/classifiers/{method}.log",
@@ -79,7 +112,7 @@ rule train_classifier:
         "../envs/fairgen.yaml"
     shell:
         "fairgen train-classifier --config-json {params.cfg:q} --method {wildcards.method}"
-        " --array {input.array} --index {input.index} {params.synthetic}"
+        " --array {input.array} --index {input.index} {params.synthetic} {params.pairs}"
         " --out-dir {params.out_dir} > {log} 2>&1"
 
 

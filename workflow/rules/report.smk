@@ -19,6 +19,8 @@ rule audit:
         synthetic=expand(rules.generate.output[0], run=config["gan"]["runs"]),
         quality=rules.quality.output.json,
         comparison=lambda wildcards: rules.compare_classifiers.output.parquet if has_comparison() else [],
+        thresholds=lambda wildcards: rules.threshold_baseline.output[0] if "real" in config["classifier"]["methods"] else [],
+        pair_diagnostics=lambda wildcards: rules.pair_diagnostics.output.json if uses_pairs() else [],
     output:
         html=report(f"{AUDIT}/report.html", caption="../report/audit.rst", category="Audit",
                     labels={"what": "self-contained audit report"}),
@@ -34,6 +36,8 @@ rule audit:
         gan_dir=lambda wildcards, input: os.path.dirname(os.path.dirname(input.gan_logs[0])) if input.gan_logs else "",
         synthetic_dir=lambda wildcards, input: os.path.dirname(input.synthetic[0]) if input.synthetic else "",
         comparison=lambda wildcards, input: f"--comparison {shlex.quote(input.comparison)}" if input.comparison else "",
+        pairs=lambda wildcards, input: (f" --thresholds {shlex.quote(input.thresholds)}" if input.thresholds else "")
+        + (f" --pair-diagnostics {shlex.quote(input.pair_diagnostics)}" if input.pair_diagnostics else ""),
     log:
         "results/logs/audit.log",
     conda:
@@ -42,5 +46,5 @@ rule audit:
         "fairgen audit --config-json {params.cfg:q} --dataset {input.manifest}"
         " --classifiers-dir {params.classifiers_dir:q} --crops-index {input.index}"
         " --crops-summary {input.crops_summary} --gan-dir {params.gan_dir:q}"
-        " --synthetic-dir {params.synthetic_dir:q} --quality {input.quality} {params.comparison}"
+        " --synthetic-dir {params.synthetic_dir:q} --quality {input.quality} {params.comparison}{params.pairs}"
         " --out-html {output.html} --figures-dir {output.figures} > {log} 2>&1"
