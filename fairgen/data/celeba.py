@@ -27,6 +27,7 @@ whenever anything looks wrong, re-reads the offending file line by line so that 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import logging
 import os
@@ -657,8 +658,10 @@ def gdown_fetch(url: str, dest: Path, progress: bool = True, timeout: float = 60
     refused = getattr(getattr(gdown, "exceptions", None), "FileURLRetrievalError", ())
     failed = getattr(getattr(gdown, "exceptions", None), "DownloadError", ())
     name = dest.name
+    # gdown's timeout argument is recent (older releases wait forever on a stalled server)
+    extra = {"timeout": timeout} if "timeout" in inspect.signature(gdown.download).parameters else {}
     try:
-        gdown.download(url=url, output=str(dest), quiet=not progress, use_cookies=False, timeout=timeout)
+        gdown.download(url=url, output=str(dest), quiet=not progress, use_cookies=False, **extra)
     except refused as e:
         raise DataError(f"{name}: Google Drive refused the download ({_refusal(str(e))}); {ALTERNATIVES}") from None
     except requests.HTTPError as e:
