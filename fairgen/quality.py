@@ -495,6 +495,7 @@ def evaluate_quality(cfg: dict, array, index, synthetic_dirs: dict, out, progres
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "protected": protected, "outcome": outcome, "real_split": q["real_split"],
         "n_samples": n, "seed": int(cfg["seed"]),
+        "device": str(extractors[feat.OWN_CNN].device), "precision": "fp32",  # this stage never autocasts
         "extractors": {key: {"label": feat.LABELS[key], "note": feat.NOTES[key],
                              "feature_dim": int(ex.feature_dim), **ex.info}
                        for key, ex in extractors.items()},

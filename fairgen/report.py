@@ -1124,7 +1124,8 @@ def build(cfg: dict, dataset: str | os.PathLike, classifiers_dir: str | os.PathL
         "paper": {**PAPER, "table": paper_table(results),
                   "groups": paper_table(results, PAPER_GROUP_COLUMNS,
                                         [r for r in PAPER["rows"] if "fpr_c0" in r]),
-                  "same_task": (protected, outcome) == (PAPER["protected"], PAPER["outcome"])},
+                  "same_task": (protected, outcome) == (PAPER["protected"], PAPER["outcome"]),
+                  "split": split_text(manifest)},
         "results": results,
         "training": [_training_row(m) for m in results],
         "quality": quality_ctx,
@@ -1159,11 +1160,27 @@ def _training_row(m: MethodResult) -> dict:
             "privileged": fmt(m.result.get("privileged"))}
 
 
+LAYOUT_NAMES = {"official": "the release's text files", "kaggle": "the Kaggle copy's CSV files"}
+
+
+def split_text(manifest: dict) -> str:
+    """Which train / valid / test split the manifest's dataset uses, in words."""
+    spec = manifest.get("split") or {"method": "official"}
+    if spec.get("method") == "random":
+        return (f"random by image (seed {spec['seed']}): test {spec['test_fraction']:.0%} of all images, valid "
+                f"{spec['valid_fraction']:.0%} of the rest for model selection")
+    return "the dataset's own partition (its list_eval_partition file)"
+
+
 def _dataset_context(manifest: dict, crops: dict | None, rate_rows: list[dict], rates_source: str,
                      synth: list[SyntheticSet]) -> dict:
     facts = [("Source", SOURCE_NAMES.get(manifest["source"], manifest["source"])), ("Root", manifest["root"])]
     if "n_images" in manifest:
         facts.append(("Images", fmt(manifest["n_images"])))
+    if "layout" in manifest:
+        facts.append(("Layout", f"{manifest['layout']} ({LAYOUT_NAMES.get(manifest['layout'], '')})"
+                      + ("" if manifest.get("identity_available", True) else "; identities not available")))
+    facts.append(("Split", split_text(manifest)))
     splits = _split_counts(manifest)
     if splits:
         facts.append(("Split sizes", ", ".join(f"{k} {fmt(v)}" for k, v in splits.items())))

@@ -234,7 +234,7 @@ CASES = [
                  r"list_eval_partition\.txt, line 3: unknown image id 000999\.jpg \(not in list_attr_celeba\.txt\)",
                  id="unknown-id-in-partition"),
     pytest.param(lambda b, t: dataset_cmd(b, t, missing_image),
-                 r"img_align_celeba/: 1 of 12 images missing \(000002\.jpg\)", id="dataset-missing-image"),
+                 r"list_attr_celeba.txt, line 4: image 000002.jpg is listed but \S+/img_align_celeba/000002.jpg does not exist \(1 of 12 images missing \(000002\.jpg\)", id="dataset-missing-image"),
     pytest.param(download_cmd, r"img_align_celeba\.zip: MD5 of the download is [0-9a-f]{32}, expected "
                  r"00d2c5bc6d35e252742224ab0c1e8fcb \(bad download deleted\)", id="download-wrong-md5"),
     # configuration

@@ -9,6 +9,7 @@ import http.server
 import io
 import re
 import threading
+import time
 import urllib.parse
 import zipfile
 from pathlib import Path
@@ -285,16 +286,23 @@ def _zip_bytes(names=("000001.jpg", "000002.jpg", "000003.jpg"), prefix=C.IMAGE_
 
 
 class FakeDrive:
-    """A Google-Drive-like server on 127.0.0.1: /uc?id=ID&export=download.
+    """A Google-Drive-like server on 127.0.0.1 only, bounded: it stops by itself after
+    ``max_requests`` requests or ``lifetime`` seconds, whichever comes first.
 
-    Files listed in ``confirm`` answer first with Drive's virus-scan warning page (a form to
-    /download with hidden id/export/confirm/uuid inputs, or an old-style confirm=TOKEN link);
-    only the confirmed request gets the bytes.
+    ``GET /uc?id=ID``: the file with a Content-Disposition header (as Drive sends it). Ids in
+    ``confirm`` answer first with Drive's virus-scan warning page, a form to
+    drive.usercontent.google.com/download with hidden id/export/confirm/uuid inputs; only the
+    confirmed request gets the bytes. Ids in ``html`` answer with that HTML page (quota, permission).
+    With :func:`route_drive`, gdown's requests to Google's hosts reach this server, so gdown's own
+    Drive logic runs against it.
     """
 
-    def __init__(self, blobs: dict[str, bytes], confirm: dict[str, str] | None = None, html: dict[str, str] | None = None):
-        self.blobs, self.confirm, self.html = blobs, confirm or {}, html or {}
+    def __init__(self, blobs: dict[str, bytes], confirm=(), html: dict[str, str] | None = None,
+                 max_requests: int = 50, lifetime: float = 60.0):
+        self.blobs, self.confirm, self.html = blobs, set(confirm), html or {}
         self.requests: list[str] = []
+        self.max_requests, self.lifetime = max_requests, lifetime
+        self._stop = threading.Event()
         drive = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -309,45 +317,72 @@ class FakeDrive:
                 if fid in drive.html:
                     return self._send(drive.html[fid].encode(), "text/html; charset=utf-8")
                 if fid not in drive.blobs:
-                    self.send_error(404)
-                    return
-                style = drive.confirm.get(fid)
-                if style == "form" and url.path == "/uc":
+                    return self.send_error(404)
+                if fid in drive.confirm and url.path == "/uc":
                     page = ('<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>'
                             '<p>Google Drive can\'t scan this file for viruses.</p>'
-                            '<form id="download-form" action="/download" method="get">'
+                            '<form id="download-form" action="https://drive.usercontent.google.com/download" method="get">'
                             '<input type="submit" id="uc-download-link" value="Download anyway"/>'
                             f'<input type="hidden" name="id" value="{fid}"><input type="hidden" name="export" value="download">'
                             '<input type="hidden" name="confirm" value="t"><input type="hidden" name="uuid" value="1234-abcd">'
                             '</form></body></html>')
                     return self._send(page.encode(), "text/html; charset=utf-8")
-                if style == "form" and not (url.path == "/download" and q.get("confirm") == "t" and q.get("uuid") == "1234-abcd"):
-                    self.send_error(403)
-                    return
-                if style == "token" and q.get("confirm") != "Xy_9":
-                    page = (f'<html><body><a id="uc-download-link" href="/uc?export=download&amp;confirm=Xy_9&amp;id={fid}">'
-                            'Download anyway</a></body></html>')
-                    return self._send(page.encode(), "text/html; charset=utf-8")
-                self._send(drive.blobs[fid], "application/octet-stream")
+                if fid in drive.confirm and not (url.path == "/download" and q.get("uuid") == "1234-abcd"):
+                    return self.send_error(403)
+                self._send(drive.blobs[fid], "application/octet-stream", f'attachment; filename="{fid}"')
 
-            def _send(self, body: bytes, ctype: str):
+            def _send(self, body: bytes, ctype: str, disposition: str | None = None):
                 self.send_response(200)
                 self.send_header("Content-Type", ctype)
+                if disposition:
+                    self.send_header("Content-Disposition", disposition)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/uc"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.server.timeout = 0.1
+        self.netloc = f"127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"http://{self.netloc}/uc"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self):
+        deadline = time.monotonic() + self.lifetime
+        while not self._stop.is_set() and time.monotonic() < deadline and len(self.requests) < self.max_requests:
+            self.server.handle_request()
 
     def __enter__(self):
         self.thread.start()
         return self
 
     def __exit__(self, *exc):
-        self.server.shutdown()
+        self._stop.set()
+        self.thread.join(timeout=5)
         self.server.server_close()
+
+
+GOOGLE_HOSTS = ("drive.google.com", "drive.usercontent.google.com", "docs.google.com")
+
+
+@pytest.fixture
+def route_drive(monkeypatch):
+    """Send every request of the ``requests`` library (gdown's transport) for Google's hosts to a
+    FakeDrive; any other host but 127.0.0.1 fails the test (nothing leaves this machine)."""
+    import requests
+
+    original = requests.adapters.HTTPAdapter.send
+
+    def install(drive: FakeDrive):
+        def send(self, request, *args, **kwargs):
+            parts = urllib.parse.urlsplit(request.url)
+            if parts.hostname in GOOGLE_HOSTS:
+                request.url = urllib.parse.urlunsplit(("http", drive.netloc, parts.path, parts.query, ""))
+            assert urllib.parse.urlsplit(request.url).hostname == "127.0.0.1", request.url
+            return original(self, request, *args, **kwargs)
+
+        monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", send)
+
+    return install
 
 
 def _release(tmp_path) -> tuple[dict, tuple]:
@@ -358,24 +393,51 @@ def _release(tmp_path) -> tuple[dict, tuple]:
     return {f.gdrive_id: content[f.name] for f in files}, files
 
 
-def test_download_success_with_confirm_pages_then_parse(tmp_path):
+def test_download_through_gdown_with_drive_confirm_page_then_parse(tmp_path, route_drive):
+    """The default Drive URL: gdown's own Drive logic (virus-scan form) against the fake Drive."""
     blobs, files = _release(tmp_path)
-    zip_id = files[0].gdrive_id
-    confirm = {zip_id: "form", files[1].gdrive_id: "token"}
     root = tmp_path / "celeba"
-    with FakeDrive(blobs, confirm) as drive:
-        C.download_celeba(root, progress=False, base_url=drive.url, files=files)
+    with FakeDrive(blobs, confirm={files[0].gdrive_id}) as drive:
+        route_drive(drive)
+        C.download_celeba(root, progress=False, files=files)  # base_url: https://drive.google.com/uc
     assert sorted(p.name for p in (root / C.IMAGE_DIR).iterdir()) == ["000001.jpg", "000002.jpg", "000003.jpg"]
     assert (root / C.IMAGE_DIR / "000002.jpg").read_bytes() == b"fake jpeg 000002.jpg"
     assert not [p for p in root.iterdir() if p.name.startswith(".")], "temporary files left behind"
-    assert any(r.startswith("/download?") for r in drive.requests)  # followed the virus-scan form
-    assert any("confirm=Xy_9" in r for r in drive.requests)  # and the old-style token link
-    C.verify_celeba(root, check_md5=True, files=files)
+    assert any(r.startswith("/download?") and "uuid=1234-abcd" in r for r in drive.requests)  # gdown followed the form
+    C.verify_celeba(root, check_md5=True, files=files)  # good files pass the MD5 check
     assert C.read_celeba(root)["identity"].tolist() == [2880, 2937, 8692]
     # A second run finds everything in place and fetches nothing.
-    with FakeDrive(blobs, confirm) as drive:
-        C.download_celeba(root, progress=False, base_url=drive.url, files=files)
+    with FakeDrive(blobs) as drive:
+        route_drive(drive)
+        C.download_celeba(root, progress=False, files=files)
     assert drive.requests == []
+
+
+QUOTA_PAGE = ('<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head><body>\n'
+              '<p class="uc-error-caption">Sorry, you can&#39;t view or download this file at this time.</p>\n'
+              '<p class="uc-error-subcaption">Too many users have viewed or downloaded this file recently. Please '
+              'try accessing the file again later. If the file you are trying to access is particularly large or is '
+              'shared with many people, it may take up to 24 hours to be able to view or download the file.</p>\n'
+              '</body></html>\n')
+SIGN_IN_PAGE = "<!DOCTYPE html><html><head><title>Google Drive: Sign-in</title></head><body>Sign in</body></html>"
+
+
+@pytest.mark.parametrize("page, reason", [(QUOTA_PAGE, "download quota exceeded"), (SIGN_IN_PAGE, "permission")])
+@pytest.mark.parametrize("via", ["drive", "mirror"])
+def test_drive_refusal_is_one_line_naming_the_alternatives(tmp_path, route_drive, page, reason, via):
+    """Drive answers with a refusal page: through gdown's Drive logic (via='drive') or saved as the
+    file by a plain download (via='mirror', the failure people see as a 'corrupt zip')."""
+    blobs, files = _release(tmp_path)
+    root = tmp_path / "celeba"
+    with FakeDrive(blobs, html={files[0].gdrive_id: page}) as drive, pytest.raises(DataError) as e:
+        route_drive(drive)
+        C.download_celeba(root, progress=False, files=files,
+                          **({"base_url": drive.url} if via == "mirror" else {}))
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"{C.IMAGE_ZIP}: Google Drive refused the download ("), msg
+    assert reason in msg.split(";")[0], msg
+    assert "Kaggle" in msg and "celeba_local" in msg
+    assert list(root.iterdir()) == [], "nothing may be written when Drive refuses"
 
 
 def test_download_md5_mismatch_removes_file_and_names_it(tmp_path):
@@ -400,15 +462,6 @@ def test_download_replaces_a_present_file_with_wrong_md5(tmp_path):
     with FakeDrive(blobs) as drive:
         C.download_celeba(root, progress=False, base_url=drive.url, files=files)
     assert (root / C.BBOX_FILE).read_text() == BBOX
-
-
-def test_download_html_page_without_confirmation_is_an_error(tmp_path):
-    blobs, files = _release(tmp_path)
-    quota = ("<html><head><title>Google Drive - Quota exceeded</title></head><body>Too many users have viewed "
-             "or downloaded this file recently. Download quota exceeded.</body></html>")
-    with FakeDrive(blobs, html={files[0].gdrive_id: quota}) as drive, pytest.raises(DataError) as e:
-        C.download_celeba(tmp_path / "celeba", progress=False, base_url=drive.url, files=files)
-    assert "HTML page" in str(e.value) and "quota" in str(e.value)
 
 
 def test_download_unreachable_server_is_a_data_error(tmp_path):
@@ -447,17 +500,3 @@ def test_zip_with_escaping_member_is_rejected(tmp_path):
     z.write_bytes(b"not a zip")
     with pytest.raises(DataError, match="not a valid zip"):
         C.extract_images(z, tmp_path)
-
-
-def test_drive_confirm_url_parsing():
-    new = ('<form id="download-form" action="https://drive.usercontent.google.com/download" method="get">'
-           '<input type="hidden" name="id" value="ABC"><input type="hidden" name="export" value="download">'
-           '<input type="hidden" name="confirm" value="t"><input type="hidden" name="uuid" value="u-1"></form>')
-    url = C.drive_confirm_url(new, "https://drive.google.com/uc?id=ABC&export=download")
-    parts = urllib.parse.urlsplit(url)
-    assert (parts.netloc, parts.path) == ("drive.usercontent.google.com", "/download")
-    assert dict(urllib.parse.parse_qsl(parts.query)) == {"id": "ABC", "export": "download", "confirm": "t", "uuid": "u-1"}
-    old = '<a href="/uc?export=download&amp;confirm=Q1w-_2&amp;id=ABC">Download anyway</a>'
-    url = C.drive_confirm_url(old, "https://drive.google.com/uc?id=ABC&export=download")
-    assert dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))["confirm"] == "Q1w-_2"
-    assert C.drive_confirm_url("<html><title>Sign in</title></html>", "https://x/uc") is None

@@ -342,6 +342,21 @@ def test_paper_reference_named_honestly(full):
     assert "error-rate gap" in full["html"] and "not CelebA" in full["html"]
 
 
+def test_split_and_layout_are_stated(small):
+    """The dataset card and the paper section say which split (and layout) the numbers come from."""
+    cfg, paths = small
+    html_text, _, _ = report.build(cfg, **paths)
+    assert "the dataset&#39;s own partition" in html_text or "the dataset's own partition" in html_text
+    manifest = json.loads(Path(paths["dataset"]).read_text())
+    manifest.update(layout="kaggle", identity_available=False,
+                    split={"method": "random", "test_fraction": 0.1, "valid_fraction": 0.1, "seed": 7})
+    Path(paths["dataset"]).write_text(json.dumps(manifest))
+    html_text = report.build(cfg, **paths)[0]
+    said = "random by image (seed 7): test 10% of all images, valid 10% of the rest for model selection"
+    assert f'<p id="paper-split">Split used here: {said}.' in html_text
+    assert "Kaggle copy" in html_text and "identities not available" in html_text
+
+
 def test_output_is_deterministic(small):
     cfg, paths = small
     html1, figures1, _ = report.build(cfg, **paths)

@@ -128,7 +128,9 @@ def test_celeba_local(tmp_path):
     sources.prepare(cfg, str(out), progress=False)
     m = json.loads(out.read_text())
     assert m["source"] == "celeba_local" and m["root"] == str(root.resolve())
-    assert m["splits"] == {"train": 8, "valid": 2, "test": 2} and m["parameters"] == {"md5_checked": False}
+    assert m["splits"] == {"train": 8, "valid": 2, "test": 2} and m["parameters"] == {"md5_checked": False, "release_counts_checked": False}
+    assert (m["layout"], m["layouts_found"], m["split"]) == ("official", ["official"], {"method": "official"})
+    assert m["image_dir"] == str((root / C.IMAGE_DIR).resolve()) and m["identity_available"]
     train = df[df["split"] == "train"]
     assert m["base_rates"]["train"]["1"] == pytest.approx(train.loc[train["Male"] == 1, "Attractive"].mean())
     # With MD5 checking (the default) these files are not the official release.

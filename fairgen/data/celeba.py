@@ -1,6 +1,7 @@
 """CelebA (aligned release): file list, download, verification and one strict annotation parser.
 
-Layout of a CelebA root (the same for the real download and the embedded synthetic dataset)::
+Two layouts of a CelebA root are recognised (:func:`find_layouts`) and go through the same parser
+into the same frame. The official release (also what the embedded synthetic dataset writes)::
 
     root/img_align_celeba/000001.jpg ...        178x218 aligned faces
     root/list_attr_celeba.txt                   count line, 40 names, rows of -1/1
@@ -9,7 +10,16 @@ Layout of a CelebA root (the same for the real download and the embedded synthet
     root/identity_CelebA.txt                    rows "000001.jpg 2880"
     root/list_bbox_celeba.txt                   count line, "image_id x_1 y_1 width height", rows
 
-:func:`read_celeba` parses all five annotation files with the pandas C parser (fast path) and,
+The Kaggle copy (``jessicali9530/celeba-dataset``): comma-separated files with a header line and
+no count line, no identity file, and the images one folder deeper::
+
+    root/img_align_celeba/img_align_celeba/000001.jpg ...
+    root/list_attr_celeba.csv                   "image_id,5_o_Clock_Shadow,...,Young", rows of -1/1
+    root/list_landmarks_align_celeba.csv        "image_id,lefteye_x,...,rightmouth_y"
+    root/list_eval_partition.csv                "image_id,partition" (0/1/2)
+    root/list_bbox_celeba.csv                   "image_id,x_1,y_1,width,height"
+
+:func:`read_celeba` parses all annotation files of a layout with the pandas C parser (fast path) and,
 whenever anything looks wrong, re-reads the offending file line by line so that the
 :class:`~fairgen.errors.DataError` names the file and the exact line.
 """
@@ -17,20 +27,17 @@ whenever anything looks wrong, re-reads the offending file line by line so that 
 from __future__ import annotations
 
 import hashlib
-import html.parser
+import inspect
 import io
 import logging
 import os
 import re
 import shutil
-import sys
 import tempfile
 import urllib.parse
-import urllib.request
 import warnings
 import zipfile
 from dataclasses import dataclass
-from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -71,6 +78,19 @@ CELEBA_FILES: tuple[CelebAFile, ...] = (
     CelebAFile(PARTITION_FILE, "0B7EVK8r0v71pY0NSMzRuSXJEVkk", "d32c9cbf5e040fd4025c592c306e6668"),
 )
 ANNOTATION_FILES = (ATTR_FILE, LANDMARKS_FILE, PARTITION_FILE, IDENTITY_FILE, BBOX_FILE)
+
+# The two layouts: "official" (the release's text files, checked by MD5) and "kaggle" (the Kaggle
+# copy's CSV files, checked for counts; no identity file; images one folder deeper).
+OFFICIAL, KAGGLE = "official", "kaggle"
+LAYOUTS = (OFFICIAL, KAGGLE)
+KAGGLE_FILES: dict[str, str] = {  # official name -> Kaggle name
+    ATTR_FILE: "list_attr_celeba.csv",
+    LANDMARKS_FILE: "list_landmarks_align_celeba.csv",
+    PARTITION_FILE: "list_eval_partition.csv",
+    BBOX_FILE: "list_bbox_celeba.csv",
+}
+KAGGLE_IMAGE_DIR = f"{IMAGE_DIR}/{IMAGE_DIR}"
+RELEASE_SPLIT_SIZES = {"train": 162_770, "valid": 19_867, "test": 19_962}
 
 ATTRIBUTE_NAMES: tuple[str, ...] = (
     "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
@@ -115,6 +135,11 @@ class _Spec:
     what: str                          # what a value is, for messages ("attribute", "landmark", ...)
     allowed: tuple[int, ...] | None = None
     minimum: int | None = None
+    sep: str | None = None             # None: runs of whitespace (official); ",": CSV (Kaggle)
+    reference: bool = False            # the file whose ids (and id syntax) the others must match
+
+    def tokens(self, line: str) -> list[str]:
+        return line.split() if self.sep is None else [t.strip() for t in line.split(self.sep)]
 
     @property
     def n_header_lines(self) -> int:
@@ -132,12 +157,27 @@ class _Spec:
 
 
 _SPECS = {
-    ATTR_FILE: _Spec(ATTR_FILE, ATTRIBUTE_NAMES, True, ATTRIBUTE_NAMES, "attribute", allowed=(-1, 1)),
+    ATTR_FILE: _Spec(ATTR_FILE, ATTRIBUTE_NAMES, True, ATTRIBUTE_NAMES, "attribute", allowed=(-1, 1),
+                     reference=True),
     LANDMARKS_FILE: _Spec(LANDMARKS_FILE, LANDMARK_NAMES, True, LANDMARK_NAMES, "landmark"),
     PARTITION_FILE: _Spec(PARTITION_FILE, ("split",), False, None, "split code", allowed=tuple(SPLIT_CODES)),
     IDENTITY_FILE: _Spec(IDENTITY_FILE, ("identity",), False, None, "identity", minimum=0),
     BBOX_FILE: _Spec(BBOX_FILE, BBOX_NAMES, True, ("image_id", *BBOX_NAMES), "bbox value", minimum=0),
 }
+# The Kaggle CSVs: the same values under a header "image_id,<names>" (the partition file calls its
+# column "partition"), no count line. Keyed by the official name, so both layouts share one reader.
+_KAGGLE_HEADER = {PARTITION_FILE: ("partition",)}
+_KAGGLE_SPECS = {
+    name: _Spec(KAGGLE_FILES[name], spec.values, False, ("image_id", *_KAGGLE_HEADER.get(name, spec.values)),
+                spec.what, spec.allowed, spec.minimum, sep=",", reference=spec.reference)
+    for name, spec in _SPECS.items() if name in KAGGLE_FILES
+}
+SPECS_BY_LAYOUT = {OFFICIAL: _SPECS, KAGGLE: _KAGGLE_SPECS}
+
+
+def layout_files(layout: str) -> tuple[str, ...]:
+    """The annotation file names of a layout (the reference file first)."""
+    return tuple(spec.filename for spec in SPECS_BY_LAYOUT[layout].values())
 
 
 def _read_text(path: Path) -> str:
@@ -170,6 +210,8 @@ def _parse_table(path: Path, spec: _Spec) -> tuple[pd.DataFrame, int]:
     DataError naming the first bad line. Value checks are vectorised and map rows to lines 1:1.
     """
     text = _read_text(path)
+    if spec.sep is not None:  # pandas' whitespace separator absorbs a '\r'; a comma separator does not
+        text = text.replace("\r\n", "\n")
     nh = spec.n_header_lines
     starts = _line_starts(text, nh)
     if len(starts) <= nh:
@@ -184,7 +226,7 @@ def _parse_table(path: Path, spec: _Spec) -> tuple[pd.DataFrame, int]:
         count = int(head[0])
         line_no += 1
     if spec.header is not None:
-        got = tuple(head[line_no - 1].split())
+        got = tuple(spec.tokens(head[line_no - 1]))
         if got != spec.header:
             detail = _first_difference(got, spec.header)
             raise DataError(f"{where(path, line_no)}: header does not match CelebA's ({detail})")
@@ -197,7 +239,7 @@ def _parse_table(path: Path, spec: _Spec) -> tuple[pd.DataFrame, int]:
         try:
             with warnings.catch_warnings():  # surplus values land in _extra (checked below)
                 warnings.simplefilter("ignore", pd.errors.ParserWarning)
-                df = pd.read_csv(io.StringIO(body), sep=r"\s+", header=None, names=[*names, "_extra"],
+                df = pd.read_csv(io.StringIO(body), sep=spec.sep or r"\s+", header=None, names=[*names, "_extra"],
                                  index_col=False, dtype={"image_id": object}, skip_blank_lines=False,
                                  engine="c", keep_default_na=False, na_values=[""])
         except (pd.errors.ParserError, ValueError):
@@ -218,7 +260,7 @@ def _parse_table(path: Path, spec: _Spec) -> tuple[pd.DataFrame, int]:
     ids = df["image_id"].to_numpy(dtype=object)
     # Id syntax is checked in the reference file only; the others must list the same ids.
     bad_id = (~pd.Series(ids, dtype=object).str.match(_IMAGE_ID.pattern).to_numpy(dtype=bool)
-              if spec.filename == ATTR_FILE else np.zeros(0, bool))
+              if spec.reference else np.zeros(0, bool))
     if bad_id.any():
         i = int(np.argmax(bad_id))
         raise DataError(f"{where(path, first + i)}: {ids[i]!r} is not an image file name like '000001.jpg'")
@@ -245,8 +287,8 @@ def _diagnose(path: Path, spec: _Spec, lines: list[str], first: int) -> None:
     n_expected = 1 + len(spec.values)
     for k, line in enumerate(lines):
         no = first + k
-        tokens = line.split()
-        if not tokens:
+        tokens = spec.tokens(line)
+        if not line.strip():
             raise DataError(f"{where(path, no)}: blank line inside the data rows")
         if len(tokens) != n_expected:
             raise DataError(f"{where(path, no)}: expected {n_expected} values (image id + {len(spec.values)} "
@@ -260,6 +302,9 @@ def _diagnose(path: Path, spec: _Spec, lines: list[str], first: int) -> None:
 
 
 def _first_difference(got: tuple[str, ...], expected: tuple[str, ...]) -> str:
+    missing = [e for e in expected if e not in got]
+    if missing and len(got) != len(expected):
+        return f"missing column{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing[:5])}"
     for k, (g, e) in enumerate(zip(got, expected)):
         if g != e:
             return f"name {k + 1} is {g!r}, expected {e!r}"
@@ -282,39 +327,116 @@ def _align(path: Path, df: pd.DataFrame, first: int, ref_ids: pd.Index, ref_path
     return pos
 
 
-def read_celeba(root: str | os.PathLike) -> pd.DataFrame:
-    """Parse the five annotation files of a CelebA root into one frame (one row per image).
-
-    Columns (in this order): ``image_id`` (str, '000001.jpg'), ``split`` ('train'/'valid'/'test'),
-    the 40 attributes (int8 0/1), the 10 aligned landmarks (int32), ``identity`` (int32) and
-    ``bbox_x_1 bbox_y_1 bbox_width bbox_height`` (int32; these boxes refer to the in-the-wild
-    images, not the aligned ones). Rows follow ``list_attr_celeba.txt``. Raises DataError naming
-    file and line for any malformed, inconsistent or missing input.
-    """
+def find_layouts(root: str | os.PathLike) -> tuple[str, ...]:
+    """The layouts whose reference annotation file is in ``root`` (official first); DataError if none."""
     root = Path(root)
-    attr_path = root / ATTR_FILE
-    attrs, attr_first = _parse_table(attr_path, _SPECS[ATTR_FILE])
+    found = tuple(layout for layout in LAYOUTS if (root / layout_files(layout)[0]).is_file())
+    if not found:
+        if not root.is_dir():
+            raise DataError(f"{root}: CelebA root folder not found")
+        raise DataError(f"{root}: no CelebA annotation files found: expected {ATTR_FILE} (the official "
+                        f"release) or {KAGGLE_FILES[ATTR_FILE]} (the Kaggle copy)")
+    return found
+
+
+def find_image_dir(root: str | os.PathLike) -> Path:
+    """The images' folder: ``img_align_celeba/img_align_celeba`` (Kaggle) if present, else ``img_align_celeba``."""
+    root = Path(root)
+    nested = root / KAGGLE_IMAGE_DIR
+    return nested if nested.is_dir() else root / IMAGE_DIR
+
+
+@dataclass
+class _Parsed:
+    """One layout's frame plus, per file, the line of each frame row (for messages)."""
+
+    frame: pd.DataFrame
+    lines: dict[str, np.ndarray]    # file name -> line number of frame row i in that file
+
+
+def _read_layout(root: Path, layout: str) -> _Parsed:
+    specs = SPECS_BY_LAYOUT[layout]
+    ref_spec = specs[ATTR_FILE]
+    attr_path = root / ref_spec.filename
+    attrs, attr_first = _parse_table(attr_path, ref_spec)
     ref_ids = pd.Index(attrs["image_id"].to_numpy(dtype=object))
     n = len(ref_ids)
+    lines = {ref_spec.filename: attr_first + np.arange(n)}
     out: dict[str, object] = {"image_id": attrs["image_id"].to_numpy(dtype=object)}
     tables = {}
-    for name in (LANDMARKS_FILE, PARTITION_FILE, IDENTITY_FILE, BBOX_FILE):
-        path = root / name
-        df, first = _parse_table(path, _SPECS[name])
-        tables[name] = df.iloc[_align(path, df, first, ref_ids, attr_path, attr_first)]
+    for name, spec in specs.items():
+        if name == ATTR_FILE:
+            continue
+        path = root / spec.filename
+        df, first = _parse_table(path, spec)
+        pos = _align(path, df, first, ref_ids, attr_path, attr_first)
+        tables[name] = df.iloc[pos]
+        lines[spec.filename] = first + pos
     split_codes = tables[PARTITION_FILE]["split"].to_numpy()
     out["split"] = np.asarray(SPLITS, dtype=object)[split_codes] if n else np.array([], dtype=object)
     for a in ATTRIBUTE_NAMES:
         out[a] = (attrs[a].to_numpy() > 0).astype(np.int8)
     for c in LANDMARK_NAMES:
         out[c] = tables[LANDMARKS_FILE][c].to_numpy().astype(np.int32)
-    out["identity"] = tables[IDENTITY_FILE]["identity"].to_numpy().astype(np.int32)
+    if IDENTITY_FILE in tables:
+        out["identity"] = tables[IDENTITY_FILE]["identity"].to_numpy().astype(np.int32)
+    else:  # the Kaggle copy has no identity file: marked missing (nothing downstream needs it)
+        out["identity"] = pd.array([pd.NA] * n, dtype="Int32")
     for c, b in zip(BBOX_NAMES, BBOX_COLUMNS):
         out[b] = tables[BBOX_FILE][c].to_numpy().astype(np.int32)
     frame = pd.DataFrame(out, columns=list(COLUMNS))
     frame["image_id"] = frame["image_id"].astype(str)  # pandas' default string dtype
     frame["split"] = frame["split"].astype(str)
-    return frame
+    return _Parsed(frame, lines)
+
+
+# Which file of a layout holds each compared column (for messages naming file and line).
+_COLUMN_FILE = {"split": PARTITION_FILE, **{a: ATTR_FILE for a in ATTRIBUTE_NAMES},
+                **{c: LANDMARKS_FILE for c in LANDMARK_NAMES}, **{c: BBOX_FILE for c in BBOX_COLUMNS}}
+
+
+def _check_same(root: Path, official: _Parsed, kaggle: _Parsed) -> None:
+    """DataError naming file and line where the official files and the Kaggle CSVs in ``root`` differ."""
+    a, b = official.frame, kaggle.frame
+    hint = f"both the official files and the Kaggle CSVs are in {root} and they differ; remove one set"
+    a_ids, b_ids = pd.Index(a["image_id"]), pd.Index(b["image_id"])
+    for ids, other_ids, parsed, other_layout in ((a_ids, b_ids, official, KAGGLE), (b_ids, a_ids, kaggle, OFFICIAL)):
+        extra = other_ids.get_indexer(ids) < 0
+        if extra.any():
+            i = int(np.argmax(extra))
+            spec = SPECS_BY_LAYOUT[OFFICIAL if parsed is official else KAGGLE][ATTR_FILE]
+            raise DataError(f"{where(root / spec.filename, parsed.lines[spec.filename][i])}: image {ids[i]} is not "
+                            f"in {SPECS_BY_LAYOUT[other_layout][ATTR_FILE].filename} ({hint})")
+    pos = b_ids.get_indexer(a_ids)
+    for col in _COLUMN_FILE:
+        va, vb = a[col].to_numpy(), b[col].to_numpy()[pos]
+        diff = va != vb
+        if diff.any():
+            i = int(np.argmax(diff))
+            name = _COLUMN_FILE[col]
+            fa, fb = _SPECS[name].filename, _KAGGLE_SPECS[name].filename
+            raise DataError(f"{where(root / fb, kaggle.lines[fb][pos[i]])}: {col} of {a_ids[i]} is {vb[i]} but "
+                            f"{where(fa, official.lines[fa][i])} says {va[i]} ({hint})")
+
+
+def read_celeba(root: str | os.PathLike, layout: str | None = None) -> pd.DataFrame:
+    """Parse the annotation files of a CelebA root into one frame (one row per image).
+
+    ``layout`` is ``"official"``, ``"kaggle"`` or None (found by :func:`find_layouts`; when both
+    are present they must agree row by row, and the official files, which carry identities, are
+    used). Columns (in this order): ``image_id`` (str, '000001.jpg'), ``split``
+    ('train'/'valid'/'test'), the 40 attributes (int8 0/1), the 10 aligned landmarks (int32),
+    ``identity`` (int32; nullable Int32 all missing for the Kaggle copy, which has no identity
+    file) and ``bbox_x_1 bbox_y_1 bbox_width bbox_height`` (int32; these boxes refer to the
+    in-the-wild images, not the aligned ones). Rows follow the attribute file. Raises DataError
+    naming file and line for any malformed, inconsistent or missing input.
+    """
+    root = Path(root)
+    layouts = find_layouts(root) if layout is None else (layout,)
+    parsed = {lay: _read_layout(root, lay) for lay in layouts}
+    if len(parsed) == 2:
+        _check_same(root, parsed[OFFICIAL], parsed[KAGGLE])
+    return parsed[layouts[0]].frame
 
 
 def image_path(root: str | os.PathLike, image_id: str) -> Path:
@@ -371,11 +493,27 @@ def _lines(lines: Iterable[str]) -> str:
     return "".join(f"{line}\n" for line in lines)
 
 
-def write_annotations(root: str | os.PathLike, df: pd.DataFrame) -> None:
-    """Write the five annotation files of ``df`` into ``root`` (each atomically)."""
+def format_kaggle_annotations(df: pd.DataFrame) -> dict[str, str]:
+    """The four CSV files of the Kaggle copy for ``df`` (read_celeba's columns; identity is dropped).
+
+    The Kaggle copy's style: header ``image_id,<names>`` (``partition`` for the split code), no count
+    line, values -1/1 for attributes. ``read_celeba`` of the written files gives ``df`` back with
+    identity marked missing.
+    """
+    text = format_annotations(df.assign(identity=0))  # checks columns and splits
+    out = {}
+    for name, spec in _KAGGLE_SPECS.items():
+        rows = text[name].splitlines()[_SPECS[name].n_header_lines:]
+        out[spec.filename] = _lines([",".join(spec.header), *(",".join(r.split()) for r in rows)])
+    return out
+
+
+def write_annotations(root: str | os.PathLike, df: pd.DataFrame, layout: str = OFFICIAL) -> None:
+    """Write the annotation files of ``df`` into ``root`` in ``layout`` (each file atomically)."""
     from fairgen.io import atomic_path
 
-    for name, text in format_annotations(df).items():
+    files = format_annotations(df) if layout == OFFICIAL else format_kaggle_annotations(df)
+    for name, text in files.items():
         with atomic_path(Path(root) / name) as tmp:
             tmp.write_text(text)
 
@@ -394,145 +532,149 @@ def md5sum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def verify_celeba(root: str | os.PathLike, check_md5: bool = True,
-                  files: Iterable[CelebAFile] = CELEBA_FILES) -> None:
+                  files: Iterable[CelebAFile] = CELEBA_FILES) -> str:
     """Check a local CelebA copy; raise one DataError listing everything missing or corrupt.
 
-    Checks the five annotation files (and their MD5s when ``check_md5``), the image folder, and
-    that it holds as many images as ``list_attr_celeba.txt`` announces (names of up to 5 missing
-    images are listed). The zip is not needed once extracted; if present and ``check_md5``, its MD5
-    is checked too. ``files`` gives the expected MD5s (default: the official release).
+    Finds the layout(s) in ``root`` (:func:`find_layouts`) and checks that layout's annotation
+    files, the image folder (:func:`find_image_dir`) and that it holds every image the attribute
+    file lists (the first missing one is named with its file and line). With ``check_md5`` the copy
+    must be the official release: the official files' MD5s (and the zip's, if present) must match
+    ``files``; a Kaggle copy, whose CSVs have no published MD5s, must have the release's 202,599
+    rows and its split sizes (file consistency, the same ids in every file, is checked by
+    :func:`read_celeba` in any case). Returns the layout used.
     """
     root = Path(root)
+    layouts = find_layouts(root)
+    layout = layouts[0]
     problems: list[str] = []
-    if not root.is_dir():
-        raise DataError(f"{root}: CelebA root folder not found")
     by_name = {f.name: f for f in files}
-    for name in ANNOTATION_FILES:
+    for name in layout_files(layout):
         p = root / name
         if not p.is_file():
             problems.append(f"{name}: missing")
-        elif check_md5 and (got := md5sum(p)) != by_name[name].md5:
+        elif check_md5 and layout == OFFICIAL and (got := md5sum(p)) != by_name[name].md5:
             problems.append(f"{name}: MD5 {got}, expected {by_name[name].md5}")
     z = root / IMAGE_ZIP
     if check_md5 and z.is_file() and (got := md5sum(z)) != by_name[IMAGE_ZIP].md5:
         problems.append(f"{IMAGE_ZIP}: MD5 {got}, expected {by_name[IMAGE_ZIP].md5}")
-    img_dir = root / IMAGE_DIR
-    if not img_dir.is_dir():
-        problems.append(f"{IMAGE_DIR}/: missing (extract {IMAGE_ZIP} here)")
-    elif (root / ATTR_FILE).is_file():
-        problems.extend(_missing_images(root))
-    if problems:
-        raise DataError(f"{root}: CelebA copy is incomplete or corrupt:\n  - " + "\n  - ".join(problems))
-
-
-def _missing_images(root: Path) -> list[str]:
+    img_dir = find_image_dir(root)
+    spec = SPECS_BY_LAYOUT[layout][ATTR_FILE]
     try:
-        attrs, _ = _parse_table(root / ATTR_FILE, _SPECS[ATTR_FILE])
+        attrs, first = _parse_table(root / spec.filename, spec)
+    except DataError as e:
+        problems.append(str(e))
+        attrs = None
+    if check_md5 and layout == KAGGLE and not problems:
+        problems.extend(_release_counts(root, layout))
+    if not img_dir.is_dir():
+        problems.append(f"{IMAGE_DIR}/: missing (extract {IMAGE_ZIP} or the Kaggle archive here)")
+    elif attrs is not None:
+        problems.extend(_missing_images(root / spec.filename, first, attrs["image_id"], img_dir))
+    if problems:
+        raise DataError(f"{root}: CelebA copy ({layout} layout) is incomplete or corrupt:\n  - "
+                        + "\n  - ".join(problems))
+    return layout
+
+
+def _release_counts(root: Path, layout: str) -> list[str]:
+    """Differences between the copy's image and split counts and the official release's."""
+    spec = SPECS_BY_LAYOUT[layout][PARTITION_FILE]
+    try:
+        part, _ = _parse_table(root / spec.filename, spec)
     except DataError as e:
         return [str(e)]
-    present = {e.name for e in os.scandir(root / IMAGE_DIR)}
-    missing = [i for i in attrs["image_id"] if i not in present]
+    got = {s: int((part["split"] == k).sum()) for k, s in SPLIT_CODES.items()}
+    if len(part) == N_IMAGES and got == RELEASE_SPLIT_SIZES:
+        return []
+    want = ", ".join(f"{s} {n:,}" for s, n in RELEASE_SPLIT_SIZES.items())
+    have = ", ".join(f"{s} {n:,}" for s, n in got.items())
+    return [f"{spec.filename}: {len(part):,} images ({have}), the release has {N_IMAGES:,} ({want}); "
+            "set dataset.check_md5: false to use a copy that is not the full release"]
+
+
+def _missing_images(attr_path: Path, first: int, ids, img_dir: Path) -> list[str]:
+    present = {e.name for e in os.scandir(img_dir)}
+    missing = [(k, i) for k, i in enumerate(ids) if i not in present]
     if not missing:
         return []
-    shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-    return [f"{IMAGE_DIR}/: {len(missing)} of {len(attrs)} images missing ({shown})"]
+    shown = ", ".join(i for _, i in missing[:5]) + (", ..." if len(missing) > 5 else "")
+    k, i = missing[0]
+    return [f"{where(attr_path.name, first + k)}: image {i} is listed but {img_dir / i} does not exist "
+            f"({len(missing)} of {len(ids)} images missing ({shown}))"]
 
 
 # --------------------------------------------------------------------------------------------
-# Download (Google Drive over HTTPS, stdlib only; transport injectable for tests)
+# Download (Google Drive through gdown, as torchvision does; transport injectable for tests)
 # --------------------------------------------------------------------------------------------
 
 GDRIVE_URL = "https://drive.google.com/uc"
 Fetch = Callable[[str, Path, bool], None]
+ALTERNATIVES = ("get CelebA another way: the Kaggle copy (kaggle datasets download jessicali9530/celeba-dataset, "
+                "then unzip) or any local copy, and set dataset.source: celeba_local and dataset.celeba_root: "
+                "FOLDER (see docs/celeba.md)")
 
 
-class _DriveForm(html.parser.HTMLParser):
-    """Finds Google Drive's 'download anyway' form (virus-scan warning page) and its inputs."""
-
-    def __init__(self):
-        super().__init__()
-        self.action: str | None = None
-        self.inputs: dict[str, str] = {}
-        self.title = ""
-        self._in_form = False
-        self._in_title = False
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "form" and ("download" in (a.get("id") or "") or "download" in (a.get("action") or "")):
-            self.action, self._in_form = a.get("action"), True
-        elif tag == "input" and self._in_form and a.get("name"):
-            self.inputs[a["name"]] = a.get("value") or ""
-        elif tag == "title":
-            self._in_title = True
-
-    def handle_endtag(self, tag):
-        if tag == "form":
-            self._in_form = False
-        elif tag == "title":
-            self._in_title = False
-
-    def handle_data(self, data):
-        if self._in_title:
-            self.title += data
+def _one_line(text: str, limit: int = 160) -> str:
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text)).strip()
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def drive_confirm_url(page: str, url: str) -> str | None:
-    """The URL that confirms a Google Drive download from its warning page, or None.
+def _refusal(text: str) -> str:
+    """What a Drive refusal page or gdown's message says, as a short reason."""
+    low = text.lower()
+    if "quota" in low or "too many users" in low:
+        reason = "download quota exceeded"
+    elif "public link" in low:  # gdown's message when Drive offers neither the file nor a form
+        reason = "no public link: the file's permission changed, or too many downloads"
+    elif "permission" in low or "access denied" in low or "sign in" in low or "sign-in" in low:
+        reason = "the file is not publicly downloadable (permission)"
+    else:
+        reason = "an HTML page instead of the file"
+    title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
+    return f"{reason}: {_one_line(title.group(1) if title else text, 100)!r}"
 
-    Handles the current page (a form to drive.usercontent.google.com with hidden id/export/
-    confirm/uuid inputs) and the older one (a link carrying ``confirm=TOKEN``).
-    """
-    form = _DriveForm()
-    form.feed(page)
-    if form.action:
-        target = urllib.parse.urljoin(url, form.action)
-        return f"{target}?{urllib.parse.urlencode(form.inputs)}" if form.inputs else target
-    m = re.search(r"confirm=([0-9A-Za-z_-]+)", page)
-    if m:
-        parts = urllib.parse.urlsplit(url)
-        query = dict(urllib.parse.parse_qsl(parts.query))
-        query["confirm"] = m.group(1)
-        return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+def _looks_like_html(path: Path) -> str | None:
+    """The page's text if ``path`` holds an HTML page (what Drive sends instead of a refused file)."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    start = head.lstrip()[:15].lower()
+    if start.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
+        return head.decode("utf-8", errors="replace")
     return None
 
 
-def http_fetch(url: str, dest: Path, progress: bool = True, timeout: float = 60.0) -> None:
-    """Stream ``url`` into ``dest`` with a tqdm bar, following Google Drive's confirm page.
+def gdown_fetch(url: str, dest: Path, progress: bool = True, timeout: float = 60.0) -> None:
+    """Download ``url`` into ``dest`` with ``gdown`` (Drive's confirm pages, cookies, progress bar).
 
-    Works for any http(s)/file URL; raises DataError when the server answers with an HTML page
-    that is not a Drive confirmation (e.g. 'quota exceeded').
+    A Drive URL (``https://drive.google.com/uc?id=...``) goes through gdown's Drive logic; any other
+    http(s)/file URL (a mirror) is fetched as is. Raises DataError in one line when Drive refuses
+    (quota page, restricted file, or an HTML page saved instead of the file), naming the
+    alternatives, and when the transfer fails.
     """
-    from tqdm import tqdm
+    import gdown
+    import requests
 
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
-    headers = {"User-Agent": "fairgen (python urllib)"}
+    refused = getattr(getattr(gdown, "exceptions", None), "FileURLRetrievalError", ())
+    failed = getattr(getattr(gdown, "exceptions", None), "DownloadError", ())
+    name = dest.name
+    # gdown's timeout argument is recent (older releases wait forever on a stalled server)
+    extra = {"timeout": timeout} if "timeout" in inspect.signature(gdown.download).parameters else {}
     try:
-        resp = opener.open(urllib.request.Request(url, headers=headers), timeout=timeout)
-        for _ in range(2):
-            if not resp.headers.get("Content-Type", "").startswith("text/html"):
-                break
-            page = resp.read(4 << 20).decode("utf-8", errors="replace")
-            resp.close()
-            nxt = drive_confirm_url(page, resp.geturl())
-            if nxt is None:
-                form = _DriveForm()
-                form.feed(page)
-                hint = " (Google Drive download quota exceeded; try again later)" if "quota" in page.lower() else ""
-                raise DataError(f"{url}: server returned an HTML page instead of the file: "
-                                f"{form.title.strip()[:100]!r}{hint}")
-            resp = opener.open(urllib.request.Request(nxt, headers=headers), timeout=timeout)
-        else:
-            raise DataError(f"{url}: still an HTML page after confirming the download")
-        total = int(resp.headers.get("Content-Length") or 0) or None
-        with resp, open(dest, "wb") as f, tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                                               desc=dest.name.lstrip(".").split(".part")[0],
-                                               disable=not progress, file=sys.stderr) as bar:
-            while block := resp.read(1 << 20):
-                f.write(block)
-                bar.update(len(block))
-    except OSError as e:  # URLError, HTTPError, timeouts, connection resets
-        raise DataError(f"{url}: download failed ({e})") from None
+        gdown.download(url=url, output=str(dest), quiet=not progress, use_cookies=False, **extra)
+    except refused as e:
+        raise DataError(f"{name}: Google Drive refused the download ({_refusal(str(e))}); {ALTERNATIVES}") from None
+    except requests.HTTPError as e:
+        status = e.response.status_code if e.response is not None else None
+        what = "refused the download" if status in (401, 403, 429) else "failed"
+        raise DataError(f"{name}: {url}: download {what} (HTTP {status}); {ALTERNATIVES}") from None
+    except (requests.RequestException, OSError, failed) as e:
+        raise DataError(f"{name}: {url}: download failed ({_one_line(str(e))})") from None
+    if not dest.is_file():
+        raise DataError(f"{name}: {url}: download failed (nothing was written)")
+    page = _looks_like_html(dest)
+    if page is not None:
+        raise DataError(f"{name}: Google Drive refused the download ({_refusal(page)}); {ALTERNATIVES}")
 
 
 def download_celeba(root: str | os.PathLike, progress: bool = True, *, base_url: str = GDRIVE_URL,
@@ -541,9 +683,9 @@ def download_celeba(root: str | os.PathLike, progress: bool = True, *, base_url:
     """Download the aligned CelebA release into ``root`` and extract the images.
 
     Each file goes to ``{base_url}?id=<drive id>&export=download`` via ``fetch(url, dest,
-    progress)`` (default :func:`http_fetch`), is streamed into a temporary file in ``root``,
-    MD5-verified and only then renamed into place; on an MD5 mismatch the download is deleted
-    and a DataError names the file. Files already present with the right MD5 are not fetched
+    progress)`` (default :func:`gdown_fetch`), is downloaded into a temporary folder in ``root``,
+    MD5-verified and only then renamed into place; on a refusal by Drive or an MD5 mismatch
+    nothing is kept and a DataError names the file and the alternatives. Files already present with the right MD5 are not fetched
     again. The zip is extracted atomically (into a temporary folder, then renamed) to
     ``root/img_align_celeba``; an existing folder is kept (and then a missing zip is not
     fetched). ``files`` lists names, Drive ids and MD5s (default: the official release).
@@ -551,7 +693,7 @@ def download_celeba(root: str | os.PathLike, progress: bool = True, *, base_url:
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    fetch = fetch or http_fetch
+    fetch = fetch or gdown_fetch
     for f in files:
         dest = root / f.name
         if f.name == IMAGE_ZIP and (root / IMAGE_DIR).is_dir() and not dest.exists():
@@ -563,19 +705,18 @@ def download_celeba(root: str | os.PathLike, progress: bool = True, *, base_url:
                 continue
             log.warning("%s: MD5 mismatch, downloading again", dest)
         url = f"{base_url}?{urllib.parse.urlencode({'id': f.gdrive_id, 'export': 'download'})}"
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{f.name}.", suffix=".part", dir=root)
-        os.close(fd)
-        tmp = Path(tmp_name)
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{f.name}.", suffix=".part", dir=root))
+        tmp = tmp_dir / f.name  # gdown's own partial files land in tmp_dir too
         try:
             log.info("downloading %s", f.name)
             fetch(url, tmp, progress)
             got = md5sum(tmp)
             if got != f.md5:
                 raise DataError(f"{dest}: MD5 of the download is {got}, expected {f.md5} "
-                                "(bad download deleted)")
+                                f"(bad download deleted); Drive's copies change over time: {ALTERNATIVES}")
             os.replace(tmp, dest)
         finally:
-            tmp.unlink(missing_ok=True)
+            shutil.rmtree(tmp_dir, ignore_errors=True)
     if not (root / IMAGE_DIR).is_dir():
         extract_images(root / IMAGE_ZIP, root)
         if not keep_zip:

@@ -629,21 +629,22 @@ def run(cfg: dict, dataset: str, array: str, index: str, summary: str, png_dir: 
     ``crops.export_png`` crops as PNGs plus ``grid.png`` there (the folder is always created).
     Everything is written atomically; on a DataError nothing is written. Returns the summary.
     """
-    from fairgen.data.celeba import IMAGE_HEIGHT, IMAGE_WIDTH, SPLITS, image_path, read_celeba
-    from fairgen.io import atomic_path, write_json, write_parquet
+    from fairgen.data.celeba import IMAGE_HEIGHT, IMAGE_WIDTH, SPLITS
+    from fairgen.data.sources import load_index
+    from fairgen.io import atomic_path, read_json, write_json, write_parquet
 
     t0 = time.perf_counter()
     c = cfg["crops"]
     method, resolution = c["method"], int(c["resolution"])
     on_bad = cfg["dataset"]["on_bad_image"]
     root = read_manifest_root(dataset)
-    df = read_celeba(root)
+    df, image_dir = load_index(read_json(dataset))
     if len(df) == 0:
         raise DataError(f"{root}: the dataset lists no images")
     plan = plan_crops(df, method, resolution, IMAGE_WIDTH, IMAGE_HEIGHT,
                       eye_offset=int(c["eye_offset"]), box_size=int(c["box_size"]))
     ids = df["image_id"].tolist()
-    paths = [str(image_path(root, i)) for i in ids]
+    paths = [str(image_dir / i) for i in ids]  # read_celeba checked that every id is a plain file name
 
     skipped: list[dict] = []
 

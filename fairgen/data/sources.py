@@ -7,7 +7,14 @@ Sources (config ``dataset.source``):
   recorded in its ``fairgen_synthetic.json``) and all its files is already there.
 - ``celeba_download``: the real aligned CelebA, downloaded from Google Drive into
   ``dataset.download_root`` (files already present with the right MD5 are kept).
-- ``celeba_local``: an existing copy at ``dataset.celeba_root``, verified in place.
+- ``celeba_local``: an existing copy at ``dataset.celeba_root``, verified in place: the official
+  release's text files or the Kaggle copy's CSVs (the layout is found automatically and named in
+  the manifest, with the images' folder).
+
+Splits (config ``dataset.split``): ``official`` keeps the dataset's own partition; ``random``
+draws a seeded test share and then a valid share of the rest (the paper's 90/10 protocol with
+model selection on part of the 90). The manifest records the split, and :func:`load_index`
+applies it again wherever the images are read (the crops stage), so every stage sees the same one.
 
 Whatever the source, the annotation files are then parsed with :func:`~fairgen.data.celeba.read_celeba`
 (so a bad file fails here, naming file and line) and the manifest records the root, split sizes
@@ -31,6 +38,53 @@ from fairgen.io import write_json
 log = logging.getLogger(__name__)
 
 MANIFEST_VERSION = 1
+OFFICIAL_SPLIT = {"method": "official"}
+
+
+def split_spec(cfg: dict) -> dict:
+    """The split to record in the manifest, from the config."""
+    ds = cfg["dataset"]
+    if ds["split"] == "official":
+        return dict(OFFICIAL_SPLIT)
+    r = ds["random_split"]
+    return {"method": "random", "test_fraction": float(r["test_fraction"]),
+            "valid_fraction": float(r["valid_fraction"]), "seed": seed_for(cfg, "split")}
+
+
+def apply_split(df, spec: dict):
+    """``df`` with its ``split`` column replaced as ``spec`` (a manifest's ``split``) says.
+
+    random: a seeded permutation of the rows; the first round(n * test_fraction) are test, the
+    next round((n - n_test) * valid_fraction) valid, the rest train. Depends only on the number
+    and order of rows (the attribute file's order, the same in both layouts) and the seed.
+    """
+    method = spec.get("method", "official")
+    if method == "official":
+        return df
+    if method != "random":
+        raise DataError(f"dataset manifest: unknown split method {method!r} (official or random)")
+    n = len(df)
+    order = np.random.default_rng(int(spec["seed"])).permutation(n)
+    n_test = int(round(n * spec["test_fraction"]))
+    n_valid = int(round((n - n_test) * spec["valid_fraction"]))
+    split = np.full(n, "train", dtype=object)
+    split[order[:n_test]] = "test"
+    split[order[n_test:n_test + n_valid]] = "valid"
+    out = df.copy()
+    out["split"] = split.astype(str)
+    return out
+
+
+def load_index(manifest: dict):
+    """(frame of the dataset's annotation files with the manifest's split, images' folder).
+
+    ``manifest`` is what :func:`prepare` wrote (its root checked by the caller); manifests from
+    before layouts and splits were recorded mean the official layout and split.
+    """
+    root = Path(manifest["root"])
+    df = C.read_celeba(root, manifest.get("layout"))
+    image_dir = Path(manifest["image_dir"]) if manifest.get("image_dir") else C.find_image_dir(root)
+    return apply_split(df, manifest.get("split", OFFICIAL_SPLIT)), image_dir
 
 
 def check_attribute_keys(cfg: dict) -> None:
@@ -92,13 +146,19 @@ def prepare(cfg: dict, out: str, progress: bool = True) -> int:
             raise ConfigError("config key 'dataset.celeba_root' must name an existing CelebA folder "
                               "when dataset.source is 'celeba_local'")
         root = Path(ds["celeba_root"])
-        C.verify_celeba(root, check_md5=ds["check_md5"])
-        parameters = {"md5_checked": bool(ds["check_md5"])}
+        layout = C.verify_celeba(root, check_md5=ds["check_md5"])
+        parameters = {"md5_checked": bool(ds["check_md5"]) and layout == C.OFFICIAL,
+                      "release_counts_checked": bool(ds["check_md5"]) and layout == C.KAGGLE}
     else:  # pragma: no cover (the schema's enum rejects this first)
         raise ConfigError(f"config key 'dataset.source': unknown source {source!r}")
 
+    layouts = C.find_layouts(root)
     df = C.read_celeba(root)
+    split = split_spec(cfg)
+    df = apply_split(df, split)
     manifest = build_manifest(df, root, source, cfg["protected"], cfg["outcome"], parameters)
+    manifest.update(layout=layouts[0], layouts_found=list(layouts), image_dir=str(C.find_image_dir(root).resolve()),
+                    identity_available=bool(df["identity"].notna().all()), split=split)
     write_json(manifest, out)
     log.info("dataset manifest written to %s (%d images at %s)", out, manifest["n_images"], manifest["root"])
     return 0
