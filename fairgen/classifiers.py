@@ -312,13 +312,14 @@ def _bce(scores: np.ndarray, y: np.ndarray) -> float:
 
 def fit(cfg: dict, runner: _Runner, train: Split, valid: Split, seed: int, progress: bool = True):
     """Train ``runner.model`` for ``classifier.epochs`` epochs with random horizontal flips (and
-    random translations of up to ``classifier.shift`` pixels); keep the weights of the epoch with
+    random translations of up to ``classifier.experimental.shift`` pixels); keep the weights of the epoch with
     the best real-valid accuracy. Returns the per-epoch curve and the best epoch."""
     import torch
     import torch.nn.functional as F
     from tqdm import tqdm
 
     cc = cfg["classifier"]
+    shift = cc["experimental"]["shift"]
     model, device = runner.model, runner.device
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=cc["lr"], weight_decay=cc["weight_decay"])
@@ -332,7 +333,7 @@ def fit(cfg: dict, runner: _Runner, train: Split, valid: Split, seed: int, progr
         model.train()
         order = torch.randperm(n, generator=gen)
         flips = torch.rand(n, generator=gen) < 0.5
-        shifts = torch.randint(-cc["shift"], cc["shift"] + 1, (n, 2), generator=gen) if cc["shift"] else None
+        shifts = torch.randint(-shift, shift + 1, (n, 2), generator=gen) if shift else None
         # running sums stay on the device: one host sync per epoch, not per batch
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)

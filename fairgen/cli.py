@@ -213,6 +213,14 @@ command(
 )
 
 
+command(
+    "config-readme", "fairgen.config:write_readme",
+    "Write the configuration reference (config/README.md: every schema key with its type, default "
+    "and description) generated from the schema.",
+    arg("--out", default=None, help="file to write (default: standard output)"),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fairgen", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"fairgen {__version__}")

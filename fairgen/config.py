@@ -115,19 +115,22 @@ def seed_for(cfg: dict, stage: str) -> int:
 
 
 def schema_markdown() -> str:
-    """config/README.md, generated from the schema (``python -m fairgen.config > config/README.md``)."""
+    """config/README.md, generated from the schema (``fairgen config-readme --out config/README.md``)."""
     schema = load_schema()
     lines = [
         "# Configuration",
         "",
-        "<!-- Generated from workflow/schemas/config.schema.yaml by `python -m fairgen.config > config/README.md`;",
+        "<!-- Generated from workflow/schemas/config.schema.yaml by `fairgen config-readme --out config/README.md`;",
         "     tests/test_config.py fails when it is out of date. -->",
         "",
-        "`config/config.yaml` is the default (the embedded synthetic CelebA, sized for a laptop CPU);",
-        "`config/tiny.yaml` is the seconds-to-minutes configuration of the end-to-end tests. Snakemake",
-        "(`snakemake.utils.validate`) and every `fairgen` subcommand validate a configuration against",
-        "the one schema, `workflow/schemas/config.schema.yaml`: an unknown key, a wrong type or an",
-        "impossible value fails with the key's dotted name. Missing keys take the defaults below.",
+        "One schema, `workflow/schemas/config.schema.yaml`, holds every key and its default; Snakemake",
+        "(`snakemake.utils.validate`) and every `fairgen` command validate a configuration against it, so",
+        "an unknown key, a wrong type or an impossible value fails with the key's dotted name. The",
+        "defaults below are what `config/config.yaml` runs (it shows the keys a user most often changes,",
+        "each at its default). The presets list only what they change: `config/tiny.yaml` (the",
+        "seconds-to-minutes smoke test of the end-to-end tests) and `config/gpu.yaml` (the paper's scale).",
+        "Keys under `*.experimental` are research knobs measured not to help",
+        "([docs/experiments.md](../docs/experiments.md)); they are off by default.",
         "",
         "| key | type | default | description |",
         "| --- | --- | --- | --- |",
@@ -159,6 +162,15 @@ def schema_markdown() -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def write_readme(cfg: dict, out: str | None = None) -> None:
+    """The ``fairgen config-readme`` command: write :func:`schema_markdown` to ``out`` (or stdout)."""
+    text = schema_markdown()
+    if out is None:
+        print(text, end="")
+    else:
+        Path(out).write_text(text)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fairgen import config
 from fairgen.errors import ConfigError
@@ -72,10 +73,46 @@ def test_cli_help_for_every_subcommand():
 
 
 def test_config_readme_is_generated_from_the_schema():
-    """config/README.md documents every schema key; regenerate with `python -m fairgen.config > config/README.md`."""
+    """config/README.md documents every schema key; regenerate with `fairgen config-readme --out config/README.md`."""
     assert (ROOT / "config" / "README.md").read_text() == config.schema_markdown()
 
 
 def test_shipped_configs_validate():
     for name in ("config.yaml", "tiny.yaml", "gpu.yaml"):
         config.load(ROOT / "config" / name)
+
+
+def _leaves(node, prefix=()):
+    """(dotted path, value) of every leaf of a config mapping."""
+    for key, value in node.items():
+        if isinstance(value, dict) and value:
+            yield from _leaves(value, prefix + (key,))
+        else:
+            yield ".".join(prefix + (key,)), value
+
+
+def _get(cfg, dotted):
+    """The value at a dotted key, or None where the schema gives it no default (a free mapping)."""
+    for key in dotted.split("."):
+        if key not in cfg:
+            return None
+        cfg = cfg[key]
+    return cfg
+
+
+def test_schema_defaults_equal_config_yaml():
+    """One set of defaults: every key config/config.yaml sets equals the schema's default, so a
+    stage given only the schema's defaults runs what config.yaml runs."""
+    defaults = config.validate({})
+    shipped = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    differ = {key: (value, _get(defaults, key)) for key, value in _leaves(shipped) if _get(defaults, key) != value}
+    assert not differ, f"config.yaml value vs schema default: {differ}"
+
+
+@pytest.mark.parametrize("preset", ["tiny.yaml", "gpu.yaml"])
+def test_presets_state_only_what_they_change(preset):
+    """A preset lists the keys it changes from the defaults, and no key it leaves as it is."""
+    defaults = config.validate({})
+    stated = yaml.safe_load((ROOT / "config" / preset).read_text())
+    same = [key for key, value in _leaves(stated) if _get(defaults, key) == value]
+    assert not same, f"{preset} restates defaults: {same}"

@@ -421,7 +421,7 @@ class FairnessGAN(GAN):
 
     def realism(self, batch: Batch) -> Tensor:
         """D's image real/fake logits S_X of generated ``batch`` (x, c; higher = more real), the
-        score ``generate.oversample`` keeps samples by."""
+        score ``generate.experimental.oversample`` keeps samples by."""
         return self.D(batch["x"], batch["y"].float(), batch["c"])["sx"]
 
     def _heads(self, real: Batch, fake: Batch) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
