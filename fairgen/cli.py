@@ -247,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     kwargs = {k: v for k, v in vars(args).items()
               if k not in ("command", "config", "config_json", "overrides", "verbose", "_target")}
     try:
-        cfg = config_mod.load(args.config, args.overrides, args.config_json)
+        cfg = config_mod.stage_config(config_mod.load(args.config, args.overrides, args.config_json),
+                                      args.command, **kwargs)
         module, func = args._target.split(":")
         result = getattr(importlib.import_module(module), func)(cfg, **kwargs)
     except FairgenError as e:

@@ -10,6 +10,7 @@ import copy
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -104,6 +105,67 @@ def _merge(a: dict, b: dict) -> dict:
     out = copy.deepcopy(a)
     for k, v in b.items():
         out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+class Reads(NamedTuple):
+    """The configuration one stage reads: top-level keys, whole sections or ``section.key`` parts
+    (``{name}`` is filled from the stage's argument of that name, e.g. ``zoo.{model}``), less the
+    ``skip`` parts of those sections that it does not read."""
+
+    keys: tuple[str, ...]
+    skip: tuple[str, ...] = ()
+
+
+#: What each stage (a ``fairgen`` command; its Snakemake rule has the same name with ``_``) reads.
+#: The command keeps only these after validation (:func:`stage_config`) and the rule passes exactly
+#: these (workflow/rules/common.smk: ``cfg_json``), so a stage never sees a value its rule did not pass.
+STAGE_CONFIG: dict[str, Reads] = {
+    "dataset": Reads(("seed", "protected", "outcome", "dataset")),
+    "crops": Reads(("seed", "dataset", "crops")),
+    "train-gan": Reads(("seed", "device", "precision", "protected", "outcome", "gan"), skip=("gan.runs",)),
+    "generate": Reads(("seed", "device", "precision", "protected", "outcome", "generate")),
+    "train-classifier": Reads(("seed", "device", "precision", "protected", "outcome", "classifier"),
+                              skip=("classifier.methods",)),
+    "relabel": Reads(("seed", "device", "precision", "protected", "outcome", "classifier")),
+    "metrics-table": Reads(("protected", "outcome")),
+    "compare": Reads(("seed", "classifier")),
+    "quality": Reads(("seed", "device", "protected", "outcome", "quality")),
+    "audit": Reads(("seed", "protected", "outcome", "dataset", "gan", "classifier", "quality")),
+    "zoo-data": Reads(("seed", "zoo.data_root", "zoo.download", "zoo.mnist_root", "zoo.cifar10_root",
+                       "zoo.cifar_standin")),
+    "zoo-classifier": Reads(("seed", "device", "zoo.eval.classifier_steps", "zoo.eval.classifier_batch_size",
+                             "zoo.eval.classifier_lr", "zoo.eval.classifier_width", "zoo.eval.holdout_fraction")),
+    "zoo-train": Reads(("seed", "device", "precision", "zoo.{model}", "zoo.log_every", "zoo.sample_every",
+                        "zoo.checkpoint_every")),
+    "zoo-evaluate": Reads(("seed", "device", "zoo.{model}", "zoo.eval")),
+    "zoo-report": Reads(("seed", "zoo.runs")),
+    "sweep-aggregate": Reads(()),
+    "sweep-report": Reads(()),
+    "frontier": Reads(("protected", "outcome")),
+    "config-readme": Reads(()),
+}
+
+
+def stage_config(cfg: dict, stage: str, **names) -> dict:
+    """The part of a validated ``cfg`` that ``stage`` reads (:data:`STAGE_CONFIG`), as a new dict."""
+    if stage not in STAGE_CONFIG:
+        raise ConfigError(f"no config declaration for stage '{stage}'")
+    reads = STAGE_CONFIG[stage]
+    out: dict = {}
+    for key in reads.keys:
+        *parents, leaf = key.format(**names).split(".")
+        src, dst = cfg, out
+        for part in parents:
+            src, dst = src.get(part, {}), dst.setdefault(part, {})
+        if leaf in src:
+            dst[leaf] = copy.deepcopy(src[leaf])
+    for key in reads.skip:
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.get(part, {})
+        node.pop(leaf, None)
     return out
 
 
