@@ -1,6 +1,10 @@
 # fairgen: biased face dataset -> Fairness GAN -> debiased synthetic data -> fairness audit.
 # The rules are thin: each calls one `fairgen` CLI subcommand; all logic lives in the package.
+import sys
+
 from snakemake.utils import min_version, validate
+
+sys.path.insert(0, workflow.basedir)  # fairgen.config of this tree: the stages' config declaration
 
 min_version("8.0")
 

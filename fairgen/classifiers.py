@@ -533,14 +533,15 @@ class _PairStep:
 def fit(cfg: dict, runner: _Runner, train: Split, valid: Split, seed: int, progress: bool = True,
         pair_terms: PairTerms | None = None):
     """Train ``runner.model`` for ``classifier.epochs`` epochs with random horizontal flips (and
-    random translations of up to ``classifier.shift`` pixels), each example's loss times its
-    ``train.weight`` when there is one, plus the pair losses of ``pair_terms``; keep the weights
-    of the epoch with the best real-valid accuracy. Returns the per-epoch curve and the best epoch."""
+    random translations of up to ``classifier.experimental.shift`` pixels), each example's loss
+    times its ``train.weight`` when there is one, plus the pair losses of ``pair_terms``; keep the
+    weights of the epoch with the best real-valid accuracy. Returns the per-epoch curve and the best epoch."""
     import torch
     import torch.nn.functional as F
     from tqdm import tqdm
 
     cc = cfg["classifier"]
+    shift = cc["experimental"]["shift"]
     model, device = runner.model, runner.device
     gen = torch.Generator().manual_seed(seed)
     pair_step = None
@@ -559,7 +560,7 @@ def fit(cfg: dict, runner: _Runner, train: Split, valid: Split, seed: int, progr
         model.train()
         order = torch.randperm(n, generator=gen)
         flips = torch.rand(n, generator=gen) < 0.5
-        shifts = torch.randint(-cc["shift"], cc["shift"] + 1, (n, 2), generator=gen) if cc["shift"] else None
+        shifts = torch.randint(-shift, shift + 1, (n, 2), generator=gen) if shift else None
         # running sums stay on the device: one host sync per epoch, not per batch
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)

@@ -303,6 +303,14 @@ command(
 )
 
 
+command(
+    "config-readme", "fairgen.config:write_readme",
+    "Write the configuration reference (config/README.md: every schema key with its type, default "
+    "and description) generated from the schema.",
+    arg("--out", default=None, help="file to write (default: standard output)"),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fairgen", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"fairgen {__version__}")
@@ -329,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     kwargs = {k: v for k, v in vars(args).items()
               if k not in ("command", "config", "config_json", "overrides", "verbose", "_target")}
     try:
-        cfg = config_mod.load(args.config, args.overrides, args.config_json)
+        cfg = config_mod.stage_config(config_mod.load(args.config, args.overrides, args.config_json),
+                                      args.command, **kwargs)
         module, func = args._target.split(":")
         result = getattr(importlib.import_module(module), func)(cfg, **kwargs)
     except FairgenError as e:

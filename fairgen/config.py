@@ -10,6 +10,7 @@ import copy
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -107,6 +108,75 @@ def _merge(a: dict, b: dict) -> dict:
     return out
 
 
+class Reads(NamedTuple):
+    """The configuration one stage reads: top-level keys, whole sections or ``section.key`` parts
+    (``{name}`` is filled from the stage's argument of that name, e.g. ``zoo.{model}``), less the
+    ``skip`` parts of those sections that it does not read."""
+
+    keys: tuple[str, ...]
+    skip: tuple[str, ...] = ()
+
+
+#: What each stage (a ``fairgen`` command; its Snakemake rule has the same name with ``_``) reads.
+#: The command keeps only these after validation (:func:`stage_config`) and the rule passes exactly
+#: these (workflow/rules/common.smk: ``cfg_json``), so a stage never sees a value its rule did not pass.
+STAGE_CONFIG: dict[str, Reads] = {
+    "dataset": Reads(("seed", "protected", "outcome", "dataset")),
+    "crops": Reads(("seed", "dataset", "crops")),
+    "train-gan": Reads(("seed", "device", "precision", "protected", "outcome", "gan"), skip=("gan.runs",)),
+    "generate": Reads(("seed", "device", "precision", "protected", "outcome", "generate")),
+    "train-classifier": Reads(("seed", "device", "precision", "protected", "outcome", "classifier"),
+                              skip=("classifier.methods",)),
+    "relabel": Reads(("seed", "device", "precision", "protected", "outcome", "classifier")),
+    "metrics-table": Reads(("protected", "outcome")),
+    "compare": Reads(("seed", "classifier")),
+    "quality": Reads(("seed", "device", "protected", "outcome", "quality")),
+    "audit": Reads(("seed", "protected", "outcome", "dataset", "gan", "classifier", "quality")),
+    "zoo-data": Reads(("seed", "zoo.data_root", "zoo.download", "zoo.mnist_root", "zoo.cifar10_root",
+                       "zoo.cifar_standin")),
+    "zoo-classifier": Reads(("seed", "device", "zoo.eval.holdout_fraction")),
+    "zoo-train": Reads(("seed", "device", "precision", "zoo.{model}", "zoo.log_every", "zoo.sample_every",
+                        "zoo.checkpoint_every")),
+    "zoo-evaluate": Reads(("seed", "device", "zoo.{model}", "zoo.eval")),
+    "zoo-report": Reads(("seed", "zoo.runs")),
+    "sweep-aggregate": Reads(()),
+    "sweep-report": Reads(()),
+    "frontier": Reads(("protected", "outcome")),
+    "config-readme": Reads(()),
+    "audit-predictions": Reads(("seed", "audit_predictions")),
+    "example-predictions": Reads(()),
+    "generate-pairs": Reads(("seed", "device", "precision", "protected", "outcome", "pairs"),
+                            skip=("pairs.sweep",)),
+    "threshold-baseline": Reads(("seed", "device", "precision", "protected", "outcome", "classifier"),
+                                skip=("classifier.methods",)),
+    "pair-diagnostics": Reads(("seed", "device", "precision", "protected", "outcome", "classifier", "quality"),
+                              skip=("classifier.methods",)),
+    "tradeoff": Reads(("seed", "classifier"), skip=("classifier.methods",)),
+}
+
+
+def stage_config(cfg: dict, stage: str, **names) -> dict:
+    """The part of a validated ``cfg`` that ``stage`` reads (:data:`STAGE_CONFIG`), as a new dict."""
+    if stage not in STAGE_CONFIG:
+        raise ConfigError(f"no config declaration for stage '{stage}'")
+    reads = STAGE_CONFIG[stage]
+    out: dict = {}
+    for key in reads.keys:
+        *parents, leaf = key.format(**names).split(".")
+        src, dst = cfg, out
+        for part in parents:
+            src, dst = src.get(part, {}), dst.setdefault(part, {})
+        if leaf in src:
+            dst[leaf] = copy.deepcopy(src[leaf])
+    for key in reads.skip:
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.get(part, {})
+        node.pop(leaf, None)
+    return out
+
+
 def seed_for(cfg: dict, stage: str) -> int:
     """A stable per-stage seed derived from the master seed (so stages don't share streams)."""
     import zlib
@@ -115,19 +185,22 @@ def seed_for(cfg: dict, stage: str) -> int:
 
 
 def schema_markdown() -> str:
-    """config/README.md, generated from the schema (``python -m fairgen.config > config/README.md``)."""
+    """config/README.md, generated from the schema (``fairgen config-readme --out config/README.md``)."""
     schema = load_schema()
     lines = [
         "# Configuration",
         "",
-        "<!-- Generated from workflow/schemas/config.schema.yaml by `python -m fairgen.config > config/README.md`;",
+        "<!-- Generated from workflow/schemas/config.schema.yaml by `fairgen config-readme --out config/README.md`;",
         "     tests/test_config.py fails when it is out of date. -->",
         "",
-        "`config/config.yaml` is the default (the embedded synthetic CelebA, sized for a laptop CPU);",
-        "`config/tiny.yaml` is the seconds-to-minutes configuration of the end-to-end tests. Snakemake",
-        "(`snakemake.utils.validate`) and every `fairgen` subcommand validate a configuration against",
-        "the one schema, `workflow/schemas/config.schema.yaml`: an unknown key, a wrong type or an",
-        "impossible value fails with the key's dotted name. Missing keys take the defaults below.",
+        "One schema, `workflow/schemas/config.schema.yaml`, holds every key and its default; Snakemake",
+        "(`snakemake.utils.validate`) and every `fairgen` command validate a configuration against it, so",
+        "an unknown key, a wrong type or an impossible value fails with the key's dotted name. The",
+        "defaults below are what `config/config.yaml` runs (it shows the keys a user most often changes,",
+        "each at its default). The presets list only what they change: `config/tiny.yaml` (the",
+        "seconds-to-minutes smoke test of the end-to-end tests) and `config/gpu.yaml` (the paper's scale).",
+        "Keys under `*.experimental` are research knobs measured not to help",
+        "([docs/experiments.md](../docs/experiments.md)); they are off by default.",
         "",
         "| key | type | default | description |",
         "| --- | --- | --- | --- |",
@@ -159,6 +232,15 @@ def schema_markdown() -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def write_readme(cfg: dict, out: str | None = None) -> None:
+    """The ``fairgen config-readme`` command: write :func:`schema_markdown` to ``out`` (or stdout)."""
+    text = schema_markdown()
+    if out is None:
+        print(text, end="")
+    else:
+        Path(out).write_text(text)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,9 @@ NOTES = {
 }
 # Bump when OwnCNN's architecture or training procedure changes: invalidates cached weights.
 OWN_CNN_VERSION = 1
+#: training of the own CNN (and of the attribute reader, which shares it): evaluator internals,
+#: not user configuration; at most ``max_train`` real train crops (a seeded subset), 0 = all
+OWN_CNN_TRAINING = {"width": 32, "epochs": 3, "lr": 0.001, "max_train": 20000}
 ATTRIBUTE_CNN_VERSION = 1
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -254,9 +257,9 @@ def _fingerprint(images: np.ndarray, *labels: np.ndarray, chunk: int = 2048) -> 
 
 
 def own_cnn_settings(cfg: dict) -> dict:
-    q = cfg["quality"]
-    return {"width": q["cnn_width"], "epochs": q["cnn_epochs"], "lr": q["cnn_lr"],
-            "batch_size": q["batch_size"], "seed": seed_for(cfg, "quality_own_cnn")}
+    t = OWN_CNN_TRAINING
+    return {"width": t["width"], "epochs": t["epochs"], "lr": t["lr"],
+            "batch_size": cfg["quality"]["batch_size"], "seed": seed_for(cfg, "quality_own_cnn")}
 
 
 def load_or_train_own_cnn(cfg: dict, images: np.ndarray, c: np.ndarray, y: np.ndarray,

@@ -2,7 +2,7 @@
 
 The checkpoint is loaded with ``torch.load(weights_only=True)`` and the model is rebuilt from
 the name and config stored in it (:func:`fairgen.training.checkpoint.load_gan`), with G's moving
-average when the run kept one (``gan.ema_decay``; the summary's ``generator_weights`` says
+average when the run kept one (``gan.experimental.ema_decay``; the summary's ``generator_weights`` says
 ``ema`` or ``trained``). The model must
 be conditioned on the protected attribute ``c`` and output an outcome ``y`` next to the image
 (the Fairness GAN's G(z, c) -> (x, y), y in (-1, 1) from a tanh; y > 0 means outcome 1).
@@ -10,7 +10,7 @@ be conditioned on the protected attribute ``c`` and output an outcome ``y`` next
 ``generate.n_samples`` samples are drawn with exactly ``round(n * generate.protected_ratio)``
 of them at c=1 (the c values shuffled with the stage seed), in batches of
 ``generate.batch_size``. Each sample's ``y_prob = (y + 1) / 2`` clipped to [0, 1] and its label
-``y = y_prob >= 0.5``. With ``generate.oversample`` k > 1, k times as many candidates are drawn
+``y = y_prob >= 0.5``. With ``generate.experimental.oversample`` k > 1, k times as many candidates are drawn
 (the same exact c ratio) and :func:`select_stratified` keeps the n that the GAN's discriminator
 finds most real (:func:`realism_scores`), within each (c, y) cell. The result is a dataset folder in the format of
 :mod:`fairgen.synthetic_data`, written atomically as a whole, plus ``previews/c{c}_y{y}.png``
@@ -133,7 +133,7 @@ def realism_scores(gan, images: np.ndarray, y_prob: np.ndarray, c: np.ndarray, *
 
     if not callable(getattr(gan, "realism", None)):
         raise DataError(f"{source}: model '{gan.name}' has no discriminator realism score; "
-                        "generate.oversample > 1 needs one (set it to 1)")
+                        "generate.experimental.oversample > 1 needs one (set it to 1)")
     out = []
     with inference(gan, device, precision) as autocast:
         for start in tqdm(range(0, len(c), batch_size), desc="score", unit="batch", disable=not progress):
@@ -222,7 +222,7 @@ def generate(cfg: dict, run: str, checkpoint: str | os.PathLike, out_dir: str | 
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     gan, step, weights, device = load_conditional_gan(cfg, run, checkpoint)
     seed = seed_for(cfg, f"generate/{run}")
-    n, k = gc["n_samples"], gc["oversample"]
+    n, k = gc["n_samples"], gc["experimental"]["oversample"]
     c = balanced_groups(n * k, gc["protected_ratio"], seed)
     log.info("run %s: %d samples (%d with %s=1) from %s (step %d) on %s", run, len(c), int(c.sum()),
              cfg["protected"], checkpoint, step, device)

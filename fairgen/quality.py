@@ -265,7 +265,7 @@ def classifier_warnings(accuracy_real_c: dict, split: str) -> list[str]:
         return []
     return [f"the own-CNN c classifier reaches balanced accuracy {bal:.3f} on real {split} images "
             f"(chance 0.5, needed {MIN_CLASSIFIER_BALANCED_ACCURACY}): c-conditioning accuracy is not "
-            "informative; train it longer (quality.cnn_epochs, quality.batch_size) or on more real data"]
+            "informative; it needs more real training data"]
 
 
 # ----------------------------------------------------------------------- attribute coverage
@@ -472,8 +472,8 @@ def evaluate_quality(cfg: dict, array, index, synthetic_dirs: dict, out, progres
     # Each run's subset has its own seed: it does not depend on which other runs are evaluated.
     runs = {name: _read_run(folder, images.shape[1:], n, np.random.default_rng(seed_for(cfg, f"quality:{name}")))
             for name, folder in synthetic_dirs.items()}
-    # Own-CNN training set: the real train split, capped (seeded subset) by quality.cnn_max_train.
-    cap = q["cnn_max_train"]
+    # Own-CNN training set: the real train split, capped (seeded subset) as OWN_CNN_TRAINING says.
+    cap = feat.OWN_CNN_TRAINING["max_train"]
     cnn_rows = train[_subsample(len(train), cap, rng)] if cap else train
     names = attribute_columns(df, cfg, train, where_index) if q["attribute_coverage"] else []  # checked first
     attrs = df[names].to_numpy().astype(np.uint8) if names else None

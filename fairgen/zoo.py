@@ -84,6 +84,8 @@ MODEL_OF = {"vanilla": "vanilla", "dcgan": "dcgan_mnist", "cgan": "cgan", "acgan
 #: (image size, channels) each run trains at unless its ``model`` kwargs say otherwise
 RUN_SHAPE = {"vanilla": (28, 1), "dcgan": (28, 1), "cgan": (28, 1), "acgan": (32, 3), "acgan_digits": (32, 3)}
 CLASSIFIER_VERSION = 1
+#: the real-data evaluation classifier's training: evaluator internals, not user configuration
+EVAL_CLASSIFIER = {"steps": 600, "batch_size": 64, "lr": 0.001, "width": 32}
 FID_LABEL = "FID (zoo-classifier features)"
 FID_NOTE = ("Frechet distance between Gaussians fitted to the penultimate-layer features of the dataset's "
             "real-data evaluation classifier, for real and generated images (same count m on both sides). "
@@ -330,9 +332,7 @@ class ClassifierRunner:
 
 
 def classifier_settings(cfg: dict) -> dict:
-    e = cfg["zoo"]["eval"]
-    return {"steps": e["classifier_steps"], "batch_size": e["classifier_batch_size"], "lr": e["classifier_lr"],
-            "width": e["classifier_width"], "holdout_fraction": e["holdout_fraction"],
+    return {**EVAL_CLASSIFIER, "holdout_fraction": cfg["zoo"]["eval"]["holdout_fraction"],
             "seed": seed_for(cfg, "zoo_classifier"), "version": CLASSIFIER_VERSION}
 
 

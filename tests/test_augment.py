@@ -121,10 +121,10 @@ def test_fairness_gan_augments_what_d_sees_in_both_steps_but_not_the_realism_sco
 
 
 def test_config_key_reaches_the_model_and_the_schema_rejects_unknown_ops():
-    assert config.validate({})["gan"]["diffaugment"] == []
-    cfg = config.validate({"gan": {"width": 4, "z_dim": 8, "diffaugment": ["cutout", "color"]}})
+    assert config.validate({})["gan"]["experimental"]["diffaugment"] == []
+    cfg = config.validate({"gan": {"width": 4, "z_dim": 8, "experimental": {"diffaugment": ["cutout", "color"]}}})
     assert build_model(cfg, "fgan_dp", 32, 0.4).augment == ("color", "cutout")
     with pytest.raises(ConfigError, match="diffaugment"):
-        config.validate({"gan": {"diffaugment": ["flip"]}})
+        config.validate({"gan": {"experimental": {"diffaugment": ["flip"]}}})
     with pytest.raises(ConfigError, match="diffaugment"):
-        config.validate({"gan": {"diffaugment": ["color", "color"]}})
+        config.validate({"gan": {"experimental": {"diffaugment": ["color", "color"]}}})

@@ -196,12 +196,12 @@ def test_translate_moves_each_image_with_edges_repeated():
 def test_shift_augmentation_trains_and_changes_the_model(tiny, tmp_path):
     runs = {}
     for shift in (0, 2):
-        cfg = _cfg(epochs=1, bootstrap=0, shift=shift)
+        cfg = _cfg(epochs=1, bootstrap=0, experimental={"shift": shift})
         train_classifier(cfg, "real", str(tiny[0]), str(tiny[1]), [], str(tmp_path / str(shift)), progress=False)
         runs[shift], _ = io.read_parquet(tmp_path / str(shift) / "predictions.parquet", "predictions")
     assert not np.allclose(runs[0]["score"], runs[2]["score"])
     with pytest.raises(ConfigError, match="shift"):
-        _cfg(shift=9)
+        _cfg(experimental={"shift": 9})
 
 
 BF16_ACC_TOL, BF16_LOSS_RTOL = 0.03, 0.05

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fairgen import config
 from fairgen.errors import ConfigError
@@ -72,14 +73,14 @@ def test_cli_help_for_every_subcommand():
 
 
 def test_config_readme_is_generated_from_the_schema():
-    """config/README.md documents every schema key; regenerate with `python -m fairgen.config > config/README.md`."""
+    """config/README.md documents every schema key; regenerate with `fairgen config-readme --out config/README.md`."""
     assert (ROOT / "config" / "README.md").read_text() == config.schema_markdown()
 
 
-def _leaves(d, prefix=()):
+def _leaf_tuples(d, prefix=()):
     for k, v in d.items():
         if isinstance(v, dict):
-            yield from _leaves(v, prefix + (k,))
+            yield from _leaf_tuples(v, prefix + (k,))
         else:
             yield prefix + (k,), v
 
@@ -90,7 +91,7 @@ def test_shipped_configs_validate_and_keep_every_value_they_set():
     for name in ("config.yaml", "tiny.yaml", "gpu.yaml", "paper.yaml"):
         path = ROOT / "config" / name
         cfg = config.load(path)
-        written = list(_leaves(yaml.safe_load(path.read_text())))
+        written = list(_leaf_tuples(yaml.safe_load(path.read_text())))
         assert len(written) > 5, name
         for keys, value in written:  # validation fills defaults around them, never changes them
             got = cfg
@@ -105,12 +106,12 @@ PAPER_SETTINGS = {
     ("dataset", "split"): "random", ("dataset", "random_split", "test_fraction"): 0.1,
     ("crops", "resolution"): 64,
     ("gan", "fair_penalty"): "cy_head", ("gan", "lambda_fair"): 1.0, ("gan", "lambda_cx"): 1.0,
-    ("gan", "lambda_yx"): 0.0, ("gan", "lambda_label"): 0.0, ("gan", "sx_given_c"): False,
-    ("gan", "sj_given_c"): False, ("gan", "mbstd_group"): 0, ("gan", "diffaugment"): [],
-    ("gan", "ema_decay"): 0.0, ("gan", "y_from_c"): False, ("gan", "y_path"): "noise",
+    ("gan", "experimental", "lambda_yx"): 0.0, ("gan", "lambda_label"): 0.0, ("gan", "sx_given_c"): False,
+    ("gan", "experimental", "sj_given_c"): False, ("gan", "experimental", "mbstd_group"): 0, ("gan", "experimental", "diffaugment"): [],
+    ("gan", "experimental", "ema_decay"): 0.0, ("gan", "y_from_c"): False, ("gan", "experimental", "y_path"): "noise",
     ("gan", "y_soft"): 0.8, ("gan", "y_noise"): 0.01, ("gan", "n_dis"): 1,
     ("gan", "lr_g"): 0.0002, ("gan", "lr_d"): 0.0002, ("gan", "betas"): [0.0, 0.9], ("gan", "lr_decay"): "linear",
-    ("gan", "runs"): ["fgan_dp", "fgan_eqopp"], ("generate", "oversample"): 1, ("classifier", "threshold"): 0.5,
+    ("gan", "runs"): ["fgan_dp", "fgan_eqopp"], ("generate", "experimental", "oversample"): 1, ("classifier", "threshold"): 0.5,
     ("classifier", "methods"): ["real", "reweighing", "fgan_dp", "fgan_eqopp"],
 }
 
@@ -130,3 +131,39 @@ def test_paper_preset_is_the_papers_model(base):
         for k in keys:
             got = got[k]
         assert got == want, (keys, got)
+
+
+def _leaves(node, prefix=()):
+    """(dotted path, value) of every leaf of a config mapping."""
+    for key, value in node.items():
+        if isinstance(value, dict) and value:
+            yield from _leaves(value, prefix + (key,))
+        else:
+            yield ".".join(prefix + (key,)), value
+
+
+def _get(cfg, dotted):
+    """The value at a dotted key, or None where the schema gives it no default (a free mapping)."""
+    for key in dotted.split("."):
+        if key not in cfg:
+            return None
+        cfg = cfg[key]
+    return cfg
+
+
+def test_schema_defaults_equal_config_yaml():
+    """One set of defaults: every key config/config.yaml sets equals the schema's default, so a
+    stage given only the schema's defaults runs what config.yaml runs."""
+    defaults = config.validate({})
+    shipped = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    differ = {key: (value, _get(defaults, key)) for key, value in _leaves(shipped) if _get(defaults, key) != value}
+    assert not differ, f"config.yaml value vs schema default: {differ}"
+
+
+@pytest.mark.parametrize("preset", ["tiny.yaml", "gpu.yaml"])
+def test_presets_state_only_what_they_change(preset):
+    """A preset lists the keys it changes from the defaults, and no key it leaves as it is."""
+    defaults = config.validate({})
+    stated = yaml.safe_load((ROOT / "config" / preset).read_text())
+    same = [key for key, value in _leaves(stated) if _get(defaults, key) == value]
+    assert not same, f"{preset} restates defaults: {same}"

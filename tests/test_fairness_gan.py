@@ -639,19 +639,19 @@ def test_minibatch_stddev_option_feeds_the_last_discriminator_block():
     assert not torch.isclose(sx2[2], sx[2])        # its group partner does
     with pytest.raises(ValueError, match="mbstd_group"):
         _gan(mbstd_group=1)
-    cfg = config.validate({"gan": {"width": 4, "z_dim": 8, "mbstd_group": 4, "batch_size": 64}})
+    cfg = config.validate({"gan": {"width": 4, "z_dim": 8, "experimental": {"mbstd_group": 4}, "batch_size": 64}})
     assert build_model(cfg, "fgan_dp", 32, 0.4).config["mbstd_group"] == 4
-    with pytest.raises(ConfigError, match="gan.mbstd_group.*gan.batch_size 30"):
-        build_model(config.validate({"gan": {"mbstd_group": 4, "batch_size": 30}}), "fgan_dp", 32, 0.4)
+    with pytest.raises(ConfigError, match="gan.experimental.mbstd_group.*gan.batch_size 30"):
+        build_model(config.validate({"gan": {"experimental": {"mbstd_group": 4}, "batch_size": 30}}), "fgan_dp", 32, 0.4)
     with pytest.raises(ConfigError, match="mbstd_group"):
-        config.validate({"gan": {"mbstd_group": 1}})
-    assert config.validate({})["gan"]["mbstd_group"] == 0
+        config.validate({"gan": {"experimental": {"mbstd_group": 1}}})
+    assert config.validate({})["gan"]["experimental"]["mbstd_group"] == 0
 
 
 def test_runs_build_their_variant_from_the_gan_section():
     cfg = config.validate({"gan": {"width": 4, "z_dim": 8, "lambda_fair": 2.5, "lambda_cx": 0.5, "y_soft": 0.7,
-                                   "y_noise": 0.02, "y_from_c": True, "lambda_yx": 1.5,
-                                   "lambda_label": 0.75, "sx_given_c": True, "sj_given_c": True}})
+                                   "y_noise": 0.02, "y_from_c": True, "lambda_label": 0.75, "sx_given_c": True,
+                                   "experimental": {"lambda_yx": 1.5, "sj_given_c": True}}})
     for run, variant in (("fgan_dp", "dp"), ("fgan_eqopp", "eqopp"), ("acgan", "none")):
         gan = build_model(cfg, run, 32, 0.4)
         assert gan.variant == variant and gan.p_c == 0.4
@@ -661,11 +661,11 @@ def test_runs_build_their_variant_from_the_gan_section():
             {"width": 4, "z_dim": 8, "lambda_fair": 2.5, "lambda_cx": 0.5, "y_soft": 0.7, "y_noise": 0.02,
              "y_from_c": True, "resolution": 32, "lambda_yx": 1.5, "lambda_label": 0.75,
              "sx_given_c": True, "sj_given_c": True}
-    assert config.validate({})["gan"]["y_from_c"] is False  # the paper's y path by default
-    assert config.validate({})["gan"]["lambda_yx"] == 0.0     # and no outcome-consistency term
-    assert config.validate({})["gan"]["lambda_label"] == 0.0  # nor label term
-    assert config.validate({})["gan"]["sx_given_c"] is False  # and S_X sees the image only
-    assert config.validate({})["gan"]["sj_given_c"] is False  # and S_J sees (x, y) only
+    default = config.validate({})["gan"]
+    assert default["y_from_c"] is True and default["sx_given_c"] is True  # beyond the paper by default:
+    assert default["lambda_label"] == 1.0 and default["fair_penalty"] == "rate_gap"  # config/config.yaml's
+    assert default["experimental"]["lambda_yx"] == 0.0     # no outcome-consistency term
+    assert default["experimental"]["sj_given_c"] is False  # and S_J sees (x, y) only
     with pytest.raises(ConfigError, match="fgan_xx"):
         build_model(cfg, "fgan_xx", 32, 0.4)
 

@@ -68,7 +68,7 @@ def _checkpoint(path, cls=TinyFairGAN, step=123, ema_seed=None, **kwargs):
 def _cfg(n=50, ratio=0.5, seed=0, batch_size=16, oversample=1):
     return config.validate({"seed": seed, "device": "cpu",
                             "generate": {"n_samples": n, "protected_ratio": ratio, "batch_size": batch_size,
-                                         "oversample": oversample}})
+                                         "experimental": {"oversample": oversample}}})
 
 
 @pytest.mark.parametrize("n, ratio, ones", [(10, 0.5, 5), (11, 0.5, 6), (7, 0.0, 0), (7, 1.0, 7), (1000, 0.3, 300)])
@@ -249,7 +249,7 @@ def test_oversampling_keeps_the_most_real_candidates_per_cell(registry, tmp_path
 def test_oversampling_needs_a_realism_score(registry, tmp_path, monkeypatch):
     monkeypatch.delattr(TinyFairGAN, "realism")
     ckpt = _checkpoint(tmp_path / "ckpt.pt")
-    with pytest.raises(DataError, match="no discriminator realism score; generate.oversample > 1"):
+    with pytest.raises(DataError, match="no discriminator realism score; generate.experimental.oversample > 1"):
         generate(_cfg(n=10, oversample=2), "fgan_dp", ckpt, tmp_path / "synth", progress=False)
     assert not (tmp_path / "synth").exists()
 

@@ -234,11 +234,12 @@ def test_fid_self_zero_and_distorted_larger(own_cnn):
     assert shifted > 3 * same and erased > 3 * same
 
 
-def test_own_cnn_cache_is_reused_and_keyed_by_settings(tmp_path):
+def test_own_cnn_cache_is_reused_and_keyed_by_settings(tmp_path, monkeypatch):
     rng = np.random.default_rng(12)
     c, y = make_labels(rng, 48)
     images = make_faces(rng, c, y, size=16)
-    cfg = validate({"device": "cpu", "quality": {"cnn_width": 4, "cnn_epochs": 1, "batch_size": 16}})
+    monkeypatch.setattr(feat, "OWN_CNN_TRAINING", {**feat.OWN_CNN_TRAINING, "width": 4, "epochs": 1})
+    cfg = validate({"device": "cpu", "quality": {"batch_size": 16}})
     first = feat.load_or_train_own_cnn(cfg, images, c, y, tmp_path, progress=False)
     files = list(tmp_path.glob("own_cnn-*.pt"))
     assert len(files) == 1 and first.info["weights"] == str(files[0])
@@ -346,12 +347,20 @@ def write_synth(folder, c, y_prob, images, model="fgan_dp"):
     return folder
 
 
-TINY = {"device": "cpu", "quality": {"cnn_width": 8, "cnn_epochs": 4, "cnn_lr": 0.003, "batch_size": 32,
-                                     "n_samples": 100}}
+TINY = {"device": "cpu", "quality": {"batch_size": 32, "n_samples": 100}}
+#: a smaller, faster-learning own CNN for the tiny test data (an evaluator internal, not config)
+TINY_CNN = {**feat.OWN_CNN_TRAINING, "width": 8, "epochs": 4, "lr": 0.003}
 
 
 @pytest.fixture(scope="module")
-def e2e(tmp_path_factory):
+def tiny_cnn():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(feat, "OWN_CNN_TRAINING", TINY_CNN)
+        yield
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory, tiny_cnn):
     root = tmp_path_factory.mktemp("e2e")
     array, index, real = write_real(root / "data")
     rng = np.random.default_rng(21)
@@ -473,7 +482,7 @@ def test_cli_quality_with_inception_and_errors(e2e, inception_file, capsys, monk
     assert "quality.inception_weights" in capsys.readouterr().err
 
 
-def test_real_data_errors(tmp_path):
+def test_real_data_errors(tmp_path, tiny_cnn):
     cfg = validate(TINY)
     array, index, df = write_real(tmp_path / "d", n=40)
     np.save(tmp_path / "short.npy", np.load(array)[:-1])
@@ -539,7 +548,7 @@ def test_attribute_coverage_rule_reads_the_rarer_value():
     assert sorted(names_dropped) == ["Eyeglasses=1", "Young=0"]  # ... Bald (1%) is below MIN_LOOK_RATE
 
 
-def test_attribute_coverage_can_be_switched_off_and_rejects_bad_values(tmp_path):
+def test_attribute_coverage_can_be_switched_off_and_rejects_bad_values(tmp_path, tiny_cnn):
     array, index, real = write_real(tmp_path / "data")
     cfg = validate({**TINY, "quality": {**TINY["quality"], "attribute_coverage": False}})
     result = quality.evaluate_quality(cfg, array, index, {}, tmp_path / "q", progress=False)

@@ -4,7 +4,8 @@ DevTools protocol (tests/browser/cdp.py, pipe transport, stdlib only).
 Checks that the page loads offline with no request other than itself and its data: images, no
 failed load, no console error, that every figure decodes (naturalWidth > 0, matching the PNG),
 that the key tables are there, and that nothing overflows the page horizontally. A full-page
-screenshot is kept as a test artifact (path printed; under results/, which git ignores).
+screenshot and one of the summary card are kept as test artifacts (paths printed; under results/,
+which git ignores); docs/img/audit_summary.png is a copy of the summary's.
 
 Chromium is installed by tests/browser/ensure_chromium.sh when missing; the tests skip, with
 the script's reason, only where that is impossible (no root/apt or no package mirror), and under
@@ -84,9 +85,10 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 def test_report_in_headless_chromium(chromium, rendered):
     cfg, out = rendered
-    shot = ARTIFACTS / "report.png"
-    result = cdp.inspect_page(chromium, out / "report.html", PROBE, screenshot=shot)
-    print(f"\nscreenshot of the audit report: {shot}")
+    shot, summary_shot = ARTIFACTS / "report.png", ARTIFACTS / "audit_summary.png"
+    result = cdp.inspect_page(chromium, out / "report.html", PROBE, screenshot=shot,
+                              element_shots={"#summary": summary_shot})
+    print(f"\nscreenshot of the audit report: {shot}; of its summary (docs/img/audit_summary.png): {summary_shot}")
 
     page = result["url"]
     other = [u for u in result["requests"] if u != page and not u.startswith("data:")]
@@ -117,6 +119,8 @@ def test_report_in_headless_chromium(chromium, rendered):
         assert img["complete"] and img["naturalWidth"] > 0 and img["shownWidth"] > 0, img
     assert sorted((i["naturalWidth"], i["naturalHeight"]) for i in images) == sorted(files.values())
     assert shot.stat().st_size > 50_000 and _png_size(shot)[0] == 1280
+    width, height = _png_size(summary_shot)
+    assert 600 < width < 1280 and 100 < height < _png_size(shot)[1]
 
 
 def test_browser_check_detects_broken_and_external_resources(chromium, tmp_path):

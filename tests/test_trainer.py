@@ -122,6 +122,8 @@ def test_train_config_from_project_config():
     cfg = validate({"seed": 5, "gan": {"steps": 7, "betas": [0.5, 0.99]}, "precision": "bf16"})
     tc = TrainConfig.from_config(cfg, stage="gan_acgan", progress=False)
     assert (tc.steps, tc.betas, tc.lr_decay, tc.precision) == (7, (0.5, 0.99), "linear", "bf16")
+    averaged = validate({"gan": {"experimental": {"ema_decay": 0.9}}})
+    assert TrainConfig.from_config(averaged, progress=False).ema_decay == 0.9
     assert tc.seed == seed_for(cfg, "gan_acgan") and tc.progress is False
 
 

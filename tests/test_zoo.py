@@ -30,9 +30,18 @@ TINY = {
         "runs": ["cgan"], "log_every": 50, "sample_every": 100, "checkpoint_every": 100,
         "cgan": {"steps": 300, "batch_size": 32, "lr": 0.002, "lr_decay": "none",
                  "model": {"z_dim": 32, "embed_dim": 10, "g_widths": [64, 32, 16], "d_widths": [16, 32]}},
-        "eval": {"n_samples": 300, "grid_columns": 6, "classifier_steps": 150, "classifier_width": 8},
+        "eval": {"n_samples": 300, "grid_columns": 6},
     },
 }
+#: and a small evaluation classifier (an evaluator internal, not config)
+TINY_CLASSIFIER = {**zoo.EVAL_CLASSIFIER, "steps": 150, "width": 8}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tiny_classifier():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(zoo, "EVAL_CLASSIFIER", TINY_CLASSIFIER)
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -59,14 +59,11 @@ is a fixed estimate of the real P(c | y), not an adversary that adapts to G):
 * ``y_from_c=True``: the term pushes each group's y toward the other group's typical y. It has
   no fixed point at parity -- pushed far enough it reverses the bias -- and is held back by the
   joint head S_J, which wants (x, y) pairs like the real, biased ones; ``lambda_fair`` sets the
-  balance. Measured on the embedded data (width 16, y_from_c): the generated label gap went from
-  0 to +0.86 by step 800 (real: -0.39), i.e. the bias was reversed, not removed.
+  balance (docs/experiments.md records it reversing the bias).
 
 Outcome consistency (``lambda_yx``, beyond the paper). In the paper only the joint head's
 projection ``y * V_Y.phi(x)`` ties a generated y to its image: one direction in D's feature
-space, and a weak tie. Measured on the embedded data (width 32, 3000 steps, no such term),
-classifiers trained on the generated pairs ranked real faces *within* a group barely better than
-chance: what they learned was mostly c. The ``yx`` head, trained on real (x, y) like ``cx`` is
+space, and a weak tie. The ``yx`` head, trained on real (x, y) like ``cx`` is
 on real (x, c), gives G the AC-GAN term for y as well: the image should be classified (by a
 real-data classifier) as the outcome G generated with it, ``CE(yx(x_fake), (y_fake + 1) / 2)``
 with the target detached, so the term moves the image toward its label and not the label toward
@@ -83,14 +80,11 @@ faces of each group to stay that group's: the paper's S_X judges x alone, so G m
 the disfavoured group the other group's outcome-raising features, with only ``cx`` (c from x)
 resisting. ``sx_given_c=True`` makes S_X a projection discriminator on c,
 ``S_X(x, c) = V_X.phi(x) + e_c.phi(x)``, so each group's fakes must match that group's real
-faces. Measured on the embedded data (fgan_dp, width 32, 3000 steps, lambda_label 1, downstream
-classifier on the real test split): DP difference 0.422 without ``sx_given_c`` and 0.358 with it
-at lambda_fair 10, 0.300 at lambda_fair 30 (real-data classifier on the same crops: 0.547).
+faces. What each of these terms did downstream is in docs/experiments.md.
 
 ``penalty='rate_gap'`` (:func:`rate_gap_penalty`) measures the fairness term on the generated
 batch itself, as a squared gap between the groups' outcome rates: zero exactly at parity, so it
-pulls toward parity and stops there, and ``lambda_fair`` sets how far against S_J. Measured with
-the same setup and lambda_fair = 1: generated gap -0.15 after 3000 steps (real -0.40).
+pulls toward parity and stops there, and ``lambda_fair`` sets how far against S_J.
 """
 
 from __future__ import annotations
@@ -421,7 +415,7 @@ class FairnessGAN(GAN):
 
     def realism(self, batch: Batch) -> Tensor:
         """D's image real/fake logits S_X of generated ``batch`` (x, c; higher = more real), the
-        score ``generate.oversample`` keeps samples by."""
+        score ``generate.experimental.oversample`` keeps samples by."""
         return self.D(batch["x"], batch["y"].float(), batch["c"])["sx"]
 
     def _heads(self, real: Batch, fake: Batch) -> tuple[dict[str, Tensor], dict[str, Tensor]]:

@@ -65,16 +65,16 @@ def build_model(cfg: dict, run: str, resolution: int, p_c: float):
     """The :class:`~fairgen.models.fairness_gan.FairnessGAN` of ``run`` from ``cfg['gan']``."""
     from fairgen.models.fairness_gan import FairnessGAN
 
-    g = cfg["gan"]
-    if g["mbstd_group"] and g["batch_size"] % g["mbstd_group"]:
-        raise ConfigError(f"config key 'gan.mbstd_group': {g['mbstd_group']} does not divide gan.batch_size "
-                          f"{g['batch_size']} (a minibatch-stddev group must not mix real and fake images)")
+    g, x = cfg["gan"], cfg["gan"]["experimental"]
+    if x["mbstd_group"] and g["batch_size"] % x["mbstd_group"]:
+        raise ConfigError(f"config key 'gan.experimental.mbstd_group': {x['mbstd_group']} does not divide "
+                          f"gan.batch_size {g['batch_size']} (a minibatch-stddev group must not mix real and fake images)")
     return FairnessGAN(resolution=resolution, z_dim=g["z_dim"], width=g["width"], variant=variant_of(run),
-                       lambda_fair=g["lambda_fair"], lambda_cx=g["lambda_cx"], lambda_yx=g["lambda_yx"], y_soft=g["y_soft"],
+                       lambda_fair=g["lambda_fair"], lambda_cx=g["lambda_cx"], lambda_yx=x["lambda_yx"], y_soft=g["y_soft"],
                        y_noise=g["y_noise"], y_from_c=g["y_from_c"], p_c=p_c,
-                       penalty=g["fair_penalty"], y_path=g["y_path"], lambda_label=g["lambda_label"],
-                       sx_given_c=g["sx_given_c"], sj_given_c=g["sj_given_c"], mbstd_group=g["mbstd_group"],
-                       diffaugment=g["diffaugment"])
+                       penalty=g["fair_penalty"], y_path=x["y_path"], lambda_label=g["lambda_label"],
+                       sx_given_c=g["sx_given_c"], sj_given_c=x["sj_given_c"], mbstd_group=x["mbstd_group"],
+                       diffaugment=x["diffaugment"])
 
 
 def train(cfg: dict, run: str, array: str | os.PathLike, index: str | os.PathLike, out_dir: str | os.PathLike,

@@ -53,8 +53,10 @@ from fairgen.training import logs
 log = logging.getLogger(__name__)
 
 #: keys of the config's ``gan`` section that map 1:1 onto TrainConfig fields
-_GAN_SECTION_KEYS = ("steps", "batch_size", "n_dis", "lr_g", "lr_d", "betas", "lr_decay", "ema_decay",
+_GAN_SECTION_KEYS = ("steps", "batch_size", "n_dis", "lr_g", "lr_d", "betas", "lr_decay",
                      "log_every", "sample_every", "checkpoint_every")
+#: keys of the ``gan.experimental`` section that map 1:1 onto TrainConfig fields
+_GAN_EXPERIMENTAL_KEYS = ("ema_decay",)
 
 
 @dataclass
@@ -99,6 +101,7 @@ class TrainConfig:
 
         gan = cfg.get("gan", {})
         kw = {k: gan[k] for k in _GAN_SECTION_KEYS if k in gan}
+        kw.update({k: v for k, v in gan.get("experimental", {}).items() if k in _GAN_EXPERIMENTAL_KEYS})
         if "betas" in kw:
             kw["betas"] = tuple(kw["betas"])
         kw.update(device=cfg.get("device", "auto"), precision=cfg.get("precision", "fp32"), seed=seed_for(cfg, stage))

@@ -145,11 +145,13 @@ class Browser:
 
 
 def inspect_page(chromium: str, html: Path, probe: str, screenshot: Path | None = None,
-                 width: int = 1280, height: int = 900, timeout: float = 60.0) -> dict:
+                 width: int = 1280, height: int = 900, timeout: float = 60.0,
+                 element_shots: dict[str, Path] | None = None) -> dict:
     """Load ``html`` headless; return requests, failures, console errors, probe result.
 
     ``probe`` is a JavaScript expression evaluated after the load event; its value (JSON-able)
-    is returned as ``probe``. With ``screenshot`` a full-page PNG is written there.
+    is returned as ``probe``. With ``screenshot`` a full-page PNG is written there, and with
+    ``element_shots`` (CSS selector -> path) a PNG of each selected element.
     """
     url = Path(html).resolve().as_uri()
     with Browser(chromium, timeout) as b:
@@ -175,6 +177,15 @@ def inspect_page(chromium: str, html: Path, probe: str, screenshot: Path | None 
                 "clip": {"x": 0, "y": 0, "width": width, "height": size["height"], "scale": 1}}, session=s)
             Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
             Path(screenshot).write_bytes(base64.b64decode(shot["data"]))
+        for selector, path in (element_shots or {}).items():
+            box = b.send("Runtime.evaluate", {"returnByValue": True, "expression":
+                         f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+                         " return {x: r.left + scrollX, y: r.top + scrollY, width: r.width, height: r.height}; })()"},
+                         session=s)["result"]["value"]
+            shot = b.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
+                                                     "clip": {**box, "scale": 1}}, session=s)
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_bytes(base64.b64decode(shot["data"]))
         events = [e for e in b.events if e.get("sessionId") == s]
     requests = [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
     failed = [{"url": _request_url(events, e["params"]["requestId"]), "error": e["params"].get("errorText")}

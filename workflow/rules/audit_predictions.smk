@@ -12,7 +12,7 @@ rule audit_predictions:
     output:
         directory(config["audit_predictions"]["out_dir"]),
     params:
-        cfg=lambda wildcards: cfg_json("audit_predictions"),
+        cfg=lambda wildcards: cfg_json("audit-predictions"),
     log:
         "results/logs/audit_predictions.log",
     conda:

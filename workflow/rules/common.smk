@@ -1,14 +1,17 @@
 import itertools
 import json
 
+from fairgen.config import stage_config
 
-def cfg_json(*sections):
-    """The config sections a rule depends on, as JSON for `fairgen --config-json`.
 
-    Passing only the relevant sections keeps Snakemake's params-based rerun trigger precise:
+def cfg_json(stage, **names):
+    """The config that `fairgen STAGE` reads (fairgen.config.STAGE_CONFIG, the one declaration the
+    command also applies), as JSON for `fairgen --config-json`; `names` fill its {placeholders}.
+
+    Passing only what the stage reads keeps Snakemake's params-based rerun trigger precise:
     changing the classifier settings does not retrain the GAN.
     """
-    return json.dumps({k: config[k] for k in sections if k in config}, sort_keys=True)
+    return json.dumps(stage_config(config, stage, **names), sort_keys=True)
 
 
 DATA = "results/data"
@@ -44,14 +47,6 @@ ZOO = "results/zoo"
 
 def zoo_targets():
     return [f"{ZOO}/report.html", f"{ZOO}/summary.json"]
-
-
-def zoo_cfg(zoo_keys, top=("seed",), eval_keys=None):
-    """Like cfg_json: the top-level keys and the `zoo` keys (and `zoo.eval` keys) a zoo rule depends on."""
-    zoo = {k: config["zoo"][k] for k in zoo_keys}
-    if eval_keys is not None:
-        zoo["eval"] = {k: config["zoo"]["eval"][k] for k in eval_keys}
-    return json.dumps({**{k: config[k] for k in top if k in config}, "zoo": zoo}, sort_keys=True)
 
 
 def zoo_run_data(wildcards):

@@ -2,7 +2,7 @@ rule dataset:
     output:
         manifest=f"{DATA}/dataset.json",
     params:
-        cfg=lambda wildcards: cfg_json("seed", "protected", "outcome", "dataset"),
+        cfg=lambda wildcards: cfg_json("dataset"),
     log:
         "results/logs/dataset.log",
     threads: workflow.cores
@@ -21,7 +21,7 @@ rule crops:
         summary=report(f"{DATA}/crops_summary.json", caption="../report/crops.rst", category="Data"),
         previews=directory(f"{DATA}/previews"),
     params:
-        cfg=lambda wildcards: cfg_json("seed", "dataset", "crops"),
+        cfg=lambda wildcards: cfg_json("crops"),
     log:
         "results/logs/crops.log",
     threads: workflow.cores

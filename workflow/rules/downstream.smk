@@ -53,7 +53,6 @@ def pair_args(input):
         args.append(f"--label-model {shlex.quote(input.label_model)}")
     return " ".join(args)
 # Top-level config a classifier depends on, besides its own section.
-CLASSIFIER_CONFIG_KEYS = ("seed", "device", "precision", "protected", "outcome")
 
 
 rule generate:
@@ -62,7 +61,7 @@ rule generate:
     output:
         directory(f"{SYNTHETIC}/{{run}}"),
     params:
-        cfg=lambda wildcards: cfg_json("seed", "device", "precision", "protected", "outcome", "generate"),
+        cfg=lambda wildcards: cfg_json("generate"),
     log:
         "results/logs/generate/{run}.log",
     threads: 4
@@ -89,17 +88,7 @@ rule train_classifier:
     params:
         # the classifier section without the list of methods (adding a method must not retrain the
         # others) and without synthetic_for_mix unless this is the mixing method
-        cfg=lambda wildcards: json.dumps(
-            {
-                **{k: config[k] for k in CLASSIFIER_CONFIG_KEYS if k in config},
-                "classifier": {
-                    k: v
-                    for k, v in config["classifier"].items()
-                    if k != "methods" and wildcards.method in CLASSIFIER_KEY_USERS.get(k, [wildcards.method])
-                },
-            },
-            sort_keys=True,
-        ),
+        cfg=lambda wildcards: cfg_json("train-classifier"),
         synthetic=lambda wildcards, input: " ".join(f"--synthetic {shlex.quote(p)}" for p in input.synthetic),
         pairs=lambda wildcards, input: pair_args(input),
         out_dir=f"{CLASSIFIERS}/{{method}}",
@@ -125,7 +114,7 @@ rule metrics_table:
         csv=report(f"{CLASSIFIERS}/metrics_table.csv", caption="../report/downstream_metrics_table.rst",
                    category="Classifiers", labels={"table": "metrics (CSV)"}),
     params:
-        cfg=lambda wildcards: cfg_json("protected", "outcome"),
+        cfg=lambda wildcards: cfg_json("metrics-table"),
     log:
         "results/logs/metrics_table.log",
     threads: 1
@@ -145,7 +134,7 @@ rule compare_classifiers:
         csv=report(f"{CLASSIFIERS}/comparison.csv", caption="../report/downstream_comparison.rst",
                    category="Classifiers", labels={"table": "paired comparison with real (CSV)"}),
     params:
-        cfg=lambda wildcards: cfg_json("seed", "classifier"),
+        cfg=lambda wildcards: cfg_json("compare"),
     log:
         "results/logs/compare_classifiers.log",
     threads: 1

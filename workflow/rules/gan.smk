@@ -11,9 +11,6 @@ GAN = "results/gan"
 
 
 # Top-level config a GAN run depends on, besides its gan section.
-GAN_CONFIG_KEYS = ("seed", "device", "precision", "protected", "outcome")
-
-
 rule train_gan:
     input:
         array=rules.crops.output.array,
@@ -31,13 +28,7 @@ rule train_gan:
                        labels={"run": "{run}", "figure": "{name}"}),
     params:
         # the gan section without the list of runs (adding a run must not retrain the others)
-        cfg=lambda wildcards: json.dumps(
-            {
-                **{k: config[k] for k in GAN_CONFIG_KEYS if k in config},
-                "gan": {k: v for k, v in config["gan"].items() if k != "runs"},
-            },
-            sort_keys=True,
-        ),
+        cfg=lambda wildcards: cfg_json("train-gan"),
         out_dir=lambda wildcards, output: os.path.dirname(output.checkpoint),
         state_dir=lambda wildcards: f"{GAN}/{wildcards.run}.state",
     log:

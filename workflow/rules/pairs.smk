@@ -24,7 +24,7 @@ rule generate_pairs:
     output:
         directory(f"{PAIRS}/set"),
     params:
-        cfg=lambda wildcards: cfg_json("seed", "device", "precision", "protected", "outcome", "pairs"),
+        cfg=lambda wildcards: cfg_json("generate-pairs"),
         run=config["pairs"]["run"],
     log:
         "results/logs/generate_pairs.log",
@@ -46,7 +46,7 @@ rule threshold_baseline:
     output:
         f"{CLASSIFIERS}/real_thresholds/curve.json",
     params:
-        cfg=lambda wildcards: cfg_json("seed", "device", "precision", "protected", "outcome", "classifier"),
+        cfg=lambda wildcards: cfg_json("threshold-baseline"),
     log:
         "results/logs/threshold_baseline.log",
     threads: 1
@@ -74,7 +74,7 @@ rule pair_diagnostics:
     output:
         json=f"{PAIRS}/diagnostics.json",
     params:
-        cfg=lambda wildcards: cfg_json("seed", "device", "precision", "protected", "outcome", "classifier", "quality"),
+        cfg=lambda wildcards: cfg_json("pair-diagnostics"),
         models=lambda wildcards, input: " ".join(f"--classifier {shlex.quote(m)}" for m in input.models),
         cache=f"{PAIRS}/cache",
     log:
@@ -130,9 +130,9 @@ use rule train_classifier as pair_sweep_classifier with:
     params:
         cfg=lambda wildcards: json.dumps(
             {
-                **{k: config[k] for k in CLASSIFIER_CONFIG_KEYS if k in config},
+                **(base := stage_config(config, "train-classifier")),
                 "classifier": {
-                    **{k: v for k, v in config["classifier"].items() if k != "methods"},
+                    **base["classifier"],
                     **{k: yaml.safe_load(v) for k, v in point_values(wildcards.setting).items()},
                 },
             },
@@ -158,7 +158,7 @@ rule pairs_tradeoff:
         json=f"{PAIRS}/tradeoff.json",
         png=report(f"{PAIRS}/tradeoff.png", caption="../report/pairs_tradeoff.rst", category="Classifiers"),
     params:
-        cfg=lambda wildcards: cfg_json("seed", "classifier"),
+        cfg=lambda wildcards: cfg_json("tradeoff"),
         points=lambda wildcards, input: " ".join(
             f"--point {shlex.quote(point_name(p) + '=' + f)}" for p, f in zip(pair_sweep_points(), input.points)
         )

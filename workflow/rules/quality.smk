@@ -21,7 +21,7 @@ rule quality:
         tsv=report(f"{QUALITY}/summary.tsv", caption="../report/quality.rst", category="Synthetic data quality",
                    labels={"table": "summary (TSV)"}),
     params:
-        cfg=lambda wildcards: cfg_json("seed", "device", "protected", "outcome", "quality"),
+        cfg=lambda wildcards: cfg_json("quality"),
         # --synthetic RUN=FOLDER for each run (input.synthetic is in config["gan"]["runs"] order)
         synthetic=lambda wildcards, input: " ".join(
             shlex.quote(f"--synthetic={run}={folder}") for run, folder in zip(config["gan"]["runs"], input.synthetic)

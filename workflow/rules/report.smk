@@ -28,8 +28,7 @@ rule audit:
                        caption="../report/audit_figures.rst", category="Audit", subcategory="Figures",
                        labels={"figure": "{name}"}),
     params:
-        cfg=lambda wildcards: cfg_json("seed", "protected", "outcome", "dataset", "gan", "classifier", "quality",
-                                        "audit_predictions"),
+        cfg=lambda wildcards: cfg_json("audit"),
         # the folders holding METHOD/metrics.json, RUN/log.jsonl and the RUN synthetic sets
         classifiers_dir=lambda wildcards, input: os.path.dirname(os.path.dirname(input.metrics[0])),
         # (no GAN runs configured: an empty folder name; the audit then looks for none)

@@ -7,10 +7,8 @@
 # Layout: results/zoo/{data,classifier}/{dataset}, results/zoo/{model}/{train,eval}, results/zoo/report.html.
 ZOO_RUNS = ["vanilla", "dcgan", "cgan", "acgan", "acgan_digits"]
 ZOO_DATASETS = ["digits", "mnist", "cifar_standin", "cifar10"]
-# zoo.eval keys the evaluation classifier depends on (changing n_samples must not retrain it)
-ZOO_CLASSIFIER_KEYS = ["classifier_steps", "classifier_batch_size", "classifier_lr", "classifier_width",
-                       "holdout_fraction"]
-# (zoo_cfg, zoo_run_data, zoo_targets and ZOO are in common.smk)
+# (zoo_run_data, zoo_targets and ZOO are in common.smk; each rule's config is cfg_json's, so the
+# evaluation classifier gets only the zoo.eval keys it reads and changing n_samples does not retrain it)
 
 
 rule zoo:
@@ -26,7 +24,7 @@ rule zoo_data:
     wildcard_constraints:
         dataset="|".join(ZOO_DATASETS),
     params:
-        cfg=lambda wildcards: zoo_cfg(["data_root", "download", "mnist_root", "cifar10_root", "cifar_standin"]),
+        cfg=lambda wildcards: cfg_json("zoo-data"),
         out_dir=lambda wildcards, output: os.path.dirname(output.info),
     log:
         "results/logs/zoo/data_{dataset}.log",
@@ -47,7 +45,7 @@ rule zoo_classifier:
     wildcard_constraints:
         dataset="|".join(ZOO_DATASETS),
     params:
-        cfg=lambda wildcards: zoo_cfg([], top=("seed", "device"), eval_keys=ZOO_CLASSIFIER_KEYS),
+        cfg=lambda wildcards: cfg_json("zoo-classifier"),
         data=lambda wildcards, input: os.path.dirname(input.info),
         out_dir=lambda wildcards, output: os.path.dirname(output.model),
     log:
@@ -77,8 +75,7 @@ rule zoo_train:
     wildcard_constraints:
         model="|".join(ZOO_RUNS),
     params:
-        cfg=lambda wildcards: zoo_cfg([wildcards.model, "log_every", "sample_every", "checkpoint_every"],
-                                      top=("seed", "device", "precision")),
+        cfg=lambda wildcards: cfg_json("zoo-train", model=wildcards.model),
         data=lambda wildcards, input: os.path.dirname(input.info),
         out_dir=lambda wildcards, output: os.path.dirname(output.checkpoint),
     log:
@@ -105,13 +102,7 @@ rule zoo_evaluate:
     wildcard_constraints:
         model="|".join(ZOO_RUNS),
     params:
-        cfg=lambda wildcards: json.dumps(
-            {
-                **{k: config[k] for k in ("seed", "device") if k in config},
-                "zoo": {wildcards.model: config["zoo"][wildcards.model], "eval": config["zoo"]["eval"]},
-            },
-            sort_keys=True,
-        ),
+        cfg=lambda wildcards: cfg_json("zoo-evaluate", model=wildcards.model),
         data=lambda wildcards, input: os.path.dirname(input.info),
         out_dir=lambda wildcards, output: os.path.dirname(output.metrics),
     log:
@@ -141,7 +132,7 @@ rule zoo_report:
                     labels={"what": "seed-GAN zoo report"}),
         summary=f"{ZOO}/summary.json",
     params:
-        cfg=lambda wildcards: zoo_cfg(["runs"]),
+        cfg=lambda wildcards: cfg_json("zoo-report"),
         # results/zoo: the folder above RUN/eval/metrics.json
         zoo_dir=lambda wildcards, input: os.path.dirname(os.path.dirname(os.path.dirname(input.metrics[0]))),
     log:
