@@ -139,3 +139,57 @@ def predictions_file(wildcards):
         raise ValueError("audit_predictions needs a predictions file: snakemake audit_predictions "
                          "--config predictions=FILE (CSV or Parquet)")
     return config["predictions"]
+
+
+# --- counterfactual pairs (workflow/rules/pairs.smk; the pair methods in downstream.smk) ---
+def classifier_pair_inputs(method, pair_label):
+    """The pair set (and the real classifier that labels it) a classifier method reads."""
+    if method not in PAIR_METHODS:
+        return {}
+    out = {"pairs": f"{PAIRS}/set"}
+    if method == "real_plus_pairs" and pair_label == "real_classifier":
+        out["label_model"] = f"{CLASSIFIERS}/real/model.pt"
+    return out
+
+
+def pair_args(input):
+    """--pairs / --label-model for the shell command, from a rule's named inputs."""
+    args = [f"--pairs {shlex.quote(input.pairs)}"] if "pairs" in input.keys() else []
+    if "label_model" in input.keys():
+        args.append(f"--label-model {shlex.quote(input.label_model)}")
+    return " ".join(args)
+
+
+def uses_pairs():
+    """Whether a configured classifier method trains with the counterfactual pairs."""
+    return any(m in PAIR_METHODS for m in config["classifier"]["methods"])
+
+
+def pair_sweep_points():
+    """METHOD/POINT of every sweep classifier (pairs.sweep): real_plus_pairs at each pair_label x
+    pair_ratio, real_clp and real_clp_dann at each clp_lambda."""
+    sw = config["pairs"]["sweep"]
+    out = [f"real_plus_pairs/pair_label={label},pair_ratio={r:g}" for label in sw["pair_label"] for r in sw["pair_ratio"]]
+    out += [f"{m}/clp_lambda={lam:g}" for m in ("real_clp", "real_clp_dann") for lam in sw["clp_lambda"]]
+    return out
+
+
+def point_values(point):
+    """{key: value} of a sweep point's path part (values as text: the schema validates them)."""
+    return dict(part.split("=", 1) for part in point.split(","))
+
+
+def point_name(method_point):
+    """The tradeoff name of a sweep point: FAMILY@VALUE (the family names the other values)."""
+    method, point = method_point.split("/", 1)
+    values = point_values(point)
+    knob = "pair_ratio" if "pair_ratio" in values else "clp_lambda"
+    rest = [f"{k}: {v}" for k, v in values.items() if k != knob]
+    return f"{method}[{knob}{'; ' + '; '.join(rest) if rest else ''}]@{values[knob]}"
+
+
+def tradeoff_point_args(input):
+    """--point NAME=FILE for every sweep point and synthetic-only run of the pairs_tradeoff rule."""
+    sweep = [f"--point {shlex.quote(f'{point_name(p)}={f}')}" for p, f in zip(pair_sweep_points(), input.points)]
+    runs = [f"--point {shlex.quote(f'{os.path.basename(os.path.dirname(f))}={f}')}" for f in input.synthetic_only]
+    return " ".join(sweep + runs)

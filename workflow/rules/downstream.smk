@@ -36,22 +36,6 @@ CLASSIFIER_KEY_USERS = {
 }
 
 
-def classifier_pair_inputs(method, pair_label):
-    """The pair set (and the real classifier that labels it) a classifier method reads."""
-    if method not in PAIR_METHODS:
-        return {}
-    out = {"pairs": f"{PAIRS}/set"}
-    if method == "real_plus_pairs" and pair_label == "real_classifier":
-        out["label_model"] = f"{CLASSIFIERS}/real/model.pt"
-    return out
-
-
-def pair_args(input):
-    """--pairs / --label-model for the shell command, from a rule's named inputs."""
-    args = [f"--pairs {shlex.quote(input.pairs)}"] if "pairs" in input.keys() else []
-    if "label_model" in input.keys():
-        args.append(f"--label-model {shlex.quote(input.label_model)}")
-    return " ".join(args)
 # Top-level config a classifier depends on, besides its own section.
 
 

@@ -57,11 +57,6 @@ rule threshold_baseline:
         " --model {input.model} --out-json {output} > {log} 2>&1"
 
 
-def uses_pairs():
-    """Whether a configured classifier method trains with the counterfactual pairs."""
-    return any(m in PAIR_METHODS for m in config["classifier"]["methods"])
-
-
 DIAGNOSED_METHODS = [m for m in config["classifier"]["methods"] if m in ["real", "reweighing", *PAIR_METHODS]]
 
 
@@ -87,29 +82,6 @@ rule pair_diagnostics:
     shell:
         "fairgen pair-diagnostics --config-json {params.cfg:q} --array {input.array} --index {input.index}"
         " --pairs {input.pairs} {params.models} --cache-dir {params.cache} --out-json {output.json} > {log} 2>&1"
-
-
-def pair_sweep_points():
-    """METHOD/POINT of every sweep classifier (pairs.sweep): real_plus_pairs at each pair_label x
-    pair_ratio, real_clp and real_clp_dann at each clp_lambda."""
-    sw = config["pairs"]["sweep"]
-    out = [f"real_plus_pairs/pair_label={label},pair_ratio={r:g}" for label in sw["pair_label"] for r in sw["pair_ratio"]]
-    out += [f"{m}/clp_lambda={lam:g}" for m in ("real_clp", "real_clp_dann") for lam in sw["clp_lambda"]]
-    return out
-
-
-def point_values(point):
-    """{key: value} of a sweep point's path part (values as text: the schema validates them)."""
-    return dict(part.split("=", 1) for part in point.split(","))
-
-
-def point_name(method_point):
-    """The tradeoff name of a sweep point: FAMILY@VALUE (the family names the other values)."""
-    method, point = method_point.split("/", 1)
-    values = point_values(point)
-    knob = "pair_ratio" if "pair_ratio" in values else "clp_lambda"
-    rest = [f"{k}: {v}" for k, v in values.items() if k != knob]
-    return f"{method}[{knob}{'; ' + '; '.join(rest) if rest else ''}]@{values[knob]}"
 
 
 use rule train_classifier as pair_sweep_classifier with:
@@ -159,10 +131,7 @@ rule pairs_tradeoff:
         png=report(f"{PAIRS}/tradeoff.png", caption="../report/pairs_tradeoff.rst", category="Classifiers"),
     params:
         cfg=lambda wildcards: cfg_json("tradeoff"),
-        points=lambda wildcards, input: " ".join(
-            f"--point {shlex.quote(point_name(p) + '=' + f)}" for p, f in zip(pair_sweep_points(), input.points)
-        )
-        + "".join(f" --point {shlex.quote(os.path.basename(os.path.dirname(f)) + '=' + f)}" for f in input.synthetic_only),
+        points=lambda wildcards, input: tradeoff_point_args(input),
     log:
         "results/logs/pairs_tradeoff.log",
     threads: 1
