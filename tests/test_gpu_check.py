@@ -34,7 +34,7 @@ def test_cpu_dry_run_checks_every_stage_and_prints_the_numbers(tmp_path):
     smaller = tmp_path / "smaller.yaml"
     smaller.write_text("dataset: {synthetic: {n_images: 300}}\ngan: {runs: [fgan_dp], steps: 20}\n"
                        "generate: {n_samples: 100}\nclassifier: {methods: [real, fgan_dp]}\n"
-                       "quality: {n_samples: 60, cnn_epochs: 1, attribute_coverage: false}\n")
+                       "quality: {n_samples: 60, attribute_coverage: false}\n")
     r = run("--device", "cpu", "--workdir", str(tmp_path / "w"), "--out", str(out), "--warmup", "1",
             "--profile-steps", "3", "--configfile", str(ROOT / "config" / "tiny.yaml"), str(smaller))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
