@@ -599,6 +599,9 @@ def test_snakemake_audit_rule_and_native_report(small, tmp_path):
             (res / "classifiers" / method / name).write_bytes(b"")
     for run in cfg["gan"]["runs"]:
         (res / "gan" / run / "checkpoint.pt").write_bytes(b"")
+    # the threshold_baseline rule's output (the group-threshold curve the audit draws)
+    io.write_json({"points": [{"bound": 0.0, "test_accuracy": 0.6, "test_demographic_parity_difference": 0.0}]},
+                  res / "classifiers" / "real_thresholds" / "curve.json")
     for path in [res, *res.rglob("*")]:  # one common time: no upstream output is newer than another
         os.utime(path, (1_700_000_000, 1_700_000_000))
     for f in ("Snakefile", "config", "workflow"):
