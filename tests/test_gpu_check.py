@@ -27,6 +27,7 @@ def test_without_a_gpu_it_says_so_and_exits_3(tmp_path):
 
 
 @pytest.mark.e2e
+@pytest.mark.timeout(1500)  # two (or one) tiny workflows end to end: minutes, above the 300 s default
 def test_cpu_dry_run_checks_every_stage_and_prints_the_numbers(tmp_path):
     out = tmp_path / "gpu_check.json"
     # config/tiny.yaml, made smaller still (one GAN run, two classifiers) so that both precisions

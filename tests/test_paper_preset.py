@@ -34,6 +34,7 @@ def kaggle_synthetic(root: Path, n_images: int = 600) -> Path:
     return kaggle
 
 
+@pytest.mark.timeout(1500)  # two (or one) tiny workflows end to end: minutes, above the 300 s default
 def test_paper_preset_runs_end_to_end_at_tiny_size(tmp_path):
     kaggle = kaggle_synthetic(tmp_path)
     work = tmp_path / "work"
