@@ -263,3 +263,35 @@ def test_pair_reweigh_weighs_the_real_rows(real, pairs_dir, tmp_path):
     result = train_classifier(_pcfg(pair_reweigh=True, epochs=1), "real_clp", *real, pairs=str(pairs_dir),
                               out_dir=tmp_path, progress=False)
     assert result["training"]["weighted"] and result["training"]["pairs"]["reweighed_real"]
+
+
+def test_pairs_sweep_is_a_snakemake_target(tmp_path):
+    """`snakemake pairs_sweep` (and `all` with a pair method) plans the pair set, every sweep point,
+    the threshold curve, the diagnostics and the trade-off, with each point named on the tradeoff
+    command line."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    overlay = tmp_path / "pairs.yaml"
+    overlay.write_text("classifier: {methods: [real, reweighing, fgan_dp, real_clp]}\n"
+                       "pairs: {n_pairs: 50, sweep: {pair_ratio: [0.5], pair_label: [generator], clp_lambda: [0, 1]}}\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "-d", str(tmp_path / "w"),
+                           "--cores", "1", "--dry-run", "--printshellcmds", "--configfile",
+                           str(root / "config" / "tiny.yaml"), str(overlay), "--", "all", "pairs_sweep"],
+                          capture_output=True, text=True, cwd=root, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
+    out = done.stdout
+    for rule, n in (("generate_pairs", 1), ("threshold_baseline", 1), ("pair_diagnostics", 1), ("pairs_tradeoff", 1),
+                    ("pair_sweep_classifier", 5)):  # 1 ratio x 1 label + 2 lambdas x 2 methods
+        assert f"rule {rule}:" in out, rule
+        counts = {line.split()[-1] for line in out.splitlines() if line.split()[:1] == [rule]}
+        assert counts == {str(n)}, (rule, n, counts)  # the job-stats table (printed once per summary)
+    tradeoff = next(line for line in out.splitlines() if "fairgen tradeoff" in line)
+    for name in ("real_clp[clp_lambda]@0", "real_clp[clp_lambda]@1", "real_clp_dann[clp_lambda]@1",
+                 "real_plus_pairs[pair_ratio; pair_label: generator]@0.5", "fgan_dp="):
+        assert name in tradeoff, name
+    assert "--thresholds" in next(line for line in out.splitlines() if "fairgen audit " in line)
