@@ -244,6 +244,7 @@ def test_snakemake_zoo_target_plans_every_stage():
 
 
 @pytest.mark.e2e
+@pytest.mark.timeout(1500)  # every zoo stage through Snakemake, the evaluator at its full size: minutes
 def test_snakemake_runs_the_zoo_on_the_tiny_config(tmp_path):
     """Every zoo rule on both data families (cgan on digits, acgan on the CIFAR stand-in)."""
     extra = tmp_path / "runs.yaml"
