@@ -678,8 +678,7 @@ def train_classifier(cfg: dict, method: str, array: str, index: str, synthetic: 
                       "valid_accuracy": curve[best_epoch - 1]["valid_accuracy"]},
         "training": {"source": train.source, "n": len(train), "weighted": train.weight is not None,
                      "arch": cc["arch"], "epochs": cc["epochs"], "seed": seed, "device": str(device),
-                     "precision": cfg["precision"], "seconds": train_seconds,
-                     "seconds_per_epoch": train_seconds / cc["epochs"], "pairs": pair_info},
+                     "precision": cfg["precision"], "seconds": train_seconds, "pairs": pair_info},
     })
 
     out_dir.mkdir(parents=True, exist_ok=True)
