@@ -72,16 +72,6 @@ def c_sensitivity_real(logits: np.ndarray, y: np.ndarray, c: np.ndarray) -> floa
     return float(np.mean(gaps)) if gaps else None
 
 
-def load_method(path) -> str | None:
-    """The method recorded in a classifier ``model.pt`` (None when unreadable)."""
-    import torch
-
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True).get("method")
-    except Exception:  # a bad file fails properly in load_model
-        return None
-
-
 def diagnose(cfg: dict, array: str | os.PathLike, index: str | os.PathLike, pairs: str | os.PathLike,
              classifier: list[str], out_json: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
              progress: bool = True) -> dict:
@@ -137,10 +127,10 @@ def diagnose(cfg: dict, array: str | os.PathLike, index: str | os.PathLike, pair
 
     device = resolve_device(cfg["device"])
     result["classifiers"] = {}
-    for path in classifier:
-        model, saved = load_model(path)
-        method = saved.get("method", str(path))
-        if method in result["classifiers"] or sum(load_method(q) == method for q in classifier) > 1:
+    loaded = [(path, *load_model(path)) for path in classifier]
+    methods = [saved.get("method", str(path)) for path, _, saved in loaded]
+    for (path, model, _), method in zip(loaded, methods):
+        if methods.count(method) > 1:
             method = f"{method} ({Path(path).parent.name})"  # several models of one method: name their folders
         runner = _Runner(model, device, cfg["precision"], cfg["classifier"]["batch_size"])
         l0, f0 = embed(runner, pair_set.images0, f"{method} pairs c=0", progress)
