@@ -160,8 +160,11 @@ def _binary_column(df, col: str, where: Path) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def load_real(cfg: dict, array: str | os.PathLike, index: str | os.PathLike) -> dict[str, Split]:
-    """The real crops by split: ``{'train', 'valid', 'test'}`` -> :class:`Split`.
+def load_real(cfg: dict, array: str | os.PathLike, index: str | os.PathLike,
+              splits: tuple[str, ...] = SPLITS) -> dict[str, Split]:
+    """The real crops of ``splits`` (default all: ``{'train', 'valid', 'test'}``) -> :class:`Split`,
+    each copied into memory from the memory-mapped array (only the splits asked for: train-gan
+    needs only train, which keeps one copy of the crops in memory at CelebA's size).
 
     Row i of the index describes row i of the array. Raises DataError for a missing file, a
     length mismatch, a non-0/1 label, an unknown split name or an empty split.
@@ -190,6 +193,8 @@ def load_real(cfg: dict, array: str | os.PathLike, index: str | os.PathLike) -> 
         rows = np.flatnonzero(split == name)
         if rows.size == 0:
             raise DataError(f"{index}: the '{name}' split is empty")
+        if name not in splits:
+            continue
         out[name] = Split(np.ascontiguousarray(images[rows]), y[rows], c[rows], ids[rows], f"real {name} ({index})")
     return out
 
@@ -631,7 +636,8 @@ def train_classifier(cfg: dict, method: str, array: str, index: str, synthetic: 
     import torch
 
     from fairgen import fairness
-    from fairgen.training.trainer import resolve_device
+    from fairgen import runtime
+    from fairgen.runtime import resolve_device
 
     synthetic = list(synthetic or [])
     cc = cfg["classifier"]
@@ -678,7 +684,9 @@ def train_classifier(cfg: dict, method: str, array: str, index: str, synthetic: 
                       "valid_accuracy": curve[best_epoch - 1]["valid_accuracy"]},
         "training": {"source": train.source, "n": len(train), "weighted": train.weight is not None,
                      "arch": cc["arch"], "epochs": cc["epochs"], "seed": seed, "device": str(device),
-                     "precision": cfg["precision"], "seconds": train_seconds, "pairs": pair_info},
+                     "precision": cfg["precision"], "threads": torch.get_num_threads(),
+                     "runtime_notes": runtime.record().get("notes", []), "seconds": train_seconds,
+                     "pairs": pair_info},
     })
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -712,7 +720,7 @@ def relabel_synthetic(cfg: dict, synthetic: str, classifier: str, out_dir: str, 
     Writes ``out_dir`` atomically; returns the summary stored in its metadata (``relabel``).
     """
     from fairgen.synthetic_data import labels_from_prob, rate_by_group, read_synthetic, write_synthetic
-    from fairgen.training.trainer import resolve_device
+    from fairgen.runtime import resolve_device
 
     table, images, meta = read_synthetic(synthetic)
     path = Path(classifier)

@@ -183,6 +183,8 @@ command(
     arg("--comparison", default=None, help="comparison.parquet written by 'fairgen compare' (paired changes)"),
     arg("--thresholds", default=None, help="curve.json of 'fairgen threshold-baseline' (drawn on the trade-off plot)"),
     arg("--pair-diagnostics", default=None, help="diagnostics.json of 'fairgen pair-diagnostics'"),
+    arg("--benchmark", action="append", default=[], metavar="TSV", dest="benchmarks",
+        help="Snakemake benchmark file of an upstream job (repeatable): the report's run-cost table"),
     arg("--out-html", required=True, help="HTML report to write"),
     arg("--figures-dir", required=True, help="folder to write the report's figures into (PNG)"),
 )
@@ -339,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = config_mod.stage_config(config_mod.load(args.config, args.overrides, args.config_json),
                                       args.command, **kwargs)
+        if "device" in config_mod.STAGE_CONFIG[args.command].keys:  # a torch stage
+            from fairgen import runtime
+
+            cfg = runtime.configure(cfg)
         module, func = args._target.split(":")
         result = getattr(importlib.import_module(module), func)(cfg, **kwargs)
     except FairgenError as e:

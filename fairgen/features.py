@@ -270,7 +270,7 @@ def load_or_train_own_cnn(cfg: dict, images: np.ndarray, c: np.ndarray, y: np.nd
     settings, the architecture version and the training data itself, so a cache hit is exactly
     the model this call would train. An unreadable cache file is retrained (and replaced).
     """
-    from fairgen.training.trainer import resolve_device
+    from fairgen.runtime import resolve_device
 
     settings = own_cnn_settings(cfg)
     device = resolve_device(cfg["device"])
@@ -342,7 +342,7 @@ def load_or_train_attribute_cnn(cfg: dict, images: np.ndarray, labels: np.ndarra
     """The attribute classifier trained on ``images`` (real train crops) with ``labels`` (N, K)
     for attributes ``names``: the own CNN's architecture and settings (``quality.cnn_*``) with its
     own seed; cached in ``cache_dir`` like :func:`load_or_train_own_cnn`."""
-    from fairgen.training.trainer import resolve_device
+    from fairgen.runtime import resolve_device
 
     names = tuple(names)
     settings = {**own_cnn_settings(cfg), "seed": seed_for(cfg, "quality_attribute_cnn")}

@@ -189,7 +189,7 @@ def load_conditional_gan(cfg: dict, run: str, checkpoint: str | os.PathLike):
     configured device. CheckpointError for a bad checkpoint or one trained as another run, and
     DataError for a model that is not conditioned on the protected attribute c."""
     from fairgen.training.checkpoint import gan_from_checkpoint, generator_weights, load_checkpoint
-    from fairgen.training.trainer import resolve_device
+    from fairgen.runtime import resolve_device
 
     checkpoint = Path(checkpoint)
     device = resolve_device(cfg["device"])
@@ -215,6 +215,8 @@ def generate(cfg: dict, run: str, checkpoint: str | os.PathLike, out_dir: str | 
     FormatVersionError for a bad checkpoint or one trained as another run than ``run``, and
     DataError for a model without c-conditioning or outcome output, or one that generates NaN.
     """
+    import torch
+
     from fairgen.synthetic_data import labels_from_prob, rate_by_group, write_synthetic
 
     t0 = time.perf_counter()
@@ -250,7 +252,7 @@ def generate(cfg: dict, run: str, checkpoint: str | os.PathLike, out_dir: str | 
         "counts": {f"c{cv}_y{yv}": int(np.sum((c == cv) & (y == yv))) for cv in (0, 1) for yv in (0, 1)},
         "p_y1_given_c": rate_by_group(y, c),
         "y_prob_rule": Y_PROB_RULE, "seed": seed, "batch_size": gc["batch_size"],
-        "device": str(device), "precision": cfg["precision"], "image_shape": list(images.shape[1:]),
+        "device": str(device), "precision": cfg["precision"], "threads": torch.get_num_threads(), "image_shape": list(images.shape[1:]),
         "selection": selection,
     }
     with io.atomic_path(out_dir, is_dir=True) as tmp:

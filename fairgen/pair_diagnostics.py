@@ -80,7 +80,7 @@ def diagnose(cfg: dict, array: str | os.PathLike, index: str | os.PathLike, pair
     from fairgen.features import load_or_train_attribute_cnn, load_or_train_own_cnn
     from fairgen.pairs import read_pairs
     from fairgen.quality import attribute_columns
-    from fairgen.training.trainer import resolve_device
+    from fairgen.runtime import resolve_device
 
     cache_dir = Path(cache_dir) if cache_dir else Path(out_json).parent / "cache"
     real = load_real(cfg, array, index)

@@ -97,7 +97,7 @@ def threshold_curve(cfg: dict, array: str | os.PathLike, index: str | os.PathLik
     docstring), written to ``out_json``."""
     from fairgen import fairness
     from fairgen.classifiers import _Runner, load_model, load_real, privileged_group
-    from fairgen.training.trainer import resolve_device
+    from fairgen.runtime import resolve_device
 
     cc = cfg["classifier"]
     net, saved = load_model(model)

@@ -395,7 +395,7 @@ def build_extractors(cfg: dict, train_images: np.ndarray, train_c, train_y, cach
     """``{key: extractor}``: the own CNN (always, trained or cached) and Inception v3 when
     ``quality.inception_weights`` is set. Keys are those of :data:`fairgen.features.LABELS`.
     The Inception file is loaded first, so a bad path fails before any training."""
-    from fairgen.training.trainer import resolve_device
+    from fairgen.runtime import resolve_device
 
     weights = cfg["quality"]["inception_weights"]
     inception = feat.InceptionExtractor.from_file(

@@ -48,6 +48,7 @@ import numpy as np
 from fairgen import __version__
 from fairgen import io as fio
 from fairgen import report_plots as plots
+from fairgen.run_cost import run_cost
 from fairgen.errors import DataError, FairgenError
 
 log = logging.getLogger(__name__)
@@ -1015,7 +1016,8 @@ def build(cfg: dict, dataset: str | os.PathLike, classifiers_dir: str | os.PathL
           gan_dir: str | os.PathLike | None = None, synthetic_dir: str | os.PathLike | None = None,
           quality: str | os.PathLike | None = None,
           comparison: str | os.PathLike | None = None, thresholds: str | os.PathLike | None = None,
-          pair_diagnostics: str | os.PathLike | None = None) -> tuple[str, list[Figure], Summary]:
+          pair_diagnostics: str | os.PathLike | None = None,
+          benchmarks: list[str | os.PathLike] | None = None) -> tuple[str, list[Figure], Summary]:
     """Read every input and return ``(html, figures, summary)`` without writing anything."""
     protected, outcome = cfg["protected"], cfg["outcome"]
     labels = group_labels(protected)
@@ -1134,6 +1136,7 @@ def build(cfg: dict, dataset: str | os.PathLike, classifiers_dir: str | os.PathL
         "inputs": inputs.rows(),
         "config": json.dumps(cfg, indent=2, sort_keys=True),
         "bootstrap": _bootstrap_text(results),
+        "run_cost": run_cost(benchmarks) if benchmarks else None,
     }
     return _render_html(context), figures, summary
 
@@ -1308,18 +1311,22 @@ def _label_row(name: str, ls: dict, gap: dict | None, cls: str) -> dict:
 def audit(cfg: dict, dataset: str, classifiers_dir: str, out_html: str, figures_dir: str,
           crops_index: str | None = None, crops_summary: str | None = None, gan_dir: str | None = None,
           synthetic_dir: str | None = None, quality: str | None = None, comparison: str | None = None,
-          thresholds: str | None = None, pair_diagnostics: str | None = None) -> int:
+          thresholds: str | None = None, pair_diagnostics: str | None = None,
+          benchmarks: list[str] | None = None) -> int:
     """CLI target of ``fairgen audit``: write the self-contained HTML report and its figures.
 
     Required: ``dataset`` (manifest JSON) and ``classifiers_dir`` holding ``METHOD/metrics.json``
     for every ``classifier.methods`` entry. Optional parts (crops index/summary, GAN runs under
     ``gan_dir/RUN/``, synthetic sets under ``synthetic_dir/RUN/``, ``quality`` JSON, the paired
-    ``comparison`` Parquet of ``fairgen compare``) are shown as absent in their sections when missing. Both outputs are written atomically.
+    ``comparison`` Parquet of ``fairgen compare``) are shown as absent in their sections when missing;
+    ``benchmarks`` (the upstream jobs' Snakemake benchmark files) fill the run-cost table. Both
+    outputs are written atomically.
     """
     html, figures, summary = build(cfg, dataset, classifiers_dir, crops_index=crops_index,
                                    crops_summary=crops_summary, gan_dir=gan_dir,
                                    synthetic_dir=synthetic_dir, quality=quality, comparison=comparison,
-                                   thresholds=thresholds, pair_diagnostics=pair_diagnostics)
+                                   thresholds=thresholds, pair_diagnostics=pair_diagnostics,
+                                   benchmarks=benchmarks)
     names = [f.name for f in figures]
     if len(set(names)) != len(names):
         raise FairgenError(f"duplicate figure names: {sorted(n for n in names if names.count(n) > 1)}")

@@ -404,7 +404,7 @@ def train_classifier(cfg: dict, data: str, out_dir: str) -> int:
     same settings on the same data is reused)."""
     import torch
 
-    from fairgen.training import resolve_device
+    from fairgen.runtime import resolve_device
 
     real = _read_data(cfg, data)
     real = zoo_data.conform(real, *zoo_data.FAMILY_SHAPE[zoo_data.FAMILY[real.info["dataset"]]])
@@ -534,7 +534,8 @@ def evaluate(cfg: dict, model: str, checkpoint: str, data: str, classifier: str,
     """CLI ``zoo-evaluate``: score run ``model``'s checkpoint with the dataset's real-data classifier
     (module docstring) and draw its per-class grid. Writes ``metrics.json`` and ``grid.png``."""
     from fairgen.quality import fid
-    from fairgen.training import gan_from_checkpoint, load_checkpoint, resolve_device
+    from fairgen.runtime import resolve_device
+    from fairgen.training import gan_from_checkpoint, load_checkpoint
 
     run = check_run(model)
     device = resolve_device(cfg["device"])

@@ -63,7 +63,7 @@ def test_every_stage_gets_the_same_config_from_snakemake_and_the_cli(preset, tmp
 def test_a_stage_sees_only_what_it_declares():
     cfg = config.validate({"gan": {"steps": 7}})
     view = config.stage_config(cfg, "train-gan")
-    assert set(view) == {"seed", "device", "precision", "protected", "outcome", "gan"}
+    assert set(view) == {"seed", "device", "threads", "precision", "protected", "outcome", "gan"}
     assert view["gan"]["steps"] == 7 and "runs" not in view["gan"]
     zoo = config.stage_config(cfg, "zoo-train", model="dcgan")
     assert set(zoo["zoo"]) == {"dcgan", "log_every", "sample_every", "checkpoint_every"}

@@ -40,7 +40,8 @@ def test_default_profile(tmp_path):
 
     cores = available_cpu_count()  # what `cores: all` means to Snakemake
     assert jobs["dataset"]["threads"] == cores  # the data rules use every core
-    assert jobs["train_gan"]["threads"] == min(4, cores)
+    for rule in ("train_gan", "generate", "train_classifier", "quality"):  # config key threads (1)
+        assert jobs[rule]["threads"] == 1, rule
     for rule in ("train_gan", "generate", "train_classifier", "quality"):
         assert jobs[rule]["resources"]["gpu"] == "1", rule
 
@@ -52,7 +53,7 @@ def test_slurm_profile_settings(tmp_path):
     jobs = _dry_run(tmp_path, "slurm", "all", "sweep")
     cap = profile["max-threads"]
     assert jobs["dataset"]["threads"] == cap  # rules using "all cores" get max-threads
-    assert jobs["train_gan"]["threads"] == min(4, cap)
+    assert jobs["train_gan"]["threads"] == 1  # torch jobs: config key threads, not the core count
     default = profile["default-resources"]
     for rule, job in jobs.items():
         if rule.startswith("_") or rule in ("all", "sweep"):

@@ -602,6 +602,15 @@ def test_snakemake_audit_rule_and_native_report(small, tmp_path):
     # the threshold_baseline rule's output (the group-threshold curve the audit draws)
     io.write_json({"points": [{"bound": 0.0, "test_accuracy": 0.6, "test_demographic_parity_difference": 0.0}]},
                   res / "classifiers" / "real_thresholds" / "curve.json")
+    # the upstream jobs' benchmark files (the run-cost table); Snakemake's own columns
+    bench = res / "benchmarks"
+    jobs = ["dataset", "crops", "quality", "compare_classifiers", "threshold_baseline",
+            *(f"{stage}/{run}" for stage in ("train_gan", "generate") for run in SMALL["runs"]),
+            *(f"classifiers/{method}" for method in SMALL["methods"])]
+    for k, job in enumerate(jobs):
+        (bench / job).parent.mkdir(parents=True, exist_ok=True)
+        (bench / f"{job}.tsv").write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+                                          f"{k + 1}.5\t0:00:0{k % 10}\t{100 + k}.0\t1.0\t1.0\t1.0\t0\t0\t90.0\t{k + 1}.3\n")
     for path in [res, *res.rglob("*")]:  # one common time: no upstream output is newer than another
         os.utime(path, (1_700_000_000, 1_700_000_000))
     for f in ("Snakefile", "config", "workflow"):
@@ -615,6 +624,11 @@ def test_snakemake_audit_rule_and_native_report(small, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     html_text = (res / "audit" / "report.html").read_text()
     assert external_references(html_text) == []
+    # the run-cost table: one row per upstream job, its numbers as the benchmark file has them
+    _, cost_rows = rows_by_first_cell(html_text, "run-cost")
+    assert set(cost_rows) == set(jobs) | {"all jobs"}
+    k = jobs.index("train_gan/" + SMALL["runs"][0])
+    assert [c["text"] for c in cost_rows["train_gan/" + SMALL["runs"][0]][1:]] == [f"{k + 1}.5", f"{k + 1}.3", f"{100 + k}"]
     assert 'id="frontier-table"' in html_text  # the rule's crops index reaches the oracle frontier
     _, figures, _ = report.build(cfg, **paths)
     assert sorted(p.stem for p in (res / "audit" / "figures").glob("*.png")) == sorted(f.name for f in figures)

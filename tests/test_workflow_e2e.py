@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.e2e
 
 
-def snakemake(workdir, *args, check=True, timeout=900):
+def snakemake(workdir, *args, check=True, timeout=900, cores=2):
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(ROOT / "config" / "tiny.yaml"), "--cores", "2", *args]
+           "--configfile", str(ROOT / "config" / "tiny.yaml"), "--cores", str(cores), *args]
     r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                        timeout=timeout)
     if check and r.returncode != 0:
@@ -121,3 +121,29 @@ def test_all_target_rerun_has_nothing_to_do(whole_dag):
     work, _ = whole_dag
     r = snakemake(work, "-n")
     assert "Nothing to be done" in r.stdout + r.stderr, r.stdout[-3000:]
+
+
+def test_audit_run_cost_table_lists_every_job_it_reads(whole_dag):
+    """The audit's run-cost table: one row per upstream job, from the benchmark file each wrote."""
+    from html_tables import rows_by_first_cell
+
+    work, _ = whole_dag
+    bench = work / "results/benchmarks"
+    _, rows = rows_by_first_cell((work / "results/audit/report.html").read_text(encoding="utf-8"), "run-cost")
+    jobs = {p.relative_to(bench).with_suffix("").as_posix() for p in bench.rglob("*.tsv")}
+    # every job but the audit itself and the metrics table (which the audit does not read)
+    assert set(rows) == jobs - {"audit", "metrics_table"} | {"all jobs"}
+    assert {"train_gan/fgan_dp", "classifiers/real", "crops"} <= set(rows)
+
+
+@pytest.mark.timeout(1800)
+def test_results_do_not_depend_on_the_core_count(whole_dag, tmp_path_factory):
+    """The same config with --cores 1 gives a byte-identical metrics table to the --cores 2 run:
+    every torch job runs config key `threads` (1) threads, whatever --cores gives it."""
+    work, _ = whole_dag
+    one = tmp_path_factory.mktemp("e2e_one_core")
+    snakemake(one, "results/classifiers/metrics_table.csv", cores=1, timeout=1500)
+    table = "results/classifiers/metrics_table.csv"
+    assert (one / table).read_bytes() == (work / table).read_bytes()
+    for run in ("fgan_dp", "fgan_eqopp", "acgan"):
+        assert json.loads((one / "results/gan" / run / "summary.json").read_text())["threads"] == 1

@@ -83,6 +83,7 @@ def train(cfg: dict, run: str, array: str | os.PathLike, index: str | os.PathLik
     summary also written to ``out_dir/summary.json``. ``state_dir`` (default ``OUT.state``,
     :func:`~fairgen.training.trainer.default_state_dir`) holds the resumable state until every
     output is written."""
+    from fairgen import runtime
     from fairgen.classifiers import load_real
     from fairgen.data.zoo_data import fingerprint
     from fairgen.models.fairness_gan import RESOLUTION_BLOCKS
@@ -93,7 +94,7 @@ def train(cfg: dict, run: str, array: str | os.PathLike, index: str | os.PathLik
     variant = variant_of(run)
     out_dir = Path(out_dir)
     io.remove_temporaries(out_dir, (CLASS_GRID, SUMMARY))  # of a run killed while writing them
-    real = load_real(cfg, array, index)["train"]
+    real = load_real(cfg, array, index, splits=("train",))["train"]
     _, h, w, _ = real.images.shape
     if h != w or h not in RESOLUTION_BLOCKS:
         raise DataError(f"{array}: crops are {h}x{w}; the Fairness GAN needs square crops of "
@@ -118,7 +119,7 @@ def train(cfg: dict, run: str, array: str | os.PathLike, index: str | os.PathLik
     with trainer.sampling_weights():  # the weights `fairgen generate` samples from (G's average if kept)
         generated = write_class_grid(cfg, run, gan, out_dir / CLASS_GRID,
                                      real_gap=real_stats["dp_difference_c1_minus_c0"])
-    summary.update(run=run, variant=variant, protected=cfg["protected"], outcome=cfg["outcome"],
+    summary.update(runtime=runtime.record(), run=run, variant=variant, protected=cfg["protected"], outcome=cfg["outcome"],
                    real_train=real_stats, generated=generated, class_grid=str(out_dir / CLASS_GRID))
     io.write_json(summary, out_dir / SUMMARY)
     trainer.clear_state()  # every output is written: nothing left to resume

@@ -47,6 +47,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fairgen.errors import CheckpointError, ConfigError, DataError, FormatVersionError, TrainingDivergedError
+from fairgen.runtime import resolve_device  # noqa: F401  (re-exported: fairgen.training.resolve_device)
 from fairgen.training import checkpoint as ckpt_mod
 from fairgen.training import logs
 
@@ -137,15 +138,6 @@ class TrainConfig:
         if self.ema_decay:  # absent when off, so runs without an average keep their signature
             sig["ema_decay"] = float(self.ema_decay)
         return sig
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA if available else CPU; ``cuda`` without a GPU is a ConfigError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was requested but torch sees no CUDA device (use device: auto or cpu)")
-    return torch.device(name)
 
 
 def default_state_dir(out_dir: str | Path) -> Path:
@@ -534,7 +526,7 @@ class Trainer:
         done = self.step - start
         return {
             "model": self.gan.name, "config": self.gan.config, "train": self.signature,
-            "device": str(self.device), "precision": cfg.precision,
+            "device": str(self.device), "precision": cfg.precision, "threads": torch.get_num_threads(),
             "steps": self.step, "resumed_from": start if start else None, "steps_this_run": done,
             "wall_s": wall, "images_per_s": done * cfg.batch_size * cfg.n_dis / wall if done and wall > 0 else None,
             "last": self.last_record or (records[-1] if records else None),

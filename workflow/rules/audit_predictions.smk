@@ -15,6 +15,8 @@ rule audit_predictions:
         cfg=lambda wildcards: cfg_json("audit-predictions"),
     log:
         "results/logs/audit_predictions.log",
+    benchmark:
+        "results/benchmarks/audit_predictions.tsv",
     conda:
         "../envs/fairgen.yaml"
     shell:

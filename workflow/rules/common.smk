@@ -133,6 +133,19 @@ def sweep_metrics():
     return out
 
 
+# --- the audit (workflow/rules/report.smk) ---
+def audit_benchmarks(wildcards):
+    """The benchmark files of the jobs the audit reads from (its run-cost table)."""
+    b = "results/benchmarks"
+    out = [f"{b}/dataset.tsv", f"{b}/crops.tsv", f"{b}/quality.tsv"]
+    out += [f"{b}/{stage}/{run}.tsv" for stage in ("train_gan", "generate") for run in config["gan"]["runs"]]
+    out += [f"{b}/classifiers/{method}.tsv" for method in config["classifier"]["methods"]]
+    out += [f"{b}/compare_classifiers.tsv"] if has_comparison() else []
+    out += [f"{b}/threshold_baseline.tsv"] if "real" in config["classifier"]["methods"] else []
+    out += [f"{b}/generate_pairs.tsv", f"{b}/pair_diagnostics.tsv"] if uses_pairs() else []
+    return out
+
+
 # --- standalone audit of a predictions file (workflow/rules/audit_predictions.smk) ---
 def predictions_file(wildcards):
     if not config.get("predictions"):

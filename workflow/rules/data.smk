@@ -5,6 +5,8 @@ rule dataset:
         cfg=lambda wildcards: cfg_json("dataset"),
     log:
         "results/logs/dataset.log",
+    benchmark:
+        "results/benchmarks/dataset.tsv",
     threads: workflow.cores
     conda:
         "../envs/fairgen.yaml"
@@ -24,6 +26,8 @@ rule crops:
         cfg=lambda wildcards: cfg_json("crops"),
     log:
         "results/logs/crops.log",
+    benchmark:
+        "results/benchmarks/crops.tsv",
     threads: workflow.cores
     conda:
         "../envs/fairgen.yaml"

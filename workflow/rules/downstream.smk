@@ -48,7 +48,9 @@ rule generate:
         cfg=lambda wildcards: cfg_json("generate"),
     log:
         "results/logs/generate/{run}.log",
-    threads: 4
+    benchmark:
+        "results/benchmarks/generate/{run}.tsv",
+    threads: config["threads"]
     resources:
         gpu=1,
     conda:
@@ -78,7 +80,9 @@ rule train_classifier:
         out_dir=f"{CLASSIFIERS}/{{method}}",
     log:
         "results/logs/classifiers/{method}.log",
-    threads: 4
+    benchmark:
+        "results/benchmarks/classifiers/{method}.tsv",
+    threads: config["threads"]
     resources:
         gpu=1,
     conda:
@@ -101,6 +105,8 @@ rule metrics_table:
         cfg=lambda wildcards: cfg_json("metrics-table"),
     log:
         "results/logs/metrics_table.log",
+    benchmark:
+        "results/benchmarks/metrics_table.tsv",
     threads: 1
     conda:
         "../envs/fairgen.yaml"
@@ -121,6 +127,8 @@ rule compare_classifiers:
         cfg=lambda wildcards: cfg_json("compare"),
     log:
         "results/logs/compare_classifiers.log",
+    benchmark:
+        "results/benchmarks/compare_classifiers.tsv",
     threads: 1
     conda:
         "../envs/fairgen.yaml"

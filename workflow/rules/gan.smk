@@ -33,11 +33,14 @@ rule train_gan:
         state_dir=lambda wildcards: f"{GAN}/{wildcards.run}.state",
     log:
         "results/logs/train_gan/{run}.log",
+    benchmark:
+        "results/benchmarks/train_gan/{run}.tsv",
     wildcard_constraints:
         run="|".join(config["gan"]["runs"]) or "(?!)",  # (?!) never matches: no runs configured
-    # CPU threads for torch (Snakemake sets OMP_NUM_THREADS); on a CPU-only machine raise it
-    # with --set-threads train_gan=N. device: auto trains on the GPU when there is one.
-    threads: 4
+    # torch's threads are config key `threads` (fixed: results must not depend on --cores); with
+    # --cores N Snakemake runs N / threads torch jobs side by side. device: auto trains on the GPU
+    # when there is one.
+    threads: config["threads"]
     resources:
         gpu=1,
     conda:

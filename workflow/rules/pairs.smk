@@ -28,7 +28,9 @@ rule generate_pairs:
         run=config["pairs"]["run"],
     log:
         "results/logs/generate_pairs.log",
-    threads: 4
+    benchmark:
+        "results/benchmarks/generate_pairs.tsv",
+    threads: config["threads"]
     resources:
         gpu=1,
     conda:
@@ -49,7 +51,9 @@ rule threshold_baseline:
         cfg=lambda wildcards: cfg_json("threshold-baseline"),
     log:
         "results/logs/threshold_baseline.log",
-    threads: 1
+    benchmark:
+        "results/benchmarks/threshold_baseline.tsv",
+    threads: config["threads"]
     conda:
         "../envs/fairgen.yaml"
     shell:
@@ -74,7 +78,9 @@ rule pair_diagnostics:
         cache=f"{PAIRS}/cache",
     log:
         "results/logs/pair_diagnostics.log",
-    threads: 4
+    benchmark:
+        "results/benchmarks/pair_diagnostics.tsv",
+    threads: config["threads"]
     resources:
         gpu=1,
     conda:
@@ -115,6 +121,8 @@ use rule train_classifier as pair_sweep_classifier with:
         out_dir=f"{PAIRS}/sweep/{{method}}/{{setting}}",
     log:
         "results/logs/pairs_sweep/{method}/{setting}.log",
+    benchmark:
+        "results/benchmarks/pairs_sweep/{method}/{setting}.tsv",
     wildcard_constraints:
         method="|".join(PAIR_METHODS),
 
@@ -134,6 +142,8 @@ rule pairs_tradeoff:
         points=lambda wildcards, input: tradeoff_point_args(input),
     log:
         "results/logs/pairs_tradeoff.log",
+    benchmark:
+        "results/benchmarks/pairs_tradeoff.tsv",
     threads: 1
     conda:
         "../envs/fairgen.yaml"

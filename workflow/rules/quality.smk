@@ -29,7 +29,9 @@ rule quality:
         out_dir=lambda wildcards, output: os.path.dirname(output.json),
     log:
         "results/logs/quality.log",
-    threads: 4
+    benchmark:
+        "results/benchmarks/quality.tsv",
+    threads: config["threads"]
     resources:
         gpu=1,
     conda:

@@ -21,6 +21,7 @@ rule audit:
         comparison=lambda wildcards: rules.compare_classifiers.output.parquet if has_comparison() else [],
         thresholds=lambda wildcards: rules.threshold_baseline.output[0] if "real" in config["classifier"]["methods"] else [],
         pair_diagnostics=lambda wildcards: rules.pair_diagnostics.output.json if uses_pairs() else [],
+        benchmarks=audit_benchmarks,
     output:
         html=report(f"{AUDIT}/report.html", caption="../report/audit.rst", category="Audit",
                     labels={"what": "self-contained audit report"}),
@@ -37,8 +38,11 @@ rule audit:
         comparison=lambda wildcards, input: f"--comparison {shlex.quote(input.comparison)}" if input.comparison else "",
         pairs=lambda wildcards, input: (f" --thresholds {shlex.quote(input.thresholds)}" if input.thresholds else "")
         + (f" --pair-diagnostics {shlex.quote(input.pair_diagnostics)}" if input.pair_diagnostics else ""),
+        benchmarks=lambda wildcards, input: " ".join(f"--benchmark {shlex.quote(f)}" for f in input.benchmarks),
     log:
         "results/logs/audit.log",
+    benchmark:
+        "results/benchmarks/audit.tsv",
     conda:
         "../envs/fairgen.yaml"
     shell:
@@ -46,4 +50,5 @@ rule audit:
         " --classifiers-dir {params.classifiers_dir:q} --crops-index {input.index}"
         " --crops-summary {input.crops_summary} --gan-dir {params.gan_dir:q}"
         " --synthetic-dir {params.synthetic_dir:q} --quality {input.quality} {params.comparison}{params.pairs}"
+        " {params.benchmarks}"
         " --out-html {output.html} --figures-dir {output.figures} > {log} 2>&1"

@@ -39,6 +39,8 @@ use rule dataset as sweep_dataset with:
         cfg=sweep_cfg(rules.dataset.params.cfg),
     log:
         "results/logs/sweep/{pair}/dataset.log",
+    benchmark:
+        "results/benchmarks/sweep/{pair}/dataset.tsv",
 
 
 use rule crops as sweep_crops with:
@@ -53,6 +55,8 @@ use rule crops as sweep_crops with:
         cfg=sweep_cfg(rules.crops.params.cfg),
     log:
         "results/logs/sweep/{pair}/crops.log",
+    benchmark:
+        "results/benchmarks/sweep/{pair}/crops.tsv",
 
 
 use rule train_gan as sweep_train_gan with:
@@ -72,6 +76,8 @@ use rule train_gan as sweep_train_gan with:
         state_dir=lambda wildcards, output: f"{os.path.dirname(output.checkpoint)}.state",
     log:
         "results/logs/sweep/{point}/train_gan/{run}.log",
+    benchmark:
+        "results/benchmarks/sweep/{point}/train_gan/{run}.tsv",
 
 
 use rule generate as sweep_generate with:
@@ -83,6 +89,8 @@ use rule generate as sweep_generate with:
         cfg=sweep_cfg(rules.generate.params.cfg),
     log:
         "results/logs/sweep/{point}/generate/{run}.log",
+    benchmark:
+        "results/benchmarks/sweep/{point}/generate/{run}.tsv",
 
 
 use rule train_classifier as sweep_train_classifier with:
@@ -100,6 +108,8 @@ use rule train_classifier as sweep_train_classifier with:
         out_dir=lambda wildcards, output: os.path.dirname(output.metrics),
     log:
         "results/logs/sweep/{point}/classifiers/{method}.log",
+    benchmark:
+        "results/benchmarks/sweep/{point}/classifiers/{method}.tsv",
 
 
 rule sweep_aggregate:
@@ -112,6 +122,8 @@ rule sweep_aggregate:
                    labels={"table": "mean and spread across seeds (CSV)"}),
     log:
         "results/logs/sweep/aggregate.log",
+    benchmark:
+        "results/benchmarks/sweep/aggregate.tsv",
     threads: 1
     conda:
         "../envs/fairgen.yaml"
@@ -128,6 +140,8 @@ rule sweep_report:
                     labels={"table": "sweep report (HTML)"}),
     log:
         "results/logs/sweep/report.log",
+    benchmark:
+        "results/benchmarks/sweep/report.tsv",
     threads: 1
     conda:
         "../envs/fairgen.yaml"

@@ -2,7 +2,7 @@
 # AC-GAN on CIFAR-10-style images (and on the digits), each trained with the project's one GAN
 # trainer, sampled per class and scored against a classifier trained on the real data of its
 # dataset. Not part of `all` unless zoo.in_all is true (it is independent of the fairness audit and
-# adds ~20 CPU minutes). Torch jobs use {threads} thread (OMP_NUM_THREADS): these small models run
+# adds ~20 CPU minutes). Torch jobs use config key `threads` (default 1): these small models run
 # best one job per core, and extra threads on a busy machine make them several times slower.
 # Layout: results/zoo/{data,classifier}/{dataset}, results/zoo/{model}/{train,eval}, results/zoo/report.html.
 ZOO_RUNS = ["vanilla", "dcgan", "cgan", "acgan", "acgan_digits"]
@@ -28,6 +28,8 @@ rule zoo_data:
         out_dir=lambda wildcards, output: os.path.dirname(output.info),
     log:
         "results/logs/zoo/data_{dataset}.log",
+    benchmark:
+        "results/benchmarks/zoo/data_{dataset}.tsv",
     threads: 1
     conda:
         "../envs/fairgen.yaml"
@@ -50,7 +52,9 @@ rule zoo_classifier:
         out_dir=lambda wildcards, output: os.path.dirname(output.model),
     log:
         "results/logs/zoo/classifier_{dataset}.log",
-    threads: 1
+    benchmark:
+        "results/benchmarks/zoo/classifier_{dataset}.tsv",
+    threads: config["threads"]
     resources:
         gpu=1,
     conda:
@@ -80,7 +84,9 @@ rule zoo_train:
         out_dir=lambda wildcards, output: os.path.dirname(output.checkpoint),
     log:
         "results/logs/zoo/train_{model}.log",
-    threads: 1
+    benchmark:
+        "results/benchmarks/zoo/train_{model}.tsv",
+    threads: config["threads"]
     resources:
         gpu=1,
     conda:
@@ -107,7 +113,9 @@ rule zoo_evaluate:
         out_dir=lambda wildcards, output: os.path.dirname(output.metrics),
     log:
         "results/logs/zoo/evaluate_{model}.log",
-    threads: 1
+    benchmark:
+        "results/benchmarks/zoo/evaluate_{model}.tsv",
+    threads: config["threads"]
     resources:
         gpu=1,
     conda:
@@ -137,6 +145,8 @@ rule zoo_report:
         zoo_dir=lambda wildcards, input: os.path.dirname(os.path.dirname(os.path.dirname(input.metrics[0]))),
     log:
         "results/logs/zoo/report.log",
+    benchmark:
+        "results/benchmarks/zoo/report.tsv",
     threads: 1
     conda:
         "../envs/fairgen.yaml"
