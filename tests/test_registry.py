@@ -147,6 +147,19 @@ def test_snakefile_wildcards_accept_exactly_the_registry_names(workflow):
     assert glob["SWEEP_LAMBDA_FREE_RUNS"] == set(registry.lambda_free_runs())
 
 
+def test_snakefile_sweep_wildcards_are_the_point_grammar(workflow):
+    """sweep.smk constrains {pair} and {point} by fairgen.sweep_points' patterns."""
+    from fairgen import sweep_points
+
+    good = sweep_points.format_point("Male", "Attractive", 1, 0.5)
+    assert _producers(workflow, f"results/sweep/{good}/classifiers/real/metrics.json") == ["sweep_train_classifier"]
+    assert _producers(workflow, f"results/sweep/{sweep_points.lambda_free_point(good)}/gan/acgan/checkpoint.pt") == [
+        "sweep_train_gan"]
+    assert _producers(workflow, "results/sweep/Male-Attractive/data/dataset.json") == ["sweep_dataset"]
+    for bad in ("Male-Attractive/1", "Male-Attractive/s1/x0.5", "Male/s1"):
+        assert _producers(workflow, f"results/sweep/{bad}/classifiers/real/metrics.json") == [], bad
+
+
 def test_snakefile_rejects_a_name_outside_the_registry(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("classifier:\n  methods: [real, bogus]\n")
