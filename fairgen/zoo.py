@@ -74,8 +74,8 @@ import numpy as np
 from fairgen.config import seed_for
 from fairgen.data import zoo_data
 from fairgen.errors import CheckpointError, ConfigError, DataError
-from fairgen.registry import ZOO_RUNS
 from fairgen.io import atomic_path, read_json, write_json
+from fairgen.registry import ZOO_RUNS
 
 log = logging.getLogger(__name__)
 

@@ -163,6 +163,5 @@ def test_snakefile_sweep_wildcards_are_the_point_grammar(workflow):
 def test_snakefile_rejects_a_name_outside_the_registry(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("classifier:\n  methods: [real, bogus]\n")
-    with pytest.raises(Exception, match=r"classifier\.methods\.1"):
-        with _parsed_workflow(tmp_path, bad):
-            pass
+    with pytest.raises(Exception, match=r"classifier\.methods\.1"), _parsed_workflow(tmp_path, bad):
+        pass

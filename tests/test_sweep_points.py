@@ -22,7 +22,8 @@ from fairgen.errors import DataError
 def test_format_and_parse_round_trip(protected, outcome, seed, lam, text):
     assert sp.format_point(protected, outcome, seed, lam) == text
     assert re.fullmatch(sp.POINT_PATTERN, text)  # the point wildcard's constraint accepts it
-    want = {"protected": protected, "outcome": outcome, "seed": seed, "lambda_fair": None if lam is None else float(lam)}
+    want = {"protected": protected, "outcome": outcome, "seed": seed,
+            "lambda_fair": None if lam is None else float(lam)}
     assert sp.parse_point(text) == want
     assert sp.parse_pair(sp.pair_of(text)) == (protected, outcome)
     assert sp.lambda_free_point(text) == sp.format_point(protected, outcome, seed)
