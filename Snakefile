@@ -6,6 +6,8 @@ from snakemake.utils import min_version, validate
 
 sys.path.insert(0, workflow.basedir)  # fairgen.config of this tree: the stages' config declaration
 
+from fairgen.config import validate as fairgen_validate
+
 min_version("8.0")
 
 
@@ -13,6 +15,9 @@ configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
+# the same schema with the registry's run and method names as enums (fairgen.registry; the YAML marks
+# those keys x-registry): raises ConfigError naming the key
+fairgen_validate(config)
 
 
 report: "workflow/report/workflow.rst"
@@ -25,6 +30,7 @@ include: "workflow/rules/downstream.smk"
 include: "workflow/rules/pairs.smk"
 include: "workflow/rules/zoo.smk"
 include: "workflow/rules/quality.smk"
+include: "workflow/rules/frontier.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/sweep.smk"
 include: "workflow/rules/audit_predictions.smk"

@@ -58,12 +58,14 @@ from fairgen import io
 from fairgen.config import seed_for
 from fairgen.data.crops import check_pairing
 from fairgen.errors import ConfigError, DataError
+from fairgen.registry import method_names, pair_methods, synthetic_methods
 
 log = logging.getLogger(__name__)
 
-SYNTHETIC_METHODS = ("fgan_dp", "fgan_eqopp", "acgan")
-PAIR_METHODS = ("real_plus_pairs", "real_clp", "real_clp_dann")
-METHODS = ("real", "reweighing") + SYNTHETIC_METHODS + ("real_plus_synthetic",) + PAIR_METHODS
+# (fairgen.registry.CLASSIFIER_METHODS)
+SYNTHETIC_METHODS = tuple(synthetic_methods())
+PAIR_METHODS = tuple(pair_methods())
+METHODS = tuple(method_names())
 SPLITS = ("train", "valid", "test")
 SELECTION = "accuracy on the real valid split (ties: earliest epoch)"
 PRIVILEGED_RULE = "the group c with the higher base rate P(y=1 | c) in the real train split (ties: c=1)"

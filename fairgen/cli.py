@@ -15,6 +15,7 @@ import sys
 
 from fairgen import __version__
 from fairgen.errors import FairgenError
+from fairgen.registry import gan_run_names, method_names, zoo_dataset_names, zoo_run_names
 
 # name -> (target "module:function", help, [(flags, kwargs), ...])
 COMMANDS: dict[str, tuple[str, str, list]] = {}
@@ -50,7 +51,7 @@ command(
     "checkpoint.pt, log.jsonl, samples/, loss_curve.png, class_grid.png (samples by c and generated "
     "y) and summary.json into --out-dir when training is done. An interrupted run resumes from its "
     "state folder (--state-dir) when the same command runs again.",
-    arg("--run", required=True, choices=["fgan_dp", "fgan_eqopp", "acgan"], help="GAN run name"),
+    arg("--run", required=True, choices=gan_run_names(), help="GAN run name"),
     arg("--array", required=True, help="real crops .npy (N,H,W,3) uint8"),
     arg("--index", required=True, help="real crops Parquet index (splits, attributes)"),
     arg("--out-dir", required=True, help="output folder"),
@@ -62,7 +63,7 @@ command(
     "generate", "fairgen.generation:generate",
     "Sample a synthetic dataset (PNG images + samples.parquet + packed .npy + preview sheets per "
     "(c, y)) from a GAN checkpoint, with c split exactly by generate.protected_ratio.",
-    arg("--run", required=True, choices=["fgan_dp", "fgan_eqopp", "acgan"], help="GAN run name"),
+    arg("--run", required=True, choices=gan_run_names(), help="GAN run name"),
     arg("--checkpoint", required=True, help="checkpoint.pt written by 'fairgen train-gan'"),
     arg("--out-dir", required=True, help="output dataset folder (replaced atomically)"),
 )
@@ -72,8 +73,7 @@ command(
     "set, or real plus synthetic), pick the epoch by real-valid accuracy and audit it on the real "
     "test split. Writes predictions.parquet, metrics.json, model.pt and curve.json into --out-dir.",
     arg("--method", required=True,
-        choices=["real", "reweighing", "fgan_dp", "fgan_eqopp", "acgan", "real_plus_synthetic",
-                 "real_plus_pairs", "real_clp", "real_clp_dann"]),
+        choices=method_names()),
     arg("--array", required=True, help="real crops .npy (N,H,W,3) uint8"),
     arg("--index", required=True, help="real crops Parquet index (splits, attributes)"),
     arg("--synthetic", action="append", default=[], metavar="DIR",
@@ -88,7 +88,7 @@ command(
     "generate-pairs", "fairgen.pairs:generate_pairs",
     "Sample counterfactual pairs from a GAN checkpoint: pairs.n_pairs noise draws z, each written "
     "as G(z, c=0) and G(z, c=1) sharing a pair_id (synthetic dataset format plus pair_id).",
-    arg("--run", required=True, choices=["fgan_dp", "fgan_eqopp", "acgan"], help="GAN run name"),
+    arg("--run", required=True, choices=gan_run_names(), help="GAN run name"),
     arg("--checkpoint", required=True, help="checkpoint.pt written by 'fairgen train-gan'"),
     arg("--out-dir", required=True, help="output pair set folder (replaced atomically)"),
 )
@@ -183,6 +183,8 @@ command(
     arg("--comparison", default=None, help="comparison.parquet written by 'fairgen compare' (paired changes)"),
     arg("--thresholds", default=None, help="curve.json of 'fairgen threshold-baseline' (drawn on the trade-off plot)"),
     arg("--pair-diagnostics", default=None, help="diagnostics.json of 'fairgen pair-diagnostics'"),
+    arg("--frontier", default=None,
+        help="frontier JSON of 'fairgen frontier' (embedded synthetic data only): the oracle frontier section"),
     arg("--benchmark", action="append", default=[], metavar="TSV", dest="benchmarks",
         help="Snakemake benchmark file of an upstream job (repeatable): the report's run-cost table"),
     arg("--out-html", required=True, help="HTML report to write"),
@@ -233,7 +235,7 @@ command(
     "digits (scikit-learn's bundled real 8x8 digits, upsampled to 28x28), mnist / cifar10 "
     "(torchvision; downloaded into zoo.data_root or read from zoo.mnist_root / zoo.cifar10_root), "
     "or cifar_standin (a procedural CIFAR-10 stand-in, not CIFAR).",
-    arg("--dataset", required=True, choices=["digits", "mnist", "cifar_standin", "cifar10"]),
+    arg("--dataset", required=True, choices=zoo_dataset_names()),
     arg("--out-dir", required=True, help="output folder"),
     arg("--size", type=int, default=None, help="image size (default: the dataset's own, 28 or 32)"),
     arg("--channels", type=int, choices=[1, 3], default=None, help="channels (default: the dataset's own)"),
@@ -249,7 +251,7 @@ command(
     "zoo-train", "fairgen.zoo:train",
     "Train one seed-GAN zoo run with the shared GAN trainer: checkpoint.pt, log.jsonl, sample "
     "grids, loss_curve.png and train.json in --out-dir (resumes from a matching checkpoint).",
-    arg("--model", required=True, choices=["vanilla", "dcgan", "cgan", "acgan", "acgan_digits"],
+    arg("--model", required=True, choices=zoo_run_names(),
         help="zoo run (its settings are in the config section zoo.<run>)"),
     arg("--data", required=True, help="dataset folder written by 'fairgen zoo-data'"),
     arg("--out-dir", required=True, help="output folder"),
@@ -259,7 +261,7 @@ command(
     "Evaluate one zoo run: FID in the real-data classifier's feature space (with the real-vs-real "
     "floor), accuracy of the classifier on samples by requested class (conditional models), class "
     "coverage, and a per-class sample grid (a row per class). Writes metrics.json and grid.png.",
-    arg("--model", required=True, choices=["vanilla", "dcgan", "cgan", "acgan", "acgan_digits"]),
+    arg("--model", required=True, choices=zoo_run_names()),
     arg("--checkpoint", required=True, help="checkpoint.pt written by 'fairgen zoo-train'"),
     arg("--data", required=True, help="the run's dataset folder ('fairgen zoo-data')"),
     arg("--classifier", required=True, help="model.pt written by 'fairgen zoo-classifier' for that dataset"),

@@ -20,9 +20,12 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / 
 
 
 def load_schema() -> dict:
+    """The schema, with the registry's names (fairgen.registry) as the enums its ``x-registry`` keys mark."""
+    from fairgen.registry import fill_schema
+
     if not SCHEMA_PATH.exists():
         raise ConfigError(f"config schema not found at {SCHEMA_PATH} (install fairgen from its source tree)")
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    return fill_schema(yaml.safe_load(SCHEMA_PATH.read_text()))
 
 
 def _validator_with_defaults(schema: dict):

@@ -223,6 +223,25 @@ def compute(manifest: str | os.PathLike, index: str | os.PathLike, protected: st
     return {**result, "split": split, "protected": protected, "outcome": outcome}
 
 
+def load(path: str | os.PathLike, protected: str, outcome: str, n: int | None = None, split: str = "test") -> dict:
+    """A frontier JSON written by :func:`run`, as :func:`summarize` gives it (its points end with the
+    unconstrained one), checked against the pair, the split and (given ``n``) the number of images
+    of the split it should describe: DataError naming the file otherwise."""
+    result = io.read_json(path)
+    if not isinstance(result, dict) or result.get("frontier_version") != FRONTIER_VERSION:
+        version = result.get("frontier_version") if isinstance(result, dict) else None
+        raise DataError(f"{path}: not a frontier JSON of version {FRONTIER_VERSION} (found version {version!r})")
+    for key, want in (("protected", protected), ("outcome", outcome), ("split", split), ("n", n)):
+        if want is not None and result.get(key) != want:
+            raise DataError(f"{path}: frontier of {key} {result.get(key)!r}, expected {want!r}")
+    points = result.get("points")
+    if not isinstance(points, list) or not points or not isinstance(result.get("bayes"), dict):
+        raise DataError(f"{path}: no frontier points")
+    if points[-1].get("bound") is not None:
+        points = [*points, result["bayes"]]
+    return {**result, "points": points}
+
+
 def run(cfg: dict, dataset: str, index: str, out_json: str, split: str = "test",
         bound: list[float] | None = None) -> int:
     """CLI ``fairgen frontier``: write the frontier JSON (the default grid of bounds plus any

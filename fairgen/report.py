@@ -960,12 +960,17 @@ def _render_html(context: dict, template: str = TEMPLATE) -> str:
 
 
 def oracle_frontier(manifest: dict, dataset: Path, crops_index: Path | None, cfg: dict,
-                    results: list[MethodResult], inputs: Inputs) -> tuple[dict | None, list[Missing]]:
+                    results: list[MethodResult], inputs: Inputs,
+                    frontier_file: Path | None = None) -> tuple[dict | None, list[Missing]]:
     """The oracle accuracy-vs-DP frontier of the real test split (embedded synthetic data only,
-    :mod:`fairgen.frontier`) and each classifier's distance below it at its own DP difference."""
+    :mod:`fairgen.frontier`; the curve from ``frontier_file``, the JSON of ``fairgen frontier``, when
+    given) and each classifier's distance below it at its own DP difference (solved exactly there)."""
     from fairgen import frontier as FR
 
     if manifest.get("source") != "synthetic":
+        if frontier_file is not None:
+            raise DataError(f"{frontier_file}: an oracle frontier, but dataset {dataset} has source "
+                            f"{manifest.get('source')!r} (only the embedded synthetic data has one)")
         return None, []
     if crops_index is None:
         return None, [Missing("oracle frontier (needs the crops index)", str(dataset), "has no crops index beside it")]
@@ -973,7 +978,11 @@ def oracle_frontier(manifest: dict, dataset: Path, crops_index: Path | None, cfg
         data = FR.oracle_split(dataset, crops_index, cfg["protected"], cfg["outcome"], "test")
     except DataError as e:
         return None, [Missing("oracle frontier", str(crops_index), f"could not be matched to the dataset ({e})")]
-    curve = FR.summarize(data)
+    if frontier_file is None:
+        curve = FR.summarize(data)
+    else:
+        curve = FR.load(frontier_file, cfg["protected"], cfg["outcome"], len(data))
+        inputs.add("oracle frontier", frontier_file)
     scored = [m for m in results
               if m.value("accuracy") is not None and m.value("demographic_parity_difference") is not None]
     at_own_dp = FR.frontier(data.p, data.c, [m.value("demographic_parity_difference") for m in scored])
@@ -1017,7 +1026,8 @@ def build(cfg: dict, dataset: str | os.PathLike, classifiers_dir: str | os.PathL
           quality: str | os.PathLike | None = None,
           comparison: str | os.PathLike | None = None, thresholds: str | os.PathLike | None = None,
           pair_diagnostics: str | os.PathLike | None = None,
-          benchmarks: list[str | os.PathLike] | None = None) -> tuple[str, list[Figure], Summary]:
+          benchmarks: list[str | os.PathLike] | None = None,
+          frontier: str | os.PathLike | None = None) -> tuple[str, list[Figure], Summary]:
     """Read every input and return ``(html, figures, summary)`` without writing anything."""
     protected, outcome = cfg["protected"], cfg["outcome"]
     labels = group_labels(protected)
@@ -1065,7 +1075,8 @@ def build(cfg: dict, dataset: str | os.PathLike, classifiers_dir: str | os.PathL
         figures += ([g.curves] if g.curves else []) + g.grids
     figures += [s.grid for s in synth if s.grid]
 
-    frontier, missing["tradeoff"] = oracle_frontier(manifest, dataset, p(crops_index), cfg, results, inputs)
+    frontier, missing["tradeoff"] = oracle_frontier(manifest, dataset, p(crops_index), cfg, results, inputs,
+                                                    p(frontier))
     reference = None
     if frontier:
         pts = frontier["curve"]["points"]
@@ -1312,7 +1323,7 @@ def audit(cfg: dict, dataset: str, classifiers_dir: str, out_html: str, figures_
           crops_index: str | None = None, crops_summary: str | None = None, gan_dir: str | None = None,
           synthetic_dir: str | None = None, quality: str | None = None, comparison: str | None = None,
           thresholds: str | None = None, pair_diagnostics: str | None = None,
-          benchmarks: list[str] | None = None) -> int:
+          benchmarks: list[str] | None = None, frontier: str | None = None) -> int:
     """CLI target of ``fairgen audit``: write the self-contained HTML report and its figures.
 
     Required: ``dataset`` (manifest JSON) and ``classifiers_dir`` holding ``METHOD/metrics.json``
@@ -1326,7 +1337,7 @@ def audit(cfg: dict, dataset: str, classifiers_dir: str, out_html: str, figures_
                                    crops_summary=crops_summary, gan_dir=gan_dir,
                                    synthetic_dir=synthetic_dir, quality=quality, comparison=comparison,
                                    thresholds=thresholds, pair_diagnostics=pair_diagnostics,
-                                   benchmarks=benchmarks)
+                                   benchmarks=benchmarks, frontier=frontier)
     names = [f.name for f in figures]
     if len(set(names)) != len(names):
         raise FairgenError(f"duplicate figure names: {sorted(n for n in names if names.count(n) > 1)}")

@@ -31,6 +31,7 @@ import numpy as np
 from fairgen import __version__
 from fairgen import io as fio
 from fairgen.errors import DataError
+from fairgen.sweep_points import POINT_GROUPS, point_values
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,9 @@ STATS = ("n_seeds", "mean", "std", "min", "max")
 TEMPLATE = "sweep.html.j2"
 BASELINE = "real"
 
-# The layout of sweep.smk read back; the point is everything between the sweep folder and "classifiers".
-METRICS_PATH = re.compile(
-    r"(?:^|/)(?P<protected>[A-Za-z0-9_]+)-(?P<outcome>[A-Za-z0-9_]+)/s(?P<seed>[0-9]+)"
-    r"(?:/l(?P<lambda_fair>[0-9][0-9.e+-]*))?/classifiers/(?P<method>[A-Za-z0-9_]+)/metrics\.json$"
-)
+# The layout of sweep.smk read back; the point (fairgen.sweep_points, the grammar sweep.smk also uses) is
+# everything between the sweep folder and "classifiers".
+METRICS_PATH = re.compile(rf"(?:^|/){POINT_GROUPS}/classifiers/(?P<method>[A-Za-z0-9_]+)/metrics\.json$")
 
 
 def parse_metrics_path(path: str | os.PathLike) -> dict:
@@ -57,13 +56,9 @@ def parse_metrics_path(path: str | os.PathLike) -> dict:
     if m is None:
         raise DataError(f"{path}: not a sweep metrics path (expected .../PROTECTED-OUTCOME/sSEED[/lLAMBDA]/"
                         "classifiers/METHOD/metrics.json)")
-    lam = m["lambda_fair"]
-    try:
-        lam = None if lam is None else float(lam)
-    except ValueError:
-        raise DataError(f"{path}: lambda folder 'l{m['lambda_fair']}' is not a number") from None
-    return {"protected": m["protected"], "outcome": m["outcome"], "lambda_fair": lam, "method": m["method"],
-            "seed": int(m["seed"])}
+    point = point_values(m, str(path))
+    return {"protected": point["protected"], "outcome": point["outcome"], "lambda_fair": point["lambda_fair"],
+            "method": m["method"], "seed": point["seed"]}
 
 
 def _metric_value(v, path, key) -> float:

@@ -75,12 +75,13 @@ from fairgen.config import seed_for
 from fairgen.data import zoo_data
 from fairgen.errors import CheckpointError, ConfigError, DataError
 from fairgen.io import atomic_path, read_json, write_json
+from fairgen.registry import ZOO_RUNS
 
 log = logging.getLogger(__name__)
 
-RUNS = ("vanilla", "dcgan", "cgan", "acgan", "acgan_digits")
+RUNS = tuple(run.name for run in ZOO_RUNS)  # fairgen.registry.ZOO_RUNS
 #: registry name in fairgen.models of each run's model
-MODEL_OF = {"vanilla": "vanilla", "dcgan": "dcgan_mnist", "cgan": "cgan", "acgan": "acgan", "acgan_digits": "acgan"}
+MODEL_OF = {run.name: run.model for run in ZOO_RUNS}
 #: (image size, channels) each run trains at unless its ``model`` kwargs say otherwise
 RUN_SHAPE = {"vanilla": (28, 1), "dcgan": (28, 1), "cgan": (28, 1), "acgan": (32, 3), "acgan_digits": (32, 3)}
 CLASSIFIER_VERSION = 1

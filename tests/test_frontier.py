@@ -183,3 +183,18 @@ def test_randomized_threshold_by_hand():
     assert pt["selection_rate_c0"] == pytest.approx(0.25) and pt["selection_rate_c1"] == 0
     assert pt["threshold_c0"] == 1.0 and pt["threshold_c1"] is None
     assert FR.frontier(p, c, [0.0], y)[0]["expected_accuracy"] == pytest.approx(4 / 6)
+
+
+def test_load_reads_back_what_the_cli_writes(tmp_path, sample):
+    """The frontier rule's JSON read back (what the audit draws): the curve of compute(), the
+    unconstrained point last; a file of another pair, split, size or version fails naming it."""
+    manifest, index = write_inputs(tmp_path, sample)
+    out = tmp_path / "frontier.json"
+    assert FR.run({"protected": "Male", "outcome": "Attractive"}, str(manifest), str(index), str(out)) == 0
+    computed = FR.compute(manifest, index, "Male", "Attractive", "test")
+    assert FR.load(out, "Male", "Attractive", computed["n"]) == computed
+    good = json.loads(out.read_text())
+    for key, value in (("protected", "Young"), ("split", "valid"), ("n", computed["n"] - 1), ("frontier_version", 0)):
+        io.write_json({**good, key: value}, out)
+        with pytest.raises(DataError, match=rf"frontier\.json: .*{value}"):
+            FR.load(out, "Male", "Attractive", computed["n"])

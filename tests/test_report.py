@@ -318,6 +318,37 @@ def test_oracle_frontier_section(full):
     assert "Absent:</strong> oracle frontier" not in full["html"]
 
 
+def test_oracle_frontier_from_the_frontier_file(small, tmp_path):
+    """`fairgen audit --frontier FILE` (what the audit rule passes on the synthetic source): the same
+    frontier section and trade-off figure as the frontier computed in place; a file of another pair
+    or test split fails naming the file."""
+    from fairgen import frontier as FR
+
+    cfg, paths = small
+    out = tmp_path / "frontier.json"
+    assert FR.run(cfg, paths["dataset"], paths["crops_index"], str(out)) == 0
+    html_in_place, figures_in_place, _ = report.build(cfg, **paths)
+    html_file, figures_file, _ = report.build(cfg, **paths, frontier=str(out))
+
+    def section(html_text):
+        return re.search(r"<h3>Oracle frontier</h3>.*?</table>", html_text, re.S).group(0)
+
+    assert section(html_file) == section(html_in_place)
+    assert [(f.name, f.png) for f in figures_file] == [(f.name, f.png) for f in figures_in_place]
+    assert str(out) in html_file and str(out) not in html_in_place  # the provenance table names the file
+    good = json.loads(out.read_text())
+    for key, value, match in (("outcome", "Smiling", "outcome 'Smiling'"), ("n", good["n"] + 1, "n "),
+                              ("frontier_version", 99, "version 99")):
+        io.write_json({**good, key: value}, out)
+        with pytest.raises(DataError, match=f"{re.escape(str(out))}: .*{match}"):
+            report.build(cfg, **paths, frontier=str(out))
+    # a frontier for a source that has none is an error, not a silently dropped input
+    io.write_json(good, out)
+    io.write_json({**json.loads(Path(paths["dataset"]).read_text()), "source": "celeba_local"}, paths["dataset"])
+    with pytest.raises(DataError, match="source 'celeba_local'"):
+        report.build(cfg, **paths, frontier=str(out))
+
+
 def test_oracle_frontier_only_for_the_synthetic_source_and_never_fatal(small, tmp_path):
     from fairgen import io
 
@@ -602,9 +633,14 @@ def test_snakemake_audit_rule_and_native_report(small, tmp_path):
     # the threshold_baseline rule's output (the group-threshold curve the audit draws)
     io.write_json({"points": [{"bound": 0.0, "test_accuracy": 0.6, "test_demographic_parity_difference": 0.0}]},
                   res / "classifiers" / "real_thresholds" / "curve.json")
+    # the frontier rule's output (the oracle frontier of the synthetic source)
+    from fairgen import frontier
+
+    assert frontier.run(cfg, str(res / "data" / Path(paths["dataset"]).name),
+                        str(res / "data" / Path(paths["crops_index"]).name), str(res / "frontier" / "frontier.json")) == 0
     # the upstream jobs' benchmark files (the run-cost table); Snakemake's own columns
     bench = res / "benchmarks"
-    jobs = ["dataset", "crops", "quality", "compare_classifiers", "threshold_baseline",
+    jobs = ["dataset", "crops", "quality", "compare_classifiers", "threshold_baseline", "frontier",
             *(f"{stage}/{run}" for stage in ("train_gan", "generate") for run in SMALL["runs"]),
             *(f"classifiers/{method}" for method in SMALL["methods"])]
     for k, job in enumerate(jobs):
@@ -629,7 +665,8 @@ def test_snakemake_audit_rule_and_native_report(small, tmp_path):
     assert set(cost_rows) == set(jobs) | {"all jobs"}
     k = jobs.index("train_gan/" + SMALL["runs"][0])
     assert [c["text"] for c in cost_rows["train_gan/" + SMALL["runs"][0]][1:]] == [f"{k + 1}.5", f"{k + 1}.3", f"{100 + k}"]
-    assert 'id="frontier-table"' in html_text  # the rule's crops index reaches the oracle frontier
+    assert 'id="frontier-table"' in html_text  # the frontier rule's output reaches the audit
+    assert "results/frontier/frontier.json" in html_text  # read from the file (the provenance table names it)
     _, figures, _ = report.build(cfg, **paths)
     assert sorted(p.stem for p in (res / "audit" / "figures").glob("*.png")) == sorted(f.name for f in figures)
     assert "audit report: results/audit/report.html" in (res / "logs" / "audit.log").read_text()

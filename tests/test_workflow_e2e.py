@@ -64,7 +64,7 @@ def test_lint_is_clean():
 
 #: every rule of the default target with the tiny config (zoo.in_all is false there)
 ALL_RULES = {"dataset", "crops", "train_gan", "generate", "train_classifier", "metrics_table",
-             "compare_classifiers", "quality", "threshold_baseline", "audit", "all"}
+             "compare_classifiers", "quality", "threshold_baseline", "frontier", "audit", "all"}
 
 
 @pytest.fixture(scope="module")

@@ -44,12 +44,13 @@ from pathlib import Path
 import numpy as np
 
 from fairgen.errors import ConfigError, DataError
+from fairgen.registry import ZOO_DATASETS
 
 log = logging.getLogger(__name__)
 
-DATASETS = ("digits", "mnist", "cifar_standin", "cifar10")
+DATASETS = tuple(ZOO_DATASETS)  # fairgen.registry.ZOO_DATASETS
 #: family of each dataset: models and evaluation classifiers are shared within a family
-FAMILY = {"digits": "digits", "mnist": "digits", "cifar_standin": "cifar", "cifar10": "cifar"}
+FAMILY = dict(ZOO_DATASETS)
 #: (size, channels) the evaluation classifier of a family works at; generated images are mapped to it
 FAMILY_SHAPE = {"digits": (28, 1), "cifar": (32, 3)}
 DIGIT_NAMES = [str(i) for i in range(10)]

@@ -39,11 +39,12 @@ import numpy as np
 from fairgen import io
 from fairgen.config import seed_for
 from fairgen.errors import ConfigError, DataError
+from fairgen.registry import run_variants
 
 log = logging.getLogger(__name__)
 
 #: run name -> FairnessGAN variant
-RUN_VARIANTS = {"fgan_dp": "dp", "fgan_eqopp": "eqopp", "acgan": "none"}
+RUN_VARIANTS = run_variants()  # fairgen.registry.GAN_RUNS
 CLASS_GRID = "class_grid.png"
 SUMMARY = "summary.json"
 #: generated samples (half at c=0, half at c=1) behind the class grid and the label statistics

@@ -16,7 +16,7 @@ rule audit_predictions:
     log:
         "results/logs/audit_predictions.log",
     benchmark:
-        "results/benchmarks/audit_predictions.tsv",
+        "results/benchmarks/audit_predictions.tsv"
     conda:
         "../envs/fairgen.yaml"
     shell:

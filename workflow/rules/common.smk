@@ -1,6 +1,7 @@
 import itertools
 import json
 
+from fairgen import registry, sweep_points
 from fairgen.config import stage_config
 
 
@@ -57,8 +58,8 @@ def zoo_run_data(wildcards):
 # --- sweeps (workflow/rules/sweep.smk; its header describes the layout) ---
 SWEEP = "results/sweep"
 # GAN runs whose model has no fairness term, so gan.lambda_fair does not change them
-# (fairgen.training.fairness_run.RUN_VARIANTS: variant "none"; tests/test_sweep.py checks this).
-SWEEP_LAMBDA_FREE_RUNS = {"acgan"}
+# (fairgen.registry: variant "none").
+SWEEP_LAMBDA_FREE_RUNS = set(registry.lambda_free_runs())
 
 for _pair in config["sweep"]["pairs"]:
     if _pair["protected"] == _pair["outcome"]:
@@ -68,17 +69,14 @@ for _pair in config["sweep"]["pairs"]:
 def sweep_overrides(wildcards):
     """The config values of a sweep point, from its {pair} or {point} wildcard; the data rules of a
     pair (wildcard {pair}) also get their own dataset.synthetic_root, beside the main one."""
-    point = wildcards.point if "point" in wildcards.keys() else wildcards.pair
-    pair, *rest = point.split("/")
-    protected, outcome = pair.split("-")
-    out = {"protected": protected, "outcome": outcome}
     if "pair" in wildcards.keys():
-        out["dataset"] = {"synthetic_root": f"{config['dataset']['synthetic_root'].rstrip('/')}-{pair}"}
-    for part in rest:
-        if part.startswith("s"):
-            out["seed"] = int(part[1:])
-        else:
-            out["gan"] = {"lambda_fair": float(part[1:])}
+        protected, outcome = sweep_points.parse_pair(wildcards.pair)
+        root = f"{config['dataset']['synthetic_root'].rstrip('/')}-{wildcards.pair}"
+        return {"protected": protected, "outcome": outcome, "dataset": {"synthetic_root": root}}
+    point = sweep_points.parse_point(wildcards.point)
+    out = {"protected": point["protected"], "outcome": point["outcome"], "seed": point["seed"]}
+    if point["lambda_fair"] is not None:
+        out["gan"] = {"lambda_fair": point["lambda_fair"]}
     return out
 
 
@@ -101,20 +99,19 @@ def sweep_cfg(original):
 def sweep_data(wildcards, name):
     """File `name` of the real data a sweep point trains and is audited on: its pair's own (synthetic
     source, a pair other than the main config's) or the main pipeline's."""
-    pair = wildcards.point.split("/")[0]
-    own = config["dataset"]["source"] == "synthetic" and pair != f"{config['protected']}-{config['outcome']}"
+    pair = sweep_points.pair_of(wildcards.point)
+    own = config["dataset"]["source"] == "synthetic" and pair != sweep_points.format_pair(
+        config["protected"], config["outcome"]
+    )
     return f"{SWEEP}/{pair}/data/{name}" if own else f"{DATA}/{name}"
 
 
 def sweep_synthetic(wildcards):
     """The synthetic sets classifier method {method} at {point} trains on (CLASSIFIER_SYNTHETIC's runs;
     a lambda-free run's from the point without lambda)."""
-    pair, seed = wildcards.point.split("/")[:2]
+    free = sweep_points.lambda_free_point(wildcards.point)
     runs = [os.path.basename(folder) for folder in CLASSIFIER_SYNTHETIC[wildcards.method]]
-    return [
-        f"{SWEEP}/{pair}/{seed}/synthetic/{run}" if run in SWEEP_LAMBDA_FREE_RUNS else f"{SWEEP}/{wildcards.point}/synthetic/{run}"
-        for run in runs
-    ]
+    return [f"{SWEEP}/{free if run in SWEEP_LAMBDA_FREE_RUNS else wildcards.point}/synthetic/{run}" for run in runs]
 
 
 def sweep_metrics():
@@ -123,17 +120,28 @@ def sweep_metrics():
     for pair, seed, method in itertools.product(
         config["sweep"]["pairs"], config["sweep"]["seeds"], config["classifier"]["methods"]
     ):
-        point = f"{pair['protected']}-{pair['outcome']}/s{seed}"
         runs = [os.path.basename(folder) for folder in CLASSIFIER_SYNTHETIC[method]]
-        if all(run in SWEEP_LAMBDA_FREE_RUNS for run in runs):
-            points = [point]
-        else:  # a lambda_fair value as it appears in paths: 1.0 -> 1, 0.5 -> 0.5
-            points = [f"{point}/l{float(lam):g}" for lam in config["sweep"]["lambda_fair"]]
+        lams = [None] if all(run in SWEEP_LAMBDA_FREE_RUNS for run in runs) else config["sweep"]["lambda_fair"]
+        points = [sweep_points.format_point(pair["protected"], pair["outcome"], seed, lam) for lam in lams]
         out += [f"{SWEEP}/{p}/classifiers/{method}/metrics.json" for p in points]
     return out
 
 
 # --- the audit (workflow/rules/report.smk) ---
+def has_frontier():
+    """Whether the data has an oracle frontier (workflow/rules/frontier.smk): the embedded synthetic source."""
+    return config["dataset"]["source"] == "synthetic"
+
+
+def frontier_manifest(wildcards):
+    """The dataset manifest the frontier rule reads (an error unless the source is synthetic)."""
+    if not has_frontier():
+        raise ValueError(
+            f"the oracle frontier needs dataset.source 'synthetic' (the config has {config['dataset']['source']!r})"
+        )
+    return rules.dataset.output.manifest
+
+
 def audit_benchmarks(wildcards):
     """The benchmark files of the jobs the audit reads from (its run-cost table)."""
     b = "results/benchmarks"
@@ -143,24 +151,27 @@ def audit_benchmarks(wildcards):
     out += [f"{b}/compare_classifiers.tsv"] if has_comparison() else []
     out += [f"{b}/threshold_baseline.tsv"] if "real" in config["classifier"]["methods"] else []
     out += [f"{b}/generate_pairs.tsv", f"{b}/pair_diagnostics.tsv"] if uses_pairs() else []
+    out += [f"{b}/frontier.tsv"] if has_frontier() else []
     return out
 
 
 # --- standalone audit of a predictions file (workflow/rules/audit_predictions.smk) ---
 def predictions_file(wildcards):
     if not config.get("predictions"):
-        raise ValueError("audit_predictions needs a predictions file: snakemake audit_predictions "
-                         "--config predictions=FILE (CSV or Parquet)")
+        raise ValueError(
+            "audit_predictions needs a predictions file: snakemake audit_predictions "
+            "--config predictions=FILE (CSV or Parquet)"
+        )
     return config["predictions"]
 
 
 # --- counterfactual pairs (workflow/rules/pairs.smk; the pair methods in downstream.smk) ---
 def classifier_pair_inputs(method, pair_label):
     """The pair set (and the real classifier that labels it) a classifier method reads."""
-    if method not in PAIR_METHODS:
+    if not registry.method(method).pairs:
         return {}
     out = {"pairs": f"{PAIRS}/set"}
-    if method == "real_plus_pairs" and pair_label == "real_classifier":
+    if registry.method(method).label_model and pair_label == "real_classifier":
         out["label_model"] = f"{CLASSIFIERS}/real/model.pt"
     return out
 
@@ -182,7 +193,9 @@ def pair_sweep_points():
     """METHOD/POINT of every sweep classifier (pairs.sweep): real_plus_pairs at each pair_label x
     pair_ratio, real_clp and real_clp_dann at each clp_lambda."""
     sw = config["pairs"]["sweep"]
-    out = [f"real_plus_pairs/pair_label={label},pair_ratio={r:g}" for label in sw["pair_label"] for r in sw["pair_ratio"]]
+    out = [
+        f"real_plus_pairs/pair_label={label},pair_ratio={r:g}" for label in sw["pair_label"] for r in sw["pair_ratio"]
+    ]
     out += [f"{m}/clp_lambda={lam:g}" for m in ("real_clp", "real_clp_dann") for lam in sw["clp_lambda"]]
     return out
 

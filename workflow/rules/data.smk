@@ -6,7 +6,7 @@ rule dataset:
     log:
         "results/logs/dataset.log",
     benchmark:
-        "results/benchmarks/dataset.tsv",
+        "results/benchmarks/dataset.tsv"
     threads: workflow.cores
     conda:
         "../envs/fairgen.yaml"
@@ -27,7 +27,7 @@ rule crops:
     log:
         "results/logs/crops.log",
     benchmark:
-        "results/benchmarks/crops.tsv",
+        "results/benchmarks/crops.tsv"
     threads: workflow.cores
     conda:
         "../envs/fairgen.yaml"

@@ -5,9 +5,10 @@ import shlex
 
 SYNTHETIC = "results/synthetic"
 CLASSIFIERS = "results/classifiers"
-GAN_RUNS = ["fgan_dp", "fgan_eqopp", "acgan"]
-PAIR_METHODS = ["real_plus_pairs", "real_clp", "real_clp_dann"]
-CLASSIFIER_METHODS = ["real", "reweighing", *GAN_RUNS, "real_plus_synthetic", *PAIR_METHODS]
+# the names come from fairgen.registry (GAN_RUNS, CLASSIFIER_METHODS there)
+GAN_RUNS = registry.gan_run_names()
+PAIR_METHODS = registry.pair_methods()
+CLASSIFIER_METHODS = registry.method_names()
 
 
 wildcard_constraints:
@@ -17,11 +18,8 @@ wildcard_constraints:
 
 # The synthetic set folders each classifier method trains on (none for real/reweighing).
 CLASSIFIER_SYNTHETIC = {
-    "real": [],
-    "reweighing": [],
-    **{run: [f"{SYNTHETIC}/{run}"] for run in GAN_RUNS},
-    "real_plus_synthetic": [f"{SYNTHETIC}/{config['classifier']['synthetic_for_mix']}"],
-    **{method: [] for method in PAIR_METHODS},
+    method: [f"{SYNTHETIC}/{run}" for run in registry.synthetic_runs(method, config["classifier"])]
+    for method in CLASSIFIER_METHODS
 }
 PAIRS = "results/pairs"
 # classifier keys that only some methods read (the others' params, and so their runs, ignore them)
@@ -49,7 +47,7 @@ rule generate:
     log:
         "results/logs/generate/{run}.log",
     benchmark:
-        "results/benchmarks/generate/{run}.tsv",
+        "results/benchmarks/generate/{run}.tsv"
     threads: config["threads"]
     resources:
         gpu=1,
@@ -81,7 +79,7 @@ rule train_classifier:
     log:
         "results/logs/classifiers/{method}.log",
     benchmark:
-        "results/benchmarks/classifiers/{method}.tsv",
+        "results/benchmarks/classifiers/{method}.tsv"
     threads: config["threads"]
     resources:
         gpu=1,
@@ -97,16 +95,24 @@ rule metrics_table:
     input:
         metrics=expand(f"{CLASSIFIERS}/{{method}}/metrics.json", method=config["classifier"]["methods"]),
     output:
-        parquet=report(f"{CLASSIFIERS}/metrics_table.parquet", caption="../report/downstream_metrics_table.rst",
-                       category="Classifiers", labels={"table": "metrics (Parquet)"}),
-        csv=report(f"{CLASSIFIERS}/metrics_table.csv", caption="../report/downstream_metrics_table.rst",
-                   category="Classifiers", labels={"table": "metrics (CSV)"}),
+        parquet=report(
+            f"{CLASSIFIERS}/metrics_table.parquet",
+            caption="../report/downstream_metrics_table.rst",
+            category="Classifiers",
+            labels={"table": "metrics (Parquet)"},
+        ),
+        csv=report(
+            f"{CLASSIFIERS}/metrics_table.csv",
+            caption="../report/downstream_metrics_table.rst",
+            category="Classifiers",
+            labels={"table": "metrics (CSV)"},
+        ),
     params:
         cfg=lambda wildcards: cfg_json("metrics-table"),
     log:
         "results/logs/metrics_table.log",
     benchmark:
-        "results/benchmarks/metrics_table.tsv",
+        "results/benchmarks/metrics_table.tsv"
     threads: 1
     conda:
         "../envs/fairgen.yaml"
@@ -119,16 +125,24 @@ rule compare_classifiers:
     input:
         predictions=expand(rules.train_classifier.output.predictions, method=config["classifier"]["methods"]),
     output:
-        parquet=report(f"{CLASSIFIERS}/comparison.parquet", caption="../report/downstream_comparison.rst",
-                       category="Classifiers", labels={"table": "paired comparison with real (Parquet)"}),
-        csv=report(f"{CLASSIFIERS}/comparison.csv", caption="../report/downstream_comparison.rst",
-                   category="Classifiers", labels={"table": "paired comparison with real (CSV)"}),
+        parquet=report(
+            f"{CLASSIFIERS}/comparison.parquet",
+            caption="../report/downstream_comparison.rst",
+            category="Classifiers",
+            labels={"table": "paired comparison with real (Parquet)"},
+        ),
+        csv=report(
+            f"{CLASSIFIERS}/comparison.csv",
+            caption="../report/downstream_comparison.rst",
+            category="Classifiers",
+            labels={"table": "paired comparison with real (CSV)"},
+        ),
     params:
         cfg=lambda wildcards: cfg_json("compare"),
     log:
         "results/logs/compare_classifiers.log",
     benchmark:
-        "results/benchmarks/compare_classifiers.tsv",
+        "results/benchmarks/compare_classifiers.tsv"
     threads: 1
     conda:
         "../envs/fairgen.yaml"

@@ -19,13 +19,28 @@ rule train_gan:
         checkpoint=f"{GAN}/{{run}}/checkpoint.pt",
         log_jsonl=f"{GAN}/{{run}}/log.jsonl",
         summary=f"{GAN}/{{run}}/summary.json",
-        curves=report(f"{GAN}/{{run}}/loss_curve.png", caption="../report/gan_curves.rst", category="GAN",
-                      subcategory="{run}", labels={"run": "{run}", "figure": "training curves"}),
-        class_grid=report(f"{GAN}/{{run}}/class_grid.png", caption="../report/gan_class_grid.rst",
-                          category="GAN", subcategory="{run}", labels={"run": "{run}", "figure": "samples by (c, y)"}),
-        samples=report(directory(f"{GAN}/{{run}}/samples"), patterns=["{name}.png"],
-                       caption="../report/gan_samples.rst", category="GAN", subcategory="{run}",
-                       labels={"run": "{run}", "figure": "{name}"}),
+        curves=report(
+            f"{GAN}/{{run}}/loss_curve.png",
+            caption="../report/gan_curves.rst",
+            category="GAN",
+            subcategory="{run}",
+            labels={"run": "{run}", "figure": "training curves"},
+        ),
+        class_grid=report(
+            f"{GAN}/{{run}}/class_grid.png",
+            caption="../report/gan_class_grid.rst",
+            category="GAN",
+            subcategory="{run}",
+            labels={"run": "{run}", "figure": "samples by (c, y)"},
+        ),
+        samples=report(
+            directory(f"{GAN}/{{run}}/samples"),
+            patterns=["{name}.png"],
+            caption="../report/gan_samples.rst",
+            category="GAN",
+            subcategory="{run}",
+            labels={"run": "{run}", "figure": "{name}"},
+        ),
     params:
         # the gan section without the list of runs (adding a run must not retrain the others)
         cfg=lambda wildcards: cfg_json("train-gan"),
@@ -34,7 +49,7 @@ rule train_gan:
     log:
         "results/logs/train_gan/{run}.log",
     benchmark:
-        "results/benchmarks/train_gan/{run}.tsv",
+        "results/benchmarks/train_gan/{run}.tsv"
     wildcard_constraints:
         run="|".join(config["gan"]["runs"]) or "(?!)",  # (?!) never matches: no runs configured
     # torch's threads are config key `threads` (fixed: results must not depend on --cores); with

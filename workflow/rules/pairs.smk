@@ -29,7 +29,7 @@ rule generate_pairs:
     log:
         "results/logs/generate_pairs.log",
     benchmark:
-        "results/benchmarks/generate_pairs.tsv",
+        "results/benchmarks/generate_pairs.tsv"
     threads: config["threads"]
     resources:
         gpu=1,
@@ -52,7 +52,7 @@ rule threshold_baseline:
     log:
         "results/logs/threshold_baseline.log",
     benchmark:
-        "results/benchmarks/threshold_baseline.tsv",
+        "results/benchmarks/threshold_baseline.tsv"
     threads: config["threads"]
     conda:
         "../envs/fairgen.yaml"
@@ -79,7 +79,7 @@ rule pair_diagnostics:
     log:
         "results/logs/pair_diagnostics.log",
     benchmark:
-        "results/benchmarks/pair_diagnostics.tsv",
+        "results/benchmarks/pair_diagnostics.tsv"
     threads: config["threads"]
     resources:
         gpu=1,
@@ -122,7 +122,7 @@ use rule train_classifier as pair_sweep_classifier with:
     log:
         "results/logs/pairs_sweep/{method}/{setting}.log",
     benchmark:
-        "results/benchmarks/pairs_sweep/{method}/{setting}.tsv",
+        "results/benchmarks/pairs_sweep/{method}/{setting}.tsv"
     wildcard_constraints:
         method="|".join(PAIR_METHODS),
 
@@ -133,7 +133,10 @@ rule pairs_tradeoff:
         reweighing=f"{CLASSIFIERS}/reweighing/predictions.parquet",
         thresholds=rules.threshold_baseline.output[0],
         points=[f"{PAIRS}/sweep/{p}/predictions.parquet" for p in pair_sweep_points()],
-        synthetic_only=expand(f"{CLASSIFIERS}/{{run}}/predictions.parquet", run=[r for r in config["classifier"]["methods"] if r in GAN_RUNS]),
+        synthetic_only=expand(
+            f"{CLASSIFIERS}/{{run}}/predictions.parquet",
+            run=[r for r in config["classifier"]["methods"] if r in GAN_RUNS],
+        ),
     output:
         json=f"{PAIRS}/tradeoff.json",
         png=report(f"{PAIRS}/tradeoff.png", caption="../report/pairs_tradeoff.rst", category="Classifiers"),
@@ -143,7 +146,7 @@ rule pairs_tradeoff:
     log:
         "results/logs/pairs_tradeoff.log",
     benchmark:
-        "results/benchmarks/pairs_tradeoff.tsv",
+        "results/benchmarks/pairs_tradeoff.tsv"
     threads: 1
     conda:
         "../envs/fairgen.yaml"

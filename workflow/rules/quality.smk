@@ -16,10 +16,18 @@ rule quality:
         # a configured local Inception v3 weights file is an input: must exist, reruns on change
         inception_weights=lambda wildcards: [w for w in [config["quality"]["inception_weights"]] if w],
     output:
-        json=report(f"{QUALITY}/quality.json", caption="../report/quality.rst", category="Synthetic data quality",
-                    labels={"table": "all measures (JSON)"}),
-        tsv=report(f"{QUALITY}/summary.tsv", caption="../report/quality.rst", category="Synthetic data quality",
-                   labels={"table": "summary (TSV)"}),
+        json=report(
+            f"{QUALITY}/quality.json",
+            caption="../report/quality.rst",
+            category="Synthetic data quality",
+            labels={"table": "all measures (JSON)"},
+        ),
+        tsv=report(
+            f"{QUALITY}/summary.tsv",
+            caption="../report/quality.rst",
+            category="Synthetic data quality",
+            labels={"table": "summary (TSV)"},
+        ),
     params:
         cfg=lambda wildcards: cfg_json("quality"),
         # --synthetic RUN=FOLDER for each run (input.synthetic is in config["gan"]["runs"] order)
@@ -30,7 +38,7 @@ rule quality:
     log:
         "results/logs/quality.log",
     benchmark:
-        "results/benchmarks/quality.tsv",
+        "results/benchmarks/quality.tsv"
     threads: config["threads"]
     resources:
         gpu=1,

@@ -19,15 +19,27 @@ rule audit:
         synthetic=expand(rules.generate.output[0], run=config["gan"]["runs"]),
         quality=rules.quality.output.json,
         comparison=lambda wildcards: rules.compare_classifiers.output.parquet if has_comparison() else [],
-        thresholds=lambda wildcards: rules.threshold_baseline.output[0] if "real" in config["classifier"]["methods"] else [],
+        thresholds=lambda wildcards: (
+            rules.threshold_baseline.output[0] if "real" in config["classifier"]["methods"] else []
+        ),
         pair_diagnostics=lambda wildcards: rules.pair_diagnostics.output.json if uses_pairs() else [],
+        frontier=lambda wildcards: rules.frontier.output.json if has_frontier() else [],
         benchmarks=audit_benchmarks,
     output:
-        html=report(f"{AUDIT}/report.html", caption="../report/audit.rst", category="Audit",
-                    labels={"what": "self-contained audit report"}),
-        figures=report(directory(f"{AUDIT}/figures"), patterns=["{name}.png"],
-                       caption="../report/audit_figures.rst", category="Audit", subcategory="Figures",
-                       labels={"figure": "{name}"}),
+        html=report(
+            f"{AUDIT}/report.html",
+            caption="../report/audit.rst",
+            category="Audit",
+            labels={"what": "self-contained audit report"},
+        ),
+        figures=report(
+            directory(f"{AUDIT}/figures"),
+            patterns=["{name}.png"],
+            caption="../report/audit_figures.rst",
+            category="Audit",
+            subcategory="Figures",
+            labels={"figure": "{name}"},
+        ),
     params:
         cfg=lambda wildcards: cfg_json("audit"),
         # the folders holding METHOD/metrics.json, RUN/log.jsonl and the RUN synthetic sets
@@ -37,12 +49,13 @@ rule audit:
         synthetic_dir=lambda wildcards, input: os.path.dirname(input.synthetic[0]) if input.synthetic else "",
         comparison=lambda wildcards, input: f"--comparison {shlex.quote(input.comparison)}" if input.comparison else "",
         pairs=lambda wildcards, input: (f" --thresholds {shlex.quote(input.thresholds)}" if input.thresholds else "")
-        + (f" --pair-diagnostics {shlex.quote(input.pair_diagnostics)}" if input.pair_diagnostics else ""),
+        + (f" --pair-diagnostics {shlex.quote(input.pair_diagnostics)}" if input.pair_diagnostics else "")
+        + (f" --frontier {shlex.quote(input.frontier)}" if input.frontier else ""),
         benchmarks=lambda wildcards, input: " ".join(f"--benchmark {shlex.quote(f)}" for f in input.benchmarks),
     log:
         "results/logs/audit.log",
     benchmark:
-        "results/benchmarks/audit.tsv",
+        "results/benchmarks/audit.tsv"
     conda:
         "../envs/fairgen.yaml"
     shell:

@@ -17,13 +17,14 @@
 #   SWEEP/PAIR/sSEED/lLAMBDA/{gan,synthetic,classifiers}/X   those it does (fgan_dp, fgan_eqopp,
 #                                                             real_plus_synthetic with an fgan set)
 #   SWEEP/runs.parquet, summary.parquet, summary.csv, report.html
-# fairgen.sweep.parse_metrics_path reads this layout back (keep the two in step).
+# The point grammar (PAIR/sSEED[/lLAMBDA]) is fairgen.sweep_points, which formats and parses points here
+# (common.smk) and in fairgen.sweep.parse_metrics_path.
 # (SWEEP, SWEEP_LAMBDA_FREE_RUNS and the sweep_* functions are in common.smk)
 
 
 wildcard_constraints:
-    pair=r"[A-Za-z0-9_]+-[A-Za-z0-9_]+",
-    point=r"[A-Za-z0-9_]+-[A-Za-z0-9_]+/s[0-9]+(?:/l[0-9][0-9.e+-]*)?",
+    pair=sweep_points.PAIR_PATTERN,
+    point=sweep_points.POINT_PATTERN,
 
 
 rule sweep:
@@ -40,7 +41,7 @@ use rule dataset as sweep_dataset with:
     log:
         "results/logs/sweep/{pair}/dataset.log",
     benchmark:
-        "results/benchmarks/sweep/{pair}/dataset.tsv",
+        "results/benchmarks/sweep/{pair}/dataset.tsv"
 
 
 use rule crops as sweep_crops with:
@@ -56,7 +57,7 @@ use rule crops as sweep_crops with:
     log:
         "results/logs/sweep/{pair}/crops.log",
     benchmark:
-        "results/benchmarks/sweep/{pair}/crops.tsv",
+        "results/benchmarks/sweep/{pair}/crops.tsv"
 
 
 use rule train_gan as sweep_train_gan with:
@@ -77,7 +78,7 @@ use rule train_gan as sweep_train_gan with:
     log:
         "results/logs/sweep/{point}/train_gan/{run}.log",
     benchmark:
-        "results/benchmarks/sweep/{point}/train_gan/{run}.tsv",
+        "results/benchmarks/sweep/{point}/train_gan/{run}.tsv"
 
 
 use rule generate as sweep_generate with:
@@ -90,7 +91,7 @@ use rule generate as sweep_generate with:
     log:
         "results/logs/sweep/{point}/generate/{run}.log",
     benchmark:
-        "results/benchmarks/sweep/{point}/generate/{run}.tsv",
+        "results/benchmarks/sweep/{point}/generate/{run}.tsv"
 
 
 use rule train_classifier as sweep_train_classifier with:
@@ -109,7 +110,7 @@ use rule train_classifier as sweep_train_classifier with:
     log:
         "results/logs/sweep/{point}/classifiers/{method}.log",
     benchmark:
-        "results/benchmarks/sweep/{point}/classifiers/{method}.tsv",
+        "results/benchmarks/sweep/{point}/classifiers/{method}.tsv"
 
 
 rule sweep_aggregate:
@@ -118,12 +119,16 @@ rule sweep_aggregate:
     output:
         runs=f"{SWEEP}/runs.parquet",
         summary=f"{SWEEP}/summary.parquet",
-        csv=report(f"{SWEEP}/summary.csv", caption="../report/sweep.rst", category="Sweep",
-                   labels={"table": "mean and spread across seeds (CSV)"}),
+        csv=report(
+            f"{SWEEP}/summary.csv",
+            caption="../report/sweep.rst",
+            category="Sweep",
+            labels={"table": "mean and spread across seeds (CSV)"},
+        ),
     log:
         "results/logs/sweep/aggregate.log",
     benchmark:
-        "results/benchmarks/sweep/aggregate.tsv",
+        "results/benchmarks/sweep/aggregate.tsv"
     threads: 1
     conda:
         "../envs/fairgen.yaml"
@@ -136,12 +141,16 @@ rule sweep_report:
     input:
         runs=rules.sweep_aggregate.output.runs,
     output:
-        html=report(f"{SWEEP}/report.html", caption="../report/sweep.rst", category="Sweep",
-                    labels={"table": "sweep report (HTML)"}),
+        html=report(
+            f"{SWEEP}/report.html",
+            caption="../report/sweep.rst",
+            category="Sweep",
+            labels={"table": "sweep report (HTML)"},
+        ),
     log:
         "results/logs/sweep/report.log",
     benchmark:
-        "results/benchmarks/sweep/report.tsv",
+        "results/benchmarks/sweep/report.tsv"
     threads: 1
     conda:
         "../envs/fairgen.yaml"

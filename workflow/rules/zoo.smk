@@ -5,8 +5,8 @@
 # adds ~20 CPU minutes). Torch jobs use config key `threads` (default 1): these small models run
 # best one job per core, and extra threads on a busy machine make them several times slower.
 # Layout: results/zoo/{data,classifier}/{dataset}, results/zoo/{model}/{train,eval}, results/zoo/report.html.
-ZOO_RUNS = ["vanilla", "dcgan", "cgan", "acgan", "acgan_digits"]
-ZOO_DATASETS = ["digits", "mnist", "cifar_standin", "cifar10"]
+ZOO_RUNS = registry.zoo_run_names()  # fairgen.registry
+ZOO_DATASETS = registry.zoo_dataset_names()
 # (zoo_run_data, zoo_targets and ZOO are in common.smk; each rule's config is cfg_json's, so the
 # evaluation classifier gets only the zoo.eval keys it reads and changing n_samples does not retrain it)
 
@@ -29,7 +29,7 @@ rule zoo_data:
     log:
         "results/logs/zoo/data_{dataset}.log",
     benchmark:
-        "results/benchmarks/zoo/data_{dataset}.tsv",
+        "results/benchmarks/zoo/data_{dataset}.tsv"
     threads: 1
     conda:
         "../envs/fairgen.yaml"
@@ -53,7 +53,7 @@ rule zoo_classifier:
     log:
         "results/logs/zoo/classifier_{dataset}.log",
     benchmark:
-        "results/benchmarks/zoo/classifier_{dataset}.tsv",
+        "results/benchmarks/zoo/classifier_{dataset}.tsv"
     threads: config["threads"]
     resources:
         gpu=1,
@@ -85,7 +85,7 @@ rule zoo_train:
     log:
         "results/logs/zoo/train_{model}.log",
     benchmark:
-        "results/benchmarks/zoo/train_{model}.tsv",
+        "results/benchmarks/zoo/train_{model}.tsv"
     threads: config["threads"]
     resources:
         gpu=1,
@@ -103,8 +103,13 @@ rule zoo_evaluate:
         classifier=lambda wildcards: f"{ZOO}/classifier/{config['zoo'][wildcards.model]['dataset']}/model.pt",
     output:
         metrics=f"{ZOO}/{{model}}/eval/metrics.json",
-        grid=report(f"{ZOO}/{{model}}/eval/grid.png", caption="../report/zoo_grid.rst", category="Zoo",
-                    subcategory="Samples", labels={"run": "{model}"}),
+        grid=report(
+            f"{ZOO}/{{model}}/eval/grid.png",
+            caption="../report/zoo_grid.rst",
+            category="Zoo",
+            subcategory="Samples",
+            labels={"run": "{model}"},
+        ),
     wildcard_constraints:
         model="|".join(ZOO_RUNS),
     params:
@@ -114,7 +119,7 @@ rule zoo_evaluate:
     log:
         "results/logs/zoo/evaluate_{model}.log",
     benchmark:
-        "results/benchmarks/zoo/evaluate_{model}.tsv",
+        "results/benchmarks/zoo/evaluate_{model}.tsv"
     threads: config["threads"]
     resources:
         gpu=1,
@@ -136,8 +141,9 @@ rule zoo_report:
             {f"{ZOO}/classifier/{config['zoo'][run]['dataset']}/metrics.json" for run in config["zoo"]["runs"]}
         ),
     output:
-        html=report(f"{ZOO}/report.html", caption="../report/zoo.rst", category="Zoo",
-                    labels={"what": "seed-GAN zoo report"}),
+        html=report(
+            f"{ZOO}/report.html", caption="../report/zoo.rst", category="Zoo", labels={"what": "seed-GAN zoo report"}
+        ),
         summary=f"{ZOO}/summary.json",
     params:
         cfg=lambda wildcards: cfg_json("zoo-report"),
@@ -146,7 +152,7 @@ rule zoo_report:
     log:
         "results/logs/zoo/report.log",
     benchmark:
-        "results/benchmarks/zoo/report.tsv",
+        "results/benchmarks/zoo/report.tsv"
     threads: 1
     conda:
         "../envs/fairgen.yaml"
