@@ -694,7 +694,8 @@ def train_classifier(cfg: dict, method: str, array: str, index: str, synthetic: 
     out_dir.mkdir(parents=True, exist_ok=True)
     with io.atomic_path(out_dir / "model.pt") as tmp:
         torch.save({"state_dict": {k: v.cpu() for k, v in runner.model.state_dict().items()},
-                    "arch": cc["arch"], "resolution": resolution, "width": cc["width"], "method": method}, tmp)
+                    "arch": cc["arch"], "resolution": resolution, "width": cc["width"], "method": method,
+                    "precision": cfg["precision"]}, tmp)
     io.write_json({"method": method, "selection": SELECTION, "best_epoch": best_epoch, "epochs": curve},
                   out_dir / "curve.json")
     preds = pd.DataFrame({"image_id": test.image_id, "c": test.c, "y_true": test.y, "score": score, "y_pred": y_pred})

@@ -132,8 +132,9 @@ def test_saved_weights_reproduce_the_predictions(trained_real, real):
     model.eval()
     test = load_real(_cfg(), *real)["test"]
     x = torch.from_numpy(test.images).permute(0, 3, 1, 2).float() / 127.5 - 1
-    with torch.no_grad():
-        score = torch.sigmoid(model(x)).reshape(-1).double().numpy()
+    # the forward pass in the precision the classifier was trained and scored in (recorded)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=blob["precision"] == "bf16"):
+        score = torch.sigmoid(model(x).float()).reshape(-1).double().numpy()
     preds, _ = io.read_parquet(out / "predictions.parquet", "predictions")
     np.testing.assert_allclose(preds["score"], score, atol=1e-5)
 
