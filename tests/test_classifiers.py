@@ -61,7 +61,8 @@ def _write_synth(folder, model="fgan_dp", n=200, seed=1, size=SIZE):
 
 
 def _cfg(**classifier):
-    return config.validate({"device": "cpu", "classifier": {"epochs": 3, "batch_size": 32, "width": 8,
+    # fp32: these tests check exact reproductions and compare bf16 against this reference
+    return config.validate({"device": "cpu", "precision": "fp32", "classifier": {"epochs": 3, "batch_size": 32, "width": 8,
                                                             "bootstrap": 20, "lr": 0.01, **classifier}})
 
 
@@ -444,7 +445,7 @@ def _teacher_scores(model_pt, images):
 def test_relabel_gives_the_classifiers_reading(trained_real, tmp_path):
     out, _ = trained_real
     src = _write_synth(tmp_path / "synth")
-    rc = cli.main(["relabel", "--set", "device=cpu", "--synthetic", str(src), "--classifier", str(out / "model.pt"),
+    rc = cli.main(["relabel", "--set", "device=cpu", "--set", "precision=fp32", "--synthetic", str(src), "--classifier", str(out / "model.pt"),
                    "--out-dir", str(tmp_path / "relabelled")])
     assert rc == 0
     before, images, _ = read_synthetic(src)
