@@ -66,7 +66,7 @@ def _checkpoint(path, cls=TinyFairGAN, step=123, ema_seed=None, **kwargs):
 
 
 def _cfg(n=50, ratio=0.5, seed=0, batch_size=16, oversample=1):
-    return config.validate({"seed": seed, "device": "cpu",
+    return config.validate({"seed": seed, "device": "cpu", "precision": "fp32",  # exact reproductions
                             "generate": {"n_samples": n, "protected_ratio": ratio, "batch_size": batch_size,
                                          "experimental": {"oversample": oversample}}})
 
