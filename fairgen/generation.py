@@ -252,7 +252,8 @@ def generate(cfg: dict, run: str, checkpoint: str | os.PathLike, out_dir: str | 
         "counts": {f"c{cv}_y{yv}": int(np.sum((c == cv) & (y == yv))) for cv in (0, 1) for yv in (0, 1)},
         "p_y1_given_c": rate_by_group(y, c),
         "y_prob_rule": Y_PROB_RULE, "seed": seed, "batch_size": gc["batch_size"],
-        "device": str(device), "precision": cfg["precision"], "threads": torch.get_num_threads(), "image_shape": list(images.shape[1:]),
+        "device": str(device), "precision": cfg["precision"], "threads": torch.get_num_threads(),
+        "image_shape": list(images.shape[1:]),
         "selection": selection,
     }
     with io.atomic_path(out_dir, is_dir=True) as tmp:

@@ -47,7 +47,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fairgen.errors import CheckpointError, ConfigError, DataError, FormatVersionError, TrainingDivergedError
-from fairgen.runtime import resolve_device  # noqa: F401  (re-exported: fairgen.training.resolve_device)
+from fairgen.runtime import resolve_device
 from fairgen.training import checkpoint as ckpt_mod
 from fairgen.training import logs
 
