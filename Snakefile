@@ -4,9 +4,9 @@ import sys
 
 from snakemake.utils import min_version, validate
 
-sys.path.insert(0, workflow.basedir)  # fairgen.config of this tree: the stages' config declaration
+sys.path.insert(0, workflow.basedir)  # fairgen.common.config of this tree: the stages' config declaration
 
-from fairgen.config import validate as fairgen_validate
+from fairgen.common.config import validate as fairgen_validate
 
 min_version("8.0")
 
@@ -15,7 +15,7 @@ configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
-# the same schema with the registry's run and method names as enums (fairgen.registry; the YAML marks
+# the same schema with the registry's run and method names as enums (fairgen.common.registry; the YAML marks
 # those keys x-registry): raises ConfigError naming the key
 fairgen_validate(config)
 

@@ -4,7 +4,7 @@
     python benchmarks/bench_crops.py --n 5000 --methods aligned --workers 2
 
 The folder (``--root``, default ``resources/bench_celeba``; reused when it already holds ``--n``
-images) comes from ``fairgen.data.synthetic.make_synthetic_celeba`` when that exists, otherwise
+images) comes from ``fairgen.data.procedural_celeba.make_synthetic_celeba`` when that exists, otherwise
 from a plain generator here: 178x218 JPEGs with smooth random content and noise (about the
 file size of CelebA's, ~7-10 KB) and jittered, slightly rotated/scaled CelebA-like landmarks.
 
@@ -29,11 +29,20 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from fairgen import config as config_mod
-from fairgen.data import crops
-from fairgen.data.celeba import (ATTRIBUTE_NAMES, BBOX_COLUMNS, IMAGE_DIR, IMAGE_HEIGHT, IMAGE_WIDTH,
-                                 LANDMARK_NAMES, N_IMAGES, read_celeba, write_annotations)
-from fairgen.io import write_json
+from fairgen.common import config as config_mod
+from fairgen.common.io import write_json
+from fairgen.data.celeba import (
+    ATTRIBUTE_NAMES,
+    BBOX_COLUMNS,
+    IMAGE_DIR,
+    IMAGE_HEIGHT,
+    IMAGE_WIDTH,
+    LANDMARK_NAMES,
+    N_IMAGES,
+    read_celeba,
+    write_annotations,
+)
+from fairgen.stages import crops as crops_stage
 
 MEAN_LANDMARKS = np.array([[69, 111], [108, 111], [88, 134], [72, 152], [105, 152]], dtype=np.float64)
 
@@ -86,12 +95,12 @@ def ensure_dataset(root: Path, n: int, workers: int) -> str:
             pass
         shutil.rmtree(root)
     try:
-        from fairgen.data.synthetic import make_synthetic_celeba
+        from fairgen.data.procedural_celeba import make_synthetic_celeba
     except ImportError:
         make_synthetic_celeba = None
     if make_synthetic_celeba is not None:
         make_synthetic_celeba(root, n_images=n, workers=workers, progress=False)
-        return "fairgen.data.synthetic.make_synthetic_celeba"
+        return "fairgen.data.procedural_celeba.make_synthetic_celeba"
     make_plain_celeba(root, n, workers)
     return "plain JPEG generator (benchmarks/bench_crops.py)"
 
@@ -150,7 +159,7 @@ def main(argv=None) -> int:
             cfg = config_mod.validate({"crops": {"method": method, "resolution": args.resolution,
                                                  "workers": args.workers, "export_png": 64}})
             out = tmp / method
-            s = crops.run(cfg, str(manifest), str(out / "crops.npy"), str(out / "index.parquet"),
+            s = crops_stage.run(cfg, str(manifest), str(out / "crops.npy"), str(out / "index.parquet"),
                           str(out / "summary.json"), str(out / "png"), progress=False)
             rate = s["images_per_second"]
             results["methods"][method] = {k: s[k] for k in ("seconds", "crop_seconds", "images_per_second",

@@ -248,7 +248,7 @@ def main(argv=None) -> int:
     }
     print(json.dumps({k: v for k, v in result.items() if k not in ("runs", "targets")}, indent=2))
     if args.out:
-        from fairgen.io import write_json
+        from fairgen.common.io import write_json
 
         write_json(result, args.out)
     if tmp is not None:

@@ -56,7 +56,7 @@ def model_config(config: str, size: str) -> dict:
     """The validated config of ``size`` (see the module docstring)."""
     import yaml
 
-    from fairgen import config as config_mod
+    from fairgen.common import config as config_mod
 
     cfg = config_mod.load(config)
     if size == "gpu":
@@ -72,8 +72,8 @@ def one_run(config: str, size: str, setting: str, threads: int, steps: int, warm
     import numpy as np
     import torch
 
+    from fairgen.stages.train_gan import build_model
     from fairgen.training import ArrayBatches, TrainConfig, Trainer, seed_everything
-    from fairgen.training.fairness_run import build_model
     from fairgen.training.logs import read_jsonl
 
     torch.set_num_threads(threads)

@@ -2,8 +2,8 @@
 
     python benchmarks/bench_pairs.py --checkpoint results/gan/fgan_dp/checkpoint.pt --pairs 4000
 
-Times, on the same checkpoint and in the same run, ``fairgen.pairs.sample_pairs`` (N pairs, B pairs
-per forward pass = 2B images) and ``fairgen.generation.sample`` (2N images, 2B per forward pass),
+Times, on the same checkpoint and in the same run, ``fairgen.data.pairs.sample_pairs`` (N pairs, B pairs
+per forward pass = 2B images) and ``fairgen.training.sampling.sample`` (2N images, 2B per forward pass),
 each ``--repeats`` times alternately, and prints images/s (min / median / max) and their ratio.
 Torch uses the threads OMP_NUM_THREADS allows.
 """
@@ -28,9 +28,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from fairgen import config
-    from fairgen.generation import balanced_groups, load_conditional_gan, sample
-    from fairgen.pairs import sample_pairs
+    from fairgen.common import config
+    from fairgen.training.sampling import balanced_groups, load_conditional_gan, sample, sample_pairs
 
     cfg = config.validate({"device": "cpu"})
     gan, *_ , device = load_conditional_gan(cfg, args.run, args.checkpoint)

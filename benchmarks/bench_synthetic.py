@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=1, help="report the best of this many runs")
     args = p.parse_args(argv)
 
-    from fairgen.data.synthetic import make_synthetic_celeba
+    from fairgen.data.procedural_celeba import make_synthetic_celeba
 
     best = None
     for _ in range(args.repeats):

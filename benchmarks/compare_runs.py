@@ -4,7 +4,7 @@
 
 For each method, reads ``RESULTS/classifiers/METHOD/predictions.parquet`` of both runs (the same
 real test images), and sets the other run's classifier beside the base run's with
-:func:`fairgen.fairness.paired_difference` (one bootstrap draw of test rows evaluates both; 2,000
+:func:`fairgen.eval.fairness.paired_difference` (one bootstrap draw of test rows evaluates both; 2,000
 resamples, 95%). A method "holds" when 0 lies in the interval of the difference for accuracy and
 for the demographic-parity difference. Used to decide whether bf16 keeps the results of fp32
 (issue 31; docs/performance.md).
@@ -21,8 +21,8 @@ METRICS = ("accuracy", "demographic_parity_difference", "equal_opportunity_diffe
 
 
 def compare(base: Path, other: Path, method: str, n_boot: int) -> dict:
-    from fairgen import fairness
-    from fairgen.classifiers import read_predictions
+    from fairgen.eval import fairness
+    from fairgen.eval.classifier import read_predictions
 
     rows = {}
     for name, root in (("base", base), ("other", other)):

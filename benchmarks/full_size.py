@@ -53,10 +53,10 @@ def split_sizes(n: int) -> dict[str, int]:
 
 def build_copy(work: Path, distinct: int, n: int, seed: int = 0) -> Path:
     """A Kaggle-layout copy of ``n`` images made of ``distinct`` synthetic images (hard links)."""
-    from fairgen import config
+    from fairgen.common import config
     from fairgen.data import celeba as C
+    from fairgen.data import procedural_celeba as S
     from fairgen.data import sources
-    from fairgen.data import synthetic as S
 
     src = work / "distinct"
     if not (src / S.PARAMS_FILE).exists():
@@ -160,8 +160,8 @@ def measure(name: str, cmd: list[str], log: Path) -> dict:
 
 def subset(array: Path, index: Path, out_array: Path, out_index: Path, n: int) -> None:
     """The first rows of each split (80/10/10 of ``n``) as a crops array + index of their own."""
+    from fairgen.common.io import read_parquet, save_npy, write_parquet
     from fairgen.data.crops import INDEX_KIND, array_fingerprint
-    from fairgen.io import read_parquet, save_npy, write_parquet
 
     df, meta = read_parquet(index, INDEX_KIND)
     want = {"train": n - 2 * (n // 10), "valid": n // 10, "test": n // 10}
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     d.mkdir(exist_ok=True)
     array, index = d / "crops.npy", d / "index.parquet"
     stages = [measure("baseline (python + torch + fairgen imports)", [sys.executable, "-c",
-                      "import torch, fairgen.cli, fairgen.classifiers, fairgen.training.fairness_run"], d / "baseline.log")]
+                      "import torch, fairgen.cli, fairgen.eval.classifier, fairgen.stages.train_gan"], d / "baseline.log")]
     run = set(args.stages)
     if "dataset" in run:
         stages.append(measure("dataset", fg + [

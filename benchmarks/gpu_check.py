@@ -58,7 +58,7 @@ def read(path: Path) -> dict:
 
 def synthetic_metadata(folder: Path) -> dict:
     """The ``fairgen.*`` metadata of a synthetic set's samples.parquet (where `fairgen generate` records its run)."""
-    from fairgen.io import read_parquet
+    from fairgen.common.io import read_parquet
 
     return read_parquet(folder / "samples.parquet", "synthetic_samples")[1]
 
@@ -95,9 +95,9 @@ def profile_gan(work: Path, cfg: dict, warmup: int, steps: int) -> dict:
     import torch
     from torch.autograd import DeviceType
 
-    from fairgen.classifiers import load_real
+    from fairgen.eval.classifier import load_real
+    from fairgen.stages.train_gan import build_model
     from fairgen.training import ArrayBatches, TrainConfig, Trainer
-    from fairgen.training.fairness_run import build_model
 
     run = cfg["gan"]["runs"][0]
     real = load_real(cfg, work / "results/data/crops.npy", work / "results/data/index.parquet")["train"]
@@ -130,7 +130,7 @@ def profile_gan(work: Path, cfg: dict, warmup: int, steps: int) -> dict:
 
 
 def check(args) -> dict:
-    from fairgen import config as config_mod
+    from fairgen.common import config as config_mod
 
     report = {"device": args.device, "configfiles": [str(c) for c in args.configfile], "precisions": {}}
     ok = True
@@ -159,7 +159,7 @@ def check(args) -> dict:
 def _merged(configfiles: list[Path]) -> dict:
     import yaml
 
-    from fairgen.config import _merge
+    from fairgen.common.config import _merge
 
     cfg: dict = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())  # the Snakefile's configfile
     for path in configfiles:

@@ -14,8 +14,13 @@ import logging
 import sys
 
 from fairgen import __version__
-from fairgen.errors import FairgenError
-from fairgen.registry import gan_run_names, method_names, zoo_dataset_names, zoo_run_names
+from fairgen.common.errors import FairgenError
+from fairgen.common.registry import (
+    gan_run_names,
+    method_names,
+    zoo_dataset_names,
+    zoo_run_names,
+)
 
 # name -> (target "module:function", help, [(flags, kwargs), ...])
 COMMANDS: dict[str, tuple[str, str, list]] = {}
@@ -30,13 +35,13 @@ def arg(*flags, **kwargs):
 
 
 command(
-    "dataset", "fairgen.data.sources:prepare",
+    "dataset", "fairgen.stages.dataset:prepare",
     "Get the face dataset (synthesize the embedded default, download CelebA, or verify a local copy) "
     "and write a manifest naming its root.",
     arg("--out", required=True, help="manifest JSON to write"),
 )
 command(
-    "crops", "fairgen.data.crops:run",
+    "crops", "fairgen.stages.crops:run",
     "Make landmark-based face crops into one packed uint8 array plus a Parquet index.",
     arg("--dataset", required=True, help="manifest JSON written by 'fairgen dataset'"),
     arg("--array", required=True, help="output .npy (N,H,W,3) uint8"),
@@ -45,7 +50,7 @@ command(
     arg("--png-dir", default=None, help="folder for PNG previews (crops.export_png of them)"),
 )
 command(
-    "train-gan", "fairgen.training.fairness_run:train",
+    "train-gan", "fairgen.stages.train_gan:train",
     "Train one Fairness GAN run (fgan_dp: demographic-parity term, fgan_eqopp: equal-opportunity "
     "term, acgan: no fairness term) on the real train crops with the shared GAN trainer. Writes "
     "checkpoint.pt, log.jsonl, samples/, loss_curve.png, class_grid.png (samples by c and generated "
@@ -60,7 +65,7 @@ command(
              "--out-dir; removed when every output is written)"),
 )
 command(
-    "generate", "fairgen.generation:generate",
+    "generate", "fairgen.stages.generate:generate",
     "Sample a synthetic dataset (PNG images + samples.parquet + packed .npy + preview sheets per "
     "(c, y)) from a GAN checkpoint, with c split exactly by generate.protected_ratio.",
     arg("--run", required=True, choices=gan_run_names(), help="GAN run name"),
@@ -68,7 +73,7 @@ command(
     arg("--out-dir", required=True, help="output dataset folder (replaced atomically)"),
 )
 command(
-    "train-classifier", "fairgen.classifiers:train_classifier",
+    "train-classifier", "fairgen.stages.train_classifier:train_classifier",
     "Train the downstream outcome classifier of one method (real, reweighing, a GAN run's synthetic "
     "set, or real plus synthetic), pick the epoch by real-valid accuracy and audit it on the real "
     "test split. Writes predictions.parquet, metrics.json, model.pt and curve.json into --out-dir.",
@@ -85,7 +90,7 @@ command(
     arg("--out-dir", required=True, help="output folder"),
 )
 command(
-    "generate-pairs", "fairgen.pairs:generate_pairs",
+    "generate-pairs", "fairgen.stages.generate_pairs:generate_pairs",
     "Sample counterfactual pairs from a GAN checkpoint: pairs.n_pairs noise draws z, each written "
     "as G(z, c=0) and G(z, c=1) sharing a pair_id (synthetic dataset format plus pair_id).",
     arg("--run", required=True, choices=gan_run_names(), help="GAN run name"),
@@ -93,7 +98,7 @@ command(
     arg("--out-dir", required=True, help="output pair set folder (replaced atomically)"),
 )
 command(
-    "threshold-baseline", "fairgen.postprocess:threshold_curve",
+    "threshold-baseline", "fairgen.stages.threshold_baseline:threshold_curve",
     "The post-processing baseline: group-specific thresholds on the real classifier's scores, chosen on "
     "the real valid split for each demographic-parity bound, applied to the real test split (an "
     "accuracy-vs-DP curve with paired intervals against the real classifier).",
@@ -103,7 +108,7 @@ command(
     arg("--out-json", required=True, help="curve JSON to write"),
 )
 command(
-    "pair-diagnostics", "fairgen.pair_diagnostics:diagnose",
+    "pair-diagnostics", "fairgen.stages.pair_diagnostics:diagnose",
     "What limits the counterfactual-pair methods: flip success and identity kept of a pair set, and per "
     "classifier its c-sensitivity on pairs and on real images and how well its features tell real from "
     "generated images.",
@@ -115,7 +120,7 @@ command(
     arg("--cache-dir", default=None, help="cache of the c and attribute readers (default: beside --out-json)"),
 )
 command(
-    "tradeoff", "fairgen.tradeoff:run",
+    "tradeoff", "fairgen.stages.tradeoff:run",
     "Set debiasing points (test predictions) against both baselines on the same test split: accuracy and "
     "DP difference with paired intervals against real and against reweighing, the threshold curve's "
     "accuracy at each point's DP difference, which points dominate both baselines, and a figure.",
@@ -129,7 +134,7 @@ command(
     arg("--out-png", required=True, help="figure to write"),
 )
 command(
-    "relabel", "fairgen.classifiers:relabel_synthetic",
+    "relabel", "fairgen.stages.relabel:relabel_synthetic",
     "Diagnostic: copy a synthetic set with its labels replaced by a trained classifier's reading of "
     "each image (--parity: shifted per group to equal positive rates). A classifier trained on the "
     "copy shows what the images allow when the labels are not the limit.",
@@ -139,14 +144,14 @@ command(
     arg("--parity", action="store_true", help="equal positive rates in both groups"),
 )
 command(
-    "metrics-table", "fairgen.classifiers:write_metrics_table",
+    "metrics-table", "fairgen.stages.metrics_table:write_metrics_table",
     "Combine the metrics.json of several classifiers into one table (Parquet and CSV).",
     arg("--metrics", required=True, nargs="+", help="metrics.json files, one per method"),
     arg("--out-parquet", required=True, help="output Parquet (kind metrics_table)"),
     arg("--out-csv", required=True, help="output CSV"),
 )
 command(
-    "compare", "fairgen.classifiers:write_comparison",
+    "compare", "fairgen.stages.compare:write_comparison",
     "Set every classifier beside the 'real' baseline on the same test images: the change in "
     "accuracy and in each fairness metric (method - real, and relative to real) with paired "
     "bootstrap intervals, as Parquet (kind comparison) and CSV.",
@@ -155,7 +160,7 @@ command(
     arg("--out-csv", required=True, help="output CSV"),
 )
 command(
-    "quality", "fairgen.quality:run",
+    "quality", "fairgen.stages.quality:run",
     "Quality of synthetic sets against the real crops: FID overall and per protected group "
     "(own-CNN features, plus Inception v3 with quality.inception_weights), P(y=1|c) real vs "
     "synthetic, and c-conditioning accuracy. Writes OUT/quality.json and OUT/summary.tsv.",
@@ -166,7 +171,7 @@ command(
     arg("--out", required=True, help="output folder (quality.json, summary.tsv, cache/ of extractor weights)"),
 )
 command(
-    "audit", "fairgen.report:audit",
+    "audit", "fairgen.report.audit:audit",
     "Fairness audit report: one self-contained HTML file (inline CSS, images as data URIs, no "
     "network references) with the dataset card, GAN training, classifier comparison with "
     "confidence intervals, trade-off plot, synthetic-data quality, the paper's reference numbers "
@@ -191,7 +196,7 @@ command(
     arg("--figures-dir", required=True, help="folder to write the report's figures into (PNG)"),
 )
 command(
-    "audit-predictions", "fairgen.audit_predictions:run",
+    "audit-predictions", "fairgen.report.audit_predictions:run",
     "Fairness audit of any model's predictions (CSV or Parquet): per-group metrics (n, base rate, selection "
     "rate, TPR, FPR, FNR, precision, error rate, accuracy, balanced accuracy; AUC and average precision with "
     "scores) for any number of groups and their intersections, differences and ratios between groups, "
@@ -221,7 +226,7 @@ command(
     arg("--seed", type=int, default=None, help="bootstrap seed (default 0)"),
 )
 command(
-    "example-predictions", "fairgen.audit_predictions:example_predictions",
+    "example-predictions", "fairgen.report.audit_predictions:example_predictions",
     "Write a seeded SYNTHETIC predictions file in Aequitas's shape (score, label_value, race, sex; with "
     "--models N also a model column, N models on the same rows) to try 'fairgen audit-predictions' on.",
     arg("--out", required=True, help="file to write (.csv or .parquet)"),
@@ -230,7 +235,7 @@ command(
     arg("--models", type=int, default=1, help="number of models (default 1: no model column)"),
 )
 command(
-    "zoo-data", "fairgen.data.zoo_data:prepare",
+    "zoo-data", "fairgen.stages.zoo.data:prepare",
     "Prepare one seed-GAN zoo dataset as uint8 images.npy (N,H,W,C) + labels.npy + info.json: "
     "digits (scikit-learn's bundled real 8x8 digits, upsampled to 28x28), mnist / cifar10 "
     "(torchvision; downloaded into zoo.data_root or read from zoo.mnist_root / zoo.cifar10_root), "
@@ -241,14 +246,14 @@ command(
     arg("--channels", type=int, choices=[1, 3], default=None, help="channels (default: the dataset's own)"),
 )
 command(
-    "zoo-classifier", "fairgen.zoo:train_classifier",
+    "zoo-classifier", "fairgen.stages.zoo.classifier:train_classifier",
     "Train (seeded) the small CNN that evaluates the zoo runs of one dataset on its REAL images; "
     "writes model.pt and metrics.json (held-out accuracy); reuses an up-to-date model.pt.",
     arg("--data", required=True, help="dataset folder written by 'fairgen zoo-data'"),
     arg("--out-dir", required=True, help="output folder"),
 )
 command(
-    "zoo-train", "fairgen.zoo:train",
+    "zoo-train", "fairgen.stages.zoo.train:train",
     "Train one seed-GAN zoo run with the shared GAN trainer: checkpoint.pt, log.jsonl, sample "
     "grids, loss_curve.png and train.json in --out-dir (resumes from a matching checkpoint).",
     arg("--model", required=True, choices=zoo_run_names(),
@@ -257,7 +262,7 @@ command(
     arg("--out-dir", required=True, help="output folder"),
 )
 command(
-    "zoo-evaluate", "fairgen.zoo:evaluate",
+    "zoo-evaluate", "fairgen.stages.zoo.evaluate:evaluate",
     "Evaluate one zoo run: FID in the real-data classifier's feature space (with the real-vs-real "
     "floor), accuracy of the classifier on samples by requested class (conditional models), class "
     "coverage, and a per-class sample grid (a row per class). Writes metrics.json and grid.png.",
@@ -268,7 +273,7 @@ command(
     arg("--out-dir", required=True, help="output folder"),
 )
 command(
-    "zoo-report", "fairgen.zoo:report",
+    "zoo-report", "fairgen.report.zoo:report",
     "The seed-GAN zoo report: one self-contained HTML file (inline CSS, images as data URIs) with "
     "per-class sample grids, training curves, FID, conditional accuracy and class coverage per run.",
     arg("--zoo-dir", required=True, help="folder holding RUN/train, RUN/eval and classifier/DATASET"),
@@ -276,7 +281,7 @@ command(
     arg("--out-json", default=None, help="also write every number as JSON"),
 )
 command(
-    "sweep-aggregate", "fairgen.sweep:aggregate",
+    "sweep-aggregate", "fairgen.stages.sweep_aggregate:aggregate",
     "Collect the classifier metrics of a sweep (.../PROTECTED-OUTCOME/sSEED[/lLAMBDA]/classifiers/METHOD/"
     "metrics.json; the point is read from the path and checked against the file) into one row per run "
     "(runs.parquet) and their mean, sample standard deviation, min and max across seeds per (protected, "
@@ -287,7 +292,7 @@ command(
     arg("--out-csv", required=True, help="the same statistics as CSV"),
 )
 command(
-    "frontier", "fairgen.frontier:run",
+    "frontier", "fairgen.stages.frontier:run",
     "The oracle accuracy-fairness frontier of the embedded synthetic data: the highest expected accuracy "
     "any classifier can reach on a split under each demographic-parity bound, from each image's true "
     "P(outcome = 1) (recomputed from the dataset's recorded parameters and checked against the crops index).",
@@ -299,7 +304,7 @@ command(
         help="also solve and print the point at DP difference <= B (repeatable)"),
 )
 command(
-    "sweep-report", "fairgen.sweep:report",
+    "sweep-report", "fairgen.report.sweep:report",
     "The sweep report: one self-contained HTML page with the key metrics as mean +/- std across seeds "
     "per (pair, lambda_fair, method) and each metric against lambda_fair with every seed as a dot.",
     arg("--runs", required=True, help="runs.parquet written by 'fairgen sweep-aggregate'"),
@@ -308,7 +313,7 @@ command(
 
 
 command(
-    "config-readme", "fairgen.config:write_readme",
+    "config-readme", "fairgen.common.config:write_readme",
     "Write the configuration reference (config/README.md: every schema key with its type, default "
     "and description) generated from the schema.",
     arg("--out", default=None, help="file to write (default: standard output)"),
@@ -336,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    from fairgen import config as config_mod
+    from fairgen.common import config as config_mod
 
     kwargs = {k: v for k, v in vars(args).items()
               if k not in ("command", "config", "config_json", "overrides", "verbose", "_target")}
@@ -344,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_mod.stage_config(config_mod.load(args.config, args.overrides, args.config_json),
                                       args.command, **kwargs)
         if "device" in config_mod.STAGE_CONFIG[args.command].keys:  # a torch stage
-            from fairgen import runtime
+            from fairgen.common import runtime
 
             cfg = runtime.configure(cfg)
         module, func = args._target.split(":")

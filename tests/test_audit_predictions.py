@@ -14,9 +14,9 @@ import pytest
 import sklearn.metrics as skm
 from fairlearn import metrics as flm
 
-from fairgen import audit_predictions as AP
 from fairgen import cli
-from fairgen import fairness as F
+from fairgen.eval import fairness as F
+from fairgen.report import audit_predictions as AP
 
 N_BOOT = 50  # the oracle tests check the point estimates; intervals have their own tests
 
@@ -412,7 +412,8 @@ def test_pipeline_audit_uses_the_same_audit_for_its_pass_fail_table(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
     import report_inputs as ri
 
-    from fairgen import audit_report, report
+    from fairgen.report import audit as report
+    from fairgen.report import predictions_html as audit_report
 
     cfg = ri.tiny_cfg(methods=["real", "reweighing"], runs=[], n_boot=30)
     paths = ri.make_inputs(tmp_path / "in", cfg)

@@ -15,8 +15,8 @@ sys.path.insert(0, str(HERE / "browser"))
 import cdp  # noqa: E402
 from test_report_browser import _png_size, chromium  # noqa: E402,F401  (the shared Chromium fixture)
 
-from fairgen import audit_predictions as AP  # noqa: E402
 from fairgen import cli  # noqa: E402
+from fairgen.report import audit_predictions as AP  # noqa: E402
 
 ARTIFACTS = Path(os.environ.get("FAIRGEN_TEST_ARTIFACTS", HERE.parent / "results" / "test-artifacts"))
 

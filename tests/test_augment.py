@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fairgen import config
-from fairgen.errors import ConfigError
+from fairgen.common import config
+from fairgen.common.errors import ConfigError
 from fairgen.models.augment import check_policy, diff_augment
 from fairgen.models.fairness_gan import FairnessGAN
-from fairgen.training.fairness_run import build_model
+from fairgen.stages.train_gan import build_model
 
 TINY = dict(resolution=32, z_dim=8, width=4, y_hidden=16, cy_hidden=16)
 

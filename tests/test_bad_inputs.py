@@ -4,7 +4,7 @@ Each case breaks one input of a working setup, runs one subcommand (``fairgen.cl
 console entry point's function) and expects exit code 2, an error line naming the culprit (file
 and line, row or key), and none of the command's outputs, nor temporaries of them, left behind.
 The module-level tests of each reader exist elsewhere; this is the user-facing table. Also: every
-file kind with a format version (``fairgen.io.FORMAT_VERSIONS``, the GAN checkpoint included)
+file kind with a format version (``fairgen.common.io.FORMAT_VERSIONS``, the GAN checkpoint included)
 is refused clearly when written by another version.
 """
 
@@ -21,16 +21,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-
-from fairgen import cli, io
-from fairgen.data import celeba as C
-from fairgen.errors import FormatVersionError
-from fairgen.models import build
-from fairgen.synthetic_data import SAMPLES_FILE, write_synthetic
-from fairgen.training import checkpoint as ckpt_mod
 from test_crops import make_celeba  # real JPEGs + the five annotation files, CelebA's layout
 from test_fairness_gan import _write_crops  # a tiny crops array + index
 from test_sources import serve_fixed_bytes  # a local "Google Drive" answering fixed bytes
+
+from fairgen import cli
+from fairgen.common import io
+from fairgen.common.errors import FormatVersionError
+from fairgen.data import celeba as C
+from fairgen.data.synthetic_set import SAMPLES_FILE, write_synthetic
+from fairgen.models import build
+from fairgen.training import checkpoint as ckpt_mod
 
 
 @dataclass
@@ -307,7 +308,7 @@ def rewrite_parquet(path: Path, kind: str, version, monkeypatch) -> None:
 
 def cli_reader(kind: str, base: Base, tmp: Path, monkeypatch, version):
     """A CLI command that reads a file of ``kind`` written with ``version``, or None if no
-    subcommand reads that kind (it is then checked through fairgen.io.read_parquet only)."""
+    subcommand reads that kind (it is then checked through fairgen.common.io.read_parquet only)."""
     tmp.mkdir()
     if kind == "crops_index":
         crops = tmp / "crops"

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fairgen.common.errors import DataError
 from fairgen.data import celeba as C
-from fairgen.errors import DataError
 
 # A hand-written sample in CelebA's exact text format (count line, header line, CelebA's spacing),
 # modelled on the first rows of the real release.

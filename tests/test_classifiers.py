@@ -5,13 +5,22 @@ import pandas as pd
 import pytest
 import torch
 
-from fairgen import cli, config, io
-from fairgen.classifiers import (PREDICTION_COLUMNS, build_model, load_real, train_classifier, training_data,
-                                 relabel_synthetic, translate, write_comparison,
-                                 write_metrics_table)
-from fairgen.errors import ConfigError, DataError
-from fairgen.reweighing import reweighing_weights
-from fairgen.synthetic_data import read_synthetic, write_synthetic
+from fairgen import cli
+from fairgen.common import config, io
+from fairgen.common.errors import ConfigError, DataError
+from fairgen.data.synthetic_set import read_synthetic, write_synthetic
+from fairgen.eval.classifier import (
+    PREDICTION_COLUMNS,
+    build_model,
+    load_real,
+    relabel_synthetic,
+    train_classifier,
+    training_data,
+    translate,
+    write_comparison,
+    write_metrics_table,
+)
+from fairgen.eval.reweighing import reweighing_weights
 
 SIZE = 16
 SPLIT_SIZES = {"train": 320, "valid": 100, "test": 100}
@@ -349,7 +358,7 @@ def test_trained_predictions_record_the_privileged_group(trained_real):
 
 
 def test_compare_aligns_by_image_id_and_matches_the_paired_bootstrap(trained_real, tmp_path):
-    from fairgen import fairness
+    from fairgen.eval import fairness
 
     out, _ = trained_real
     base, _ = io.read_parquet(out / "predictions.parquet", "predictions")
@@ -521,10 +530,10 @@ def _one_readable_group(n, rng, p_y1_c1=0.75):
 
 
 def _fit_and_predict(train, valid, test, seed=0):
-    from fairgen.classifiers import _Runner, fit
+    from fairgen.eval.classifier import Runner, fit
 
     torch.manual_seed(seed)
-    runner = _Runner(build_model("cnn", SIZE, 8), torch.device("cpu"), "fp32", 32)
+    runner = Runner(build_model("cnn", SIZE, 8), torch.device("cpu"), "fp32", 32)
     fit(_cfg(epochs=3, bootstrap=0), runner, train, valid, seed, progress=False)
     return runner.predict(runner.tensor(test.images), "test", progress=False) >= 0.5
 
@@ -540,7 +549,7 @@ def test_sample_weights_set_what_the_classifier_learns():
 
     c=0's readable rule is learned in every case. (The valid split that picks the best epoch has
     c=0 rows only: see below.)"""
-    from fairgen.classifiers import Split
+    from fairgen.eval.classifier import Split
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)

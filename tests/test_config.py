@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fairgen import config
-from fairgen.errors import ConfigError
+from fairgen.common import config
+from fairgen.common.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 

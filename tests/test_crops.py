@@ -12,12 +12,20 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from fairgen import config as config_mod
+from fairgen.common import config as config_mod
+from fairgen.common.errors import ConfigError, DataError
+from fairgen.common.io import read_parquet, write_json
 from fairgen.data import crops
-from fairgen.data.celeba import (ATTRIBUTE_NAMES, BBOX_COLUMNS, IMAGE_DIR, IMAGE_HEIGHT, IMAGE_WIDTH,
-                                 LANDMARK_NAMES, write_annotations)
-from fairgen.errors import ConfigError, DataError
-from fairgen.io import read_parquet, write_json
+from fairgen.data.celeba import (
+    ATTRIBUTE_NAMES,
+    BBOX_COLUMNS,
+    IMAGE_DIR,
+    IMAGE_HEIGHT,
+    IMAGE_WIDTH,
+    LANDMARK_NAMES,
+    write_annotations,
+)
+from fairgen.stages import crops as crops_stage
 
 W, H = IMAGE_WIDTH, IMAGE_HEIGHT
 # Roughly CelebA's mean aligned landmarks.
@@ -92,7 +100,7 @@ def run_stage(tmp_path, manifest, c, tag="out"):
     out = tmp_path / tag
     paths = dict(array=out / "crops.npy", index=out / "index.parquet", summary=out / "summary.json",
                  png_dir=out / "previews")
-    result = crops.run(c, str(manifest), **{k: str(v) for k, v in paths.items()}, progress=False)
+    result = crops_stage.run(c, str(manifest), **{k: str(v) for k, v in paths.items()}, progress=False)
     return result, paths
 
 
@@ -604,9 +612,9 @@ def test_every_reader_refuses_a_stale_array_of_the_right_shape(tmp_path, celeba)
     """The index records a content fingerprint of its array: an array of the same shape left by
     another run (e.g. a crops run killed between publishing the index and the array) is refused
     by the crops, classifier and quality readers instead of being paired with the wrong labels."""
-    from fairgen.classifiers import load_real
-    from fairgen.config import validate
-    from fairgen.quality import _load_real
+    from fairgen.common.config import validate
+    from fairgen.eval.classifier import load_real
+    from fairgen.eval.quality import _load_real
 
     root, manifest, df = celeba
     _, p = run_stage(tmp_path, manifest, cfg(resolution=32, export_png=0))

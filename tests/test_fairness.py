@@ -1,4 +1,4 @@
-"""fairgen.fairness: every metric against fairlearn/sklearn, hand-made and paper examples,
+"""fairgen.eval.fairness: every metric against fairlearn/sklearn, hand-made and paper examples,
 properties (group swap, row permutation, weights), the bootstrap and every bad input."""
 
 import json
@@ -13,9 +13,9 @@ from fairlearn import metrics as flm
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from fairgen import fairness as F
-from fairgen.errors import DataError
-from fairgen.io import read_parquet, write_parquet
+from fairgen.common.errors import DataError
+from fairgen.common.io import read_parquet, write_parquet
+from fairgen.eval import fairness as F
 
 GROUP_RATES = F.RATE_METRICS
 

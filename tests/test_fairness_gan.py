@@ -9,13 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from fairgen import cli, config, io
+from fairgen import cli
+from fairgen.common import config, io
+from fairgen.common.errors import ConfigError
 from fairgen.models import build
 from fairgen.models.fairness_gan import FairnessGAN, fairness_penalty, label_gap, label_loss, rate_gap_penalty
 from fairgen.models.layers import ConditionalBatchNorm2d
+from fairgen.stages.train_gan import CLASS_GRID, SUMMARY, build_model
 from fairgen.training import ArrayBatches, TrainConfig, Trainer, seed_everything
-from fairgen.errors import ConfigError
-from fairgen.training.fairness_run import CLASS_GRID, SUMMARY, build_model
 
 TINY = dict(z_dim=8, width=4, y_hidden=16, cy_hidden=16)
 

@@ -1,4 +1,4 @@
-"""The oracle accuracy-fairness frontier (fairgen.frontier): exactness against brute force, its
+"""The oracle accuracy-fairness frontier (fairgen.eval.frontier): exactness against brute force, its
 guarantees, and the redraw of the synthetic data's true outcome probabilities with its checks."""
 
 from __future__ import annotations
@@ -9,9 +9,12 @@ import math
 import numpy as np
 import pytest
 
-from fairgen import cli, frontier as FR, io
-from fairgen.data import synthetic as S
-from fairgen.errors import DataError
+from fairgen import cli
+from fairgen.common import io
+from fairgen.common.errors import DataError
+from fairgen.data import procedural_celeba as S
+from fairgen.eval import frontier as FR
+from fairgen.stages import frontier as frontier_stage
 
 
 def linear_program(p, c, bound):
@@ -190,7 +193,7 @@ def test_load_reads_back_what_the_cli_writes(tmp_path, sample):
     unconstrained point last; a file of another pair, split, size or version fails naming it."""
     manifest, index = write_inputs(tmp_path, sample)
     out = tmp_path / "frontier.json"
-    assert FR.run({"protected": "Male", "outcome": "Attractive"}, str(manifest), str(index), str(out)) == 0
+    assert frontier_stage.run({"protected": "Male", "outcome": "Attractive"}, str(manifest), str(index), str(out)) == 0
     computed = FR.compute(manifest, index, "Male", "Attractive", "test")
     assert FR.load(out, "Male", "Attractive", computed["n"]) == computed
     good = json.loads(out.read_text())

@@ -4,12 +4,14 @@ import torch
 from PIL import Image
 from torch import nn
 
-from fairgen import cli, config
-from fairgen.errors import CheckpointError, DataError
-from fairgen.generation import balanced_groups, generate, realism_scores, select_stratified
+from fairgen import cli
+from fairgen.common import config
+from fairgen.common.errors import CheckpointError, DataError
+from fairgen.data.synthetic_set import read_synthetic
 from fairgen.models.base import GAN, MODEL_REGISTRY
-from fairgen.synthetic_data import read_synthetic
+from fairgen.stages.generate import generate
 from fairgen.training.checkpoint import save_checkpoint
+from fairgen.training.sampling import balanced_groups, realism_scores, select_stratified
 
 SIZE = 8
 

@@ -8,13 +8,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from fairgen import config
-from fairgen.data import celeba as C
-from fairgen.data import crops, sources
-from fairgen.errors import DataError
-from fairgen.io import read_parquet
 from test_crops import make_celeba  # real JPEGs + the five annotation files, the official layout
+
+from fairgen.common import config
+from fairgen.common.errors import DataError
+from fairgen.common.io import read_parquet
+from fairgen.data import celeba as C
+from fairgen.data import sources
+from fairgen.stages import crops as crops_stage
+from fairgen.stages import dataset as dataset_stage
 
 
 def kaggle_copy(df: pd.DataFrame, official: Path, root: Path, newline: str = "\n") -> Path:
@@ -71,8 +73,8 @@ def test_both_layouts_give_identical_crops_and_indexes(layouts, tmp_path):
     for name, root in (("official", official), ("kaggle", kaggle)):
         d = tmp_path / name
         cfg = local_cfg(root)
-        sources.prepare(cfg, str(d / "dataset.json"), progress=False)
-        crops.run(cfg, str(d / "dataset.json"), str(d / "crops.npy"), str(d / "index.parquet"),
+        dataset_stage.prepare(cfg, str(d / "dataset.json"), progress=False)
+        crops_stage.run(cfg, str(d / "dataset.json"), str(d / "crops.npy"), str(d / "index.parquet"),
                   str(d / "summary.json"), progress=False)
         m = json.loads((d / "dataset.json").read_text())
         out[name] = (m, np.load(d / "crops.npy"), read_parquet(d / "index.parquet", "crops_index")[0])
@@ -160,7 +162,7 @@ def test_bad_kaggle_copy_names_file_and_row_and_writes_nothing(layouts, tmp_path
     break_it(root)
     out = tmp_path / "out" / "dataset.json"
     with pytest.raises(DataError, match=pattern):
-        sources.prepare(local_cfg(root), str(out), progress=False)
+        dataset_stage.prepare(local_cfg(root), str(out), progress=False)
     assert not (tmp_path / "out").exists()
 
 
@@ -168,7 +170,7 @@ def test_both_layouts_with_the_same_contents_are_accepted(layouts, tmp_path):
     df, official, _ = layouts
     root = kaggle_copy(df, official, tmp_path / "kaggle")
     C.write_annotations(root, df)  # the official files too, same rows (with identities)
-    sources.prepare(local_cfg(root), str(tmp_path / "m.json"), progress=False)
+    dataset_stage.prepare(local_cfg(root), str(tmp_path / "m.json"), progress=False)
     m = json.loads((tmp_path / "m.json").read_text())
     assert (m["layout"], m["layouts_found"], m["identity_available"]) == ("official", ["official", "kaggle"], True)
 
@@ -178,7 +180,7 @@ def test_kaggle_copy_is_checked_against_the_release_counts(layouts, tmp_path):
     _, _, kaggle = layouts
     with pytest.raises(DataError, match=r"list_eval_partition.csv: 12 images \(train 6, valid 3, test 3\), the "
                                         r"release has 202,599 \(train 162,770, valid 19,867, test 19,962\)"):
-        sources.prepare(local_cfg(kaggle, check_md5=True), str(tmp_path / "m.json"), progress=False)
+        dataset_stage.prepare(local_cfg(kaggle, check_md5=True), str(tmp_path / "m.json"), progress=False)
     assert not (tmp_path / "m.json").exists()
 
 
@@ -188,12 +190,12 @@ def test_kaggle_copy_is_checked_against_the_release_counts(layouts, tmp_path):
 def test_random_split_is_seeded_recorded_and_used_by_crops(layouts, tmp_path):
     _, _, kaggle = layouts
     cfg = local_cfg(kaggle, split="random", random_split={"test_fraction": 0.25, "valid_fraction": 0.2})
-    sources.prepare(cfg, str(tmp_path / "m.json"), progress=False)
+    dataset_stage.prepare(cfg, str(tmp_path / "m.json"), progress=False)
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["split"] == {"method": "random", "test_fraction": 0.25, "valid_fraction": 0.2,
                           "seed": config.seed_for(cfg, "split")}
     assert m["splits"] == {"test": 3, "valid": 2, "train": 7}  # 12 * 0.25; round(9 * 0.2)
-    crops.run(cfg, str(tmp_path / "m.json"), str(tmp_path / "c.npy"), str(tmp_path / "i.parquet"),
+    crops_stage.run(cfg, str(tmp_path / "m.json"), str(tmp_path / "c.npy"), str(tmp_path / "i.parquet"),
               str(tmp_path / "s.json"), progress=False)
     index = read_parquet(tmp_path / "i.parquet", "crops_index")[0]
     df, _ = sources.load_index(m)

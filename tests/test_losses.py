@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from fairgen import losses
+from fairgen.models import losses
 
 REAL = [2.0, -1.0]
 FAKE = [0.5, -3.0]

@@ -6,8 +6,15 @@ from torch import nn
 
 from fairgen.models import build, model_class
 from fairgen.models.base import GAN, MODEL_REGISTRY
-from fairgen.models.layers import (ConditionalBatchNorm2d, DBlock, GBlock, MinibatchStdDev, init_normal_,
-                                   init_xavier_, sn_conv2d)
+from fairgen.models.layers import (
+    ConditionalBatchNorm2d,
+    DBlock,
+    GBlock,
+    MinibatchStdDev,
+    init_normal_,
+    init_xavier_,
+    sn_conv2d,
+)
 
 # (name, small constructor overrides for speed, expected image shape)
 MODELS = [

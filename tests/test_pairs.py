@@ -1,18 +1,19 @@
-"""Counterfactual pairs (fairgen.pairs) and the classifier methods that use them."""
+"""Counterfactual pairs (fairgen.data.pairs) and the classifier methods that use them."""
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
-
-from fairgen import cli, config, io
-from fairgen.classifiers import PairTerms, _grad_reverse, train_classifier
-from fairgen.errors import ConfigError, DataError
-from fairgen.pairs import generate_pairs, read_pairs
-from fairgen.synthetic_data import SAMPLES_FILE, read_synthetic, write_synthetic
-
-from test_classifiers import SIZE, _cfg, _rule_images, _write_real
+from test_classifiers import SIZE, _rule_images, _write_real
 from test_generation import TinyFairGAN, Unconditional, _checkpoint, registry  # noqa: F401 (fixture)
+
+from fairgen import cli
+from fairgen.common import config
+from fairgen.common.errors import ConfigError, DataError
+from fairgen.data.pairs import read_pairs
+from fairgen.data.synthetic_set import SAMPLES_FILE, read_synthetic, write_synthetic
+from fairgen.eval.classifier import _grad_reverse
+from fairgen.stages.generate_pairs import generate_pairs
+from fairgen.stages.train_classifier import train_classifier
 
 
 class CBlind(TinyFairGAN):
@@ -62,7 +63,7 @@ def test_pairs_follow_c(tmp_path, registry):  # noqa: F811
     # the same z through G(., 0) and G(., 1) by hand
     gan = TinyFairGAN()
     gan.G.load_state_dict(torch.load(ck, weights_only=True)["G"])
-    from fairgen.config import seed_for
+    from fairgen.common.config import seed_for
 
     gen = torch.Generator().manual_seed(seed_for(_pcfg(), "pairs/fgan_dp"))
     z = torch.randn(8, 4, generator=gen)  # the first batch of 8 pairs
@@ -191,7 +192,7 @@ def test_real_plus_pairs_with_the_real_classifiers_labels(real, pairs_dir, tmp_p
 
 
 def _pair_gap(model_path, pairs_dir):
-    from fairgen.classifiers import load_model
+    from fairgen.eval.classifier import load_model
 
     model, _ = load_model(model_path)
     model.eval()

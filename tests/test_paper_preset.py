@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from fairgen import config
+from fairgen.common import config
+from fairgen.common.io import read_json
 from fairgen.data import celeba as C
+from fairgen.data import procedural_celeba as S
 from fairgen.data import sources
-from fairgen.data import synthetic as S
-from fairgen.io import read_json
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.e2e

@@ -1,4 +1,4 @@
-"""The group-threshold baseline (fairgen.postprocess) and the trade-off stage (fairgen.tradeoff)."""
+"""The group-threshold baseline (fairgen.eval.postprocess) and the trade-off stage (fairgen.eval.tradeoff)."""
 
 import itertools
 
@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fairgen import config, io
-from fairgen.errors import DataError
-from fairgen.postprocess import accuracy_at, apply, default_bounds, solve
-from fairgen.tradeoff import compare_points, family
+from fairgen.common import config, io
+from fairgen.common.errors import DataError
+from fairgen.eval.postprocess import accuracy_at, apply, default_bounds, solve
+from fairgen.eval.tradeoff import compare_points, family
 
 
 def _data(n=300, seed=0):

@@ -1,7 +1,7 @@
 """Each preset gives every stage the same configuration through Snakemake and through the CLI.
 
 Snakemake reads config/config.yaml and then the preset over it, fills the schema's defaults and
-passes each rule's declared part (fairgen.config.STAGE_CONFIG) as --config-json; the CLI given
+passes each rule's declared part (fairgen.common.config.STAGE_CONFIG) as --config-json; the CLI given
 `--config PRESET` fills the same schema's defaults. A dry run prints every job's command; each
 command's configuration must be exactly what the CLI builds for that stage from the preset alone.
 """
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from fairgen import cli, config
+from fairgen import cli
+from fairgen.common import config
 
 ROOT = Path(__file__).resolve().parent.parent
 

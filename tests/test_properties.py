@@ -21,9 +21,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from fairgen import fairness as F
+from fairgen.common.errors import DataError
 from fairgen.data import celeba as C
-from fairgen.errors import DataError
+from fairgen.eval import fairness as F
 
 INT32_MAX = 2**31 - 1
 # settings shared by the file-writing properties: each example writes five files

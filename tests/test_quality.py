@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 import torch
 
-from fairgen import features as feat
-from fairgen import quality
 from fairgen.cli import main as cli_main
-from fairgen.config import validate
-from fairgen.errors import ConfigError, DataError
-from fairgen.io import write_parquet
+from fairgen.common.config import validate
+from fairgen.common.errors import ConfigError, DataError
+from fairgen.common.io import write_parquet
+from fairgen.eval import features as feat
+from fairgen.eval import quality
 
 RES = 32
 
@@ -341,7 +341,7 @@ def write_real(folder, n=400, seed=20):
 
 
 def write_synth(folder, c, y_prob, images, model="fgan_dp"):
-    from fairgen.synthetic_data import write_synthetic
+    from fairgen.data.synthetic_set import write_synthetic
 
     write_synthetic(folder, images, c, y_prob, model=model, checkpoint_step=10, seed=0, progress=False)
     return folder
@@ -382,7 +382,7 @@ def test_evaluate_quality_end_to_end(e2e):
     root, cfg, result, real, (c, y, y_prob) = e2e
     on_disk = json.loads((root / "quality" / "quality.json").read_text())
     assert on_disk == json.loads(json.dumps(result))
-    assert result["format"] == "fairgen.quality" and result["format_version"] == 1
+    assert result["format"] == "fairgen.eval.quality" and result["format_version"] == 1
     assert set(result["extractors"]) == {"own_cnn"}
     assert result["extractors"]["own_cnn"]["label"] == "FID (own-CNN features)"
     assert "not comparable to published fid" in result["extractors"]["own_cnn"]["note"].lower()

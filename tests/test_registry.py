@@ -1,4 +1,4 @@
-"""One registry of names (fairgen.registry): every list of GAN runs, classifier methods, zoo runs and
+"""One registry of names (fairgen.common.registry): every list of GAN runs, classifier methods, zoo runs and
 zoo datasets (the CLI's choices, the schema's enums, the package's tables, the Snakefile's wildcard
 constraints) holds exactly the registry's names, so a name added in one place only fails here."""
 
@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fairgen import cli, config, registry
+from fairgen import cli
+from fairgen.common import config, registry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,10 +41,11 @@ def test_registry_is_consistent():
 
 
 def test_package_tables_are_the_registry():
-    from fairgen import classifiers, zoo
     from fairgen.data import zoo_data
+    from fairgen.eval import classifier as classifiers
+    from fairgen.eval import zoo
     from fairgen.models import available
-    from fairgen.training.fairness_run import RUN_VARIANTS
+    from fairgen.stages.train_gan import RUN_VARIANTS
 
     assert RUN_VARIANTS == {r.name: r.variant for r in registry.GAN_RUNS}
     assert list(classifiers.METHODS) == METHODS
@@ -92,7 +94,7 @@ def test_schema_enums_are_the_registry():
     assert {k: enums.get(k) for k in want} == want
     assert {k: v for k, v in enums.items() if k not in want and ALL_NAMES & {str(x) for x in v}} == {}
     # the YAML itself lists none of them (Snakemake's validate reads it as it is; the Snakefile then
-    # validates against fairgen.config.load_schema's filled copy)
+    # validates against fairgen.common.config.load_schema's filled copy)
     raw = dict(_enums(yaml.safe_load(config.SCHEMA_PATH.read_text())))
     assert {k: v for k, v in raw.items() if ALL_NAMES & {str(x) for x in v}} == {}
     # every zoo run has its settings section, and there is no section of a run the registry lacks
@@ -148,8 +150,8 @@ def test_snakefile_wildcards_accept_exactly_the_registry_names(workflow):
 
 
 def test_snakefile_sweep_wildcards_are_the_point_grammar(workflow):
-    """sweep.smk constrains {pair} and {point} by fairgen.sweep_points' patterns."""
-    from fairgen import sweep_points
+    """sweep.smk constrains {pair} and {point} by fairgen.common.sweep_points' patterns."""
+    from fairgen.common import sweep_points
 
     good = sweep_points.format_point("Male", "Attractive", 1, 0.5)
     assert _producers(workflow, f"results/sweep/{good}/classifiers/real/metrics.json") == ["sweep_train_classifier"]

@@ -1,4 +1,4 @@
-"""The fairness audit report (fairgen.report): self-contained HTML, contents, generated summary,
+"""The fairness audit report (fairgen.report.audit): self-contained HTML, contents, generated summary,
 missing inputs, the CLI subcommand and the Snakemake rule.
 
 Inputs are written by tests/browser/report_inputs.py with the producing modules' own functions.
@@ -8,7 +8,6 @@ One full report is rendered per module (fixture ``full``) and inspected by sever
 from __future__ import annotations
 
 import base64
-import copy
 import html.parser
 import json
 import os
@@ -23,12 +22,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
 import report_inputs as ri  # noqa: E402
-from html_tables import (assert_row_shows_metrics, column, interval, number, read_table,  # noqa: E402
-                         rows_by_first_cell)
+from html_tables import assert_row_shows_metrics, column, interval, number, read_table, rows_by_first_cell  # noqa: E402
 
-from fairgen import fairness, io, report  # noqa: E402
 from fairgen.cli import main as cli_main  # noqa: E402
-from fairgen.errors import DataError  # noqa: E402
+from fairgen.common import io
+from fairgen.common.errors import DataError  # noqa: E402
+from fairgen.eval import fairness  # noqa: E402
+from fairgen.report import audit as report
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -188,7 +188,7 @@ def test_comparison_table_has_every_method_metric_and_interval(full):
 
 
 def test_paired_table_shows_each_change_against_the_baseline(full):
-    from fairgen import io
+    from fairgen.common import io
 
     text = _table_text(full["html"], "paired-table")
     table, _ = io.read_parquet(full["paths"]["comparison"], "comparison")
@@ -250,7 +250,7 @@ def test_gan_section(full):
 
 
 def quality_label(d):
-    from fairgen.quality import dropped_label
+    from fairgen.eval.quality import dropped_label
 
     return dropped_label(d)
 
@@ -302,7 +302,7 @@ def test_attribute_coverage_with_no_attribute_read_well_says_so(full, tmp_path):
 def test_oracle_frontier_section(full):
     """The synthetic source's oracle frontier: each classifier's accuracy against the oracle's
     expected accuracy at the classifier's own DP difference, and the curve on the trade-off plot."""
-    from fairgen import frontier as FR
+    from fairgen.eval import frontier as FR
 
     cfg, paths = full["cfg"], full["paths"]
     data = FR.oracle_split(paths["dataset"], paths["crops_index"], cfg["protected"], cfg["outcome"])
@@ -322,7 +322,7 @@ def test_oracle_frontier_from_the_frontier_file(small, tmp_path):
     """`fairgen audit --frontier FILE` (what the audit rule passes on the synthetic source): the same
     frontier section and trade-off figure as the frontier computed in place; a file of another pair
     or test split fails naming the file."""
-    from fairgen import frontier as FR
+    from fairgen.stages import frontier as FR
 
     cfg, paths = small
     out = tmp_path / "frontier.json"
@@ -350,7 +350,7 @@ def test_oracle_frontier_from_the_frontier_file(small, tmp_path):
 
 
 def test_oracle_frontier_only_for_the_synthetic_source_and_never_fatal(small, tmp_path):
-    from fairgen import io
+    from fairgen.common import io
 
     cfg, paths = small
     manifest = json.loads(Path(paths["dataset"]).read_text())
@@ -367,8 +367,8 @@ def test_oracle_frontier_only_for_the_synthetic_source_and_never_fatal(small, tm
 
 def test_paper_reference_named_honestly(full):
     text = _table_text(full["html"], "paper-table")
-    for number in ("0.2023", "0.0447", "0.3009", "0.2910", "0.0204", "0.2657", "0.0507", "0.2447", "0.1144", "0.0123"):
-        assert number in text
+    for value in ("0.2023", "0.0447", "0.3009", "0.2910", "0.0204", "0.2657", "0.0507", "0.2447", "0.1144", "0.0123"):
+        assert value in text
     assert "Error-rate gap (paper\u2019s \u201cDP\u201d)" in text
     assert "error-rate gap" in full["html"] and "not CelebA" in full["html"]
 
@@ -541,7 +541,7 @@ def test_missing_optional_parts_are_reported_not_fatal(tmp_path):
 
 
 def test_paired_comparison_absent_or_against_another_baseline(small, tmp_path):
-    from fairgen import io
+    from fairgen.common import io
 
     cfg, paths = small
     assert "paired-table" in report.build(cfg, **paths)[0]
@@ -634,7 +634,7 @@ def test_snakemake_audit_rule_and_native_report(small, tmp_path):
     io.write_json({"points": [{"bound": 0.0, "test_accuracy": 0.6, "test_demographic_parity_difference": 0.0}]},
                   res / "classifiers" / "real_thresholds" / "curve.json")
     # the frontier rule's output (the oracle frontier of the synthetic source)
-    from fairgen import frontier
+    from fairgen.stages import frontier
 
     assert frontier.run(cfg, str(res / "data" / Path(paths["dataset"]).name),
                         str(res / "data" / Path(paths["crops_index"]).name), str(res / "frontier" / "frontier.json")) == 0
@@ -684,7 +684,7 @@ def test_sample_grid_places_samples_pixel_for_pixel():
     import numpy as np
     from PIL import Image
 
-    from fairgen import report_plots
+    from fairgen.common import figures as report_plots
 
     rng = np.random.default_rng(0)
     cells = {(0, 0): rng.integers(0, 255, (5, 8, 8, 3), dtype=np.uint8),

@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE / "browser"))
 import cdp  # noqa: E402
 import report_inputs as ri  # noqa: E402
 
-from fairgen import report  # noqa: E402
+from fairgen.report import audit as report  # noqa: E402
 
 REPO = HERE.parent
 # the first test may wait for an apt-get install of Chromium (ensure_chromium.sh, at most 1200 s)

@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_fairness_gan import _write_crops  # the tiny biased crops array + index builder
 
-from fairgen import cli, config, io
+from fairgen import cli
+from fairgen.common import config, io
 from fairgen.training import load_checkpoint
 from fairgen.training.logs import read_jsonl
-from test_fairness_gan import _write_crops  # the tiny biased crops array + index builder
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = "fgan_dp"
@@ -221,7 +222,7 @@ def test_nan_batch_stops_train_gan_keeps_last_good_checkpoint_then_resumes(data,
                                                                             monkeypatch):
     """From the 15th batch on the images are NaN: the interval ending at step 20 is caught at its
     log, before the step-20 checkpoint; exit 2 with the step range and the kept checkpoint."""
-    from fairgen.training import batches
+    from fairgen.data import batches
 
     torch.set_num_threads(1)
     calls = {"n": 0}
@@ -260,7 +261,7 @@ def test_interrupted_while_writing_outputs_republishes_without_training(data, re
     """Stopped after training but before the last output (here: in the class grid), with a
     partial checkpoint among the outputs: the same command trains nothing, replaces the partial
     files from the state and writes the rest."""
-    from fairgen.training import fairness_run
+    from fairgen.stages import train_gan as fairness_run
 
     torch.set_num_threads(1)
     out = tmp_path / "gan" / RUN
@@ -307,7 +308,7 @@ def test_state_of_other_settings_or_data_is_discarded_not_resumed(data, referenc
 
 # ---------------------------------------------------------------------------------------------
 # kills at any instant: during checkpoint writes, during the publish of the outputs, at random
-# times. FAIRGEN_TEST_WRITE_DELAY_S (fairgen.io.WRITE_DELAY_ENV) makes every atomic write pause
+# times. FAIRGEN_TEST_WRITE_DELAY_S (fairgen.common.io.WRITE_DELAY_ENV) makes every atomic write pause
 # after creating its temporary and again before its rename, so the kills land inside writes.
 
 WRITE_DELAY_S = 0.15

@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fairgen.errors import DataError
-from fairgen.reweighing import reweighing_table, reweighing_weights
+from fairgen.common.errors import DataError
+from fairgen.eval.reweighing import reweighing_table, reweighing_weights
 
 
 def test_matches_hand_computation():

@@ -1,5 +1,5 @@
 """The run cost of a workflow: Snakemake's benchmark files (on every rule) read by
-fairgen.run_cost, the table of the audit report."""
+fairgen.report.run_cost, the table of the audit report."""
 
 import re
 import subprocess
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from fairgen.errors import DataError
-from fairgen.run_cost import read_benchmark, run_cost
+from fairgen.common.errors import DataError
+from fairgen.report.run_cost import read_benchmark, run_cost
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"

@@ -1,4 +1,4 @@
-"""fairgen.runtime: a fixed torch thread count from config (capped at the usable cores, with a log
+"""fairgen.common.runtime: a fixed torch thread count from config (capped at the usable cores, with a log
 line), and bf16 only where it is native (else a warning, fp32, and a note in the stage's record)."""
 
 import json
@@ -6,9 +6,10 @@ import logging
 
 import pytest
 import torch
-
-from fairgen import cli, runtime
 from test_classifiers import TINY_SIZES, _write_real
+
+from fairgen import cli
+from fairgen.common import runtime
 
 
 def _cfg(**kw):
@@ -25,7 +26,7 @@ def test_threads_come_from_config(monkeypatch):
 
 def test_threads_above_the_core_count_are_capped_with_a_log_line(monkeypatch, caplog):
     monkeypatch.setattr(runtime, "usable_cores", lambda: 1)
-    with caplog.at_level(logging.WARNING, logger="fairgen.runtime"):
+    with caplog.at_level(logging.WARNING, logger="fairgen.common.runtime"):
         out = runtime.configure(_cfg(threads=4))
     assert out["threads"] == 1 and torch.get_num_threads() == 1
     assert "threads 4 capped at the 1 usable core(s)" in caplog.text
@@ -34,7 +35,7 @@ def test_threads_above_the_core_count_are_capped_with_a_log_line(monkeypatch, ca
 
 def test_bf16_without_native_support_warns_and_runs_fp32(monkeypatch, caplog):
     monkeypatch.setattr(runtime, "bf16_native", lambda device_type: False)
-    with caplog.at_level(logging.WARNING, logger="fairgen.runtime"):
+    with caplog.at_level(logging.WARNING, logger="fairgen.common.runtime"):
         out = runtime.configure(_cfg(precision="bf16"))
     assert out["precision"] == "fp32"
     assert "precision bf16 is not native on this cpu" in caplog.text
@@ -54,7 +55,7 @@ def test_a_stage_without_precision_gets_none_added(monkeypatch):
 
 
 def test_cuda_without_a_gpu_is_a_config_error(monkeypatch):
-    from fairgen.errors import ConfigError
+    from fairgen.common.errors import ConfigError
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigError, match="device 'cuda' was requested"):

@@ -37,7 +37,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from fairgen.io import read_parquet
+from fairgen.common.io import read_parquet
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "slurm" / "local_slurm.sh"

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fairgen import config
+from fairgen.common import config
+from fairgen.common.errors import ConfigError, DataError
 from fairgen.data import celeba as C
-from fairgen.data import sources
-from fairgen.data import synthetic as S
-from fairgen.errors import ConfigError, DataError
+from fairgen.data import procedural_celeba as S
+from fairgen.stages import dataset as dataset_stage
 
 
 def cfg_for(tmp_path, **dataset):
@@ -56,7 +56,7 @@ def test_cli_dataset_writes_manifest(tmp_path):
 
 def test_identical_synthetic_dataset_is_kept_and_changed_one_remade(tmp_path, monkeypatch):
     cfg = cfg_for(tmp_path)
-    sources.prepare(cfg, str(tmp_path / "m1.json"), progress=False)
+    dataset_stage.prepare(cfg, str(tmp_path / "m1.json"), progress=False)
     attr = tmp_path / "syn" / C.ATTR_FILE
     stamp, original = attr.stat().st_mtime_ns, attr.read_bytes()
 
@@ -65,19 +65,19 @@ def test_identical_synthetic_dataset_is_kept_and_changed_one_remade(tmp_path, mo
 
     with monkeypatch.context() as mp:
         mp.setattr(S, "make_synthetic_celeba", forbidden)
-        sources.prepare(cfg, str(tmp_path / "m2.json"), progress=False)
+        dataset_stage.prepare(cfg, str(tmp_path / "m2.json"), progress=False)
     assert attr.stat().st_mtime_ns == stamp
     m1, m2 = (json.loads((tmp_path / f"m{i}.json").read_text()) for i in (1, 2))
     assert m1 == m2
 
     # An incomplete copy is remade.
     (tmp_path / "syn" / C.IMAGE_DIR / "000007.jpg").unlink()
-    sources.prepare(cfg, str(tmp_path / "m3.json"), progress=False)
+    dataset_stage.prepare(cfg, str(tmp_path / "m3.json"), progress=False)
     assert (tmp_path / "syn" / C.IMAGE_DIR / "000007.jpg").exists()
 
     # Different parameters (here the seed) give a different dataset.
     cfg2 = config.validate({**cfg, "seed": 5})
-    sources.prepare(cfg2, str(tmp_path / "m4.json"), progress=False)
+    dataset_stage.prepare(cfg2, str(tmp_path / "m4.json"), progress=False)
     m4 = json.loads((tmp_path / "m4.json").read_text())
     assert m4["parameters"]["seed"] == config.seed_for(cfg2, "synthetic") != m1["parameters"]["seed"]
     assert attr.read_bytes() != original and S.read_parameters(tmp_path / "syn") == m4["parameters"]
@@ -86,7 +86,7 @@ def test_identical_synthetic_dataset_is_kept_and_changed_one_remade(tmp_path, mo
 def test_other_protected_and_outcome_from_config(tmp_path):
     cfg = config.validate({**cfg_for(tmp_path, synthetic={"n_images": 60}), "protected": "Young", "outcome": "Smiling"})
     out = tmp_path / "m.json"
-    sources.prepare(cfg, str(out), progress=False)
+    dataset_stage.prepare(cfg, str(out), progress=False)
     m = json.loads(out.read_text())
     assert (m["protected"], m["outcome"]) == ("Young", "Smiling")
     assert m["parameters"]["protected"] == "Young"
@@ -98,7 +98,7 @@ def test_other_protected_and_outcome_from_config(tmp_path):
 def test_attribute_keys_are_checked(tmp_path, override, key):
     cfg = config.validate({**cfg_for(tmp_path), **override})
     with pytest.raises(ConfigError) as e:
-        sources.prepare(cfg, str(tmp_path / "m.json"), progress=False)
+        dataset_stage.prepare(cfg, str(tmp_path / "m.json"), progress=False)
     assert key in str(e.value)
     assert not (tmp_path / "m.json").exists() and not (tmp_path / "syn").exists()
 
@@ -125,7 +125,7 @@ def test_celeba_local(tmp_path):
     df = _tiny_celeba(root)
     out = tmp_path / "m.json"
     cfg = config.validate({"dataset": {"source": "celeba_local", "celeba_root": str(root), "check_md5": False}})
-    sources.prepare(cfg, str(out), progress=False)
+    dataset_stage.prepare(cfg, str(out), progress=False)
     m = json.loads(out.read_text())
     assert m["source"] == "celeba_local" and m["root"] == str(root.resolve())
     assert m["splits"] == {"train": 8, "valid": 2, "test": 2} and m["parameters"] == {"md5_checked": False, "release_counts_checked": False}
@@ -135,18 +135,18 @@ def test_celeba_local(tmp_path):
     assert m["base_rates"]["train"]["1"] == pytest.approx(train.loc[train["Male"] == 1, "Attractive"].mean())
     # With MD5 checking (the default) these files are not the official release.
     with pytest.raises(DataError, match="list_attr_celeba.txt: MD5"):
-        sources.prepare(config.validate({"dataset": {"source": "celeba_local", "celeba_root": str(root)}}),
+        dataset_stage.prepare(config.validate({"dataset": {"source": "celeba_local", "celeba_root": str(root)}}),
                         str(tmp_path / "m2.json"), progress=False)
     # A broken annotation file fails here, naming file and line.
     (root / C.PARTITION_FILE).write_text((root / C.PARTITION_FILE).read_text().replace("000003.jpg 0", "000003.jpg 7"))
     with pytest.raises(DataError, match=r"list_eval_partition.txt, line 3"):
-        sources.prepare(cfg, str(tmp_path / "m3.json"), progress=False)
+        dataset_stage.prepare(cfg, str(tmp_path / "m3.json"), progress=False)
 
 
 def test_celeba_local_needs_a_root(tmp_path):
     cfg = config.validate({"dataset": {"source": "celeba_local"}})
     with pytest.raises(ConfigError, match="dataset.celeba_root"):
-        sources.prepare(cfg, str(tmp_path / "m.json"), progress=False)
+        dataset_stage.prepare(cfg, str(tmp_path / "m.json"), progress=False)
 
 
 @contextlib.contextmanager

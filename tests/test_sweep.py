@@ -1,4 +1,4 @@
-"""The sweep: aggregation across seeds (fairgen.sweep) on fixture metrics, the report, and the
+"""The sweep: aggregation across seeds (fairgen.eval.sweep) on fixture metrics, the report, and the
 `snakemake -n sweep` DAG (job counts per rule, the point values each job passes, the layout)."""
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from fairgen import fairness, sweep
 from fairgen.cli import main as cli_main
-from fairgen.errors import DataError
-from fairgen.io import read_parquet, write_json
+from fairgen.common.errors import DataError
+from fairgen.common.io import read_parquet, write_json
+from fairgen.eval import fairness, sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -156,7 +156,7 @@ def test_collect_rejects_inconsistent_inputs(fixture_sweep, tmp_path):
 def test_report_shows_mean_and_spread(fixture_sweep, tmp_path):
     root, paths, results = fixture_sweep
     runs = sweep.collect(paths)
-    from fairgen.io import write_parquet
+    from fairgen.common.io import write_parquet
 
     write_parquet(runs, tmp_path / "runs.parquet", "sweep_runs", metadata={"sources": [str(p) for p in paths]})
     assert cli_main(["sweep-report", "--runs", str(tmp_path / "runs.parquet"),
@@ -228,8 +228,8 @@ def _cfg_of(job) -> dict:
 
 
 def test_dry_run_job_counts(dry):
-    from fairgen.config import load
-    from fairgen.training.fairness_run import RUN_VARIANTS
+    from fairgen.common.config import load
+    from fairgen.stages.train_gan import RUN_VARIANTS
 
     cfg = load(ROOT / "config" / "tiny.yaml")
     methods, runs = cfg["classifier"]["methods"], cfg["gan"]["runs"]
@@ -251,7 +251,7 @@ def test_dry_run_job_counts(dry):
 
 
 def test_dry_run_jobs_carry_their_point(dry):
-    from fairgen.training.fairness_run import RUN_VARIANTS
+    from fairgen.stages.train_gan import RUN_VARIANTS
 
     main_seed = 0
     for job in dry:
@@ -281,7 +281,7 @@ def test_dry_run_jobs_carry_their_point(dry):
 
 
 def test_dry_run_aggregate_inputs_cover_the_sweep(dry):
-    from fairgen.config import load
+    from fairgen.common.config import load
 
     methods = load(ROOT / "config" / "tiny.yaml")["classifier"]["methods"]
     (agg,) = [j for j in dry if j["rule"] == "sweep_aggregate"]
@@ -301,7 +301,7 @@ def test_sweep_is_not_in_all(tmp_path):
 
 
 def test_report_refuses_other_format_version(fixture_sweep, tmp_path, monkeypatch, capsys):
-    from fairgen import io
+    from fairgen.common import io
 
     root, paths, results = fixture_sweep
     runs = sweep.collect(paths)

@@ -1,5 +1,5 @@
-"""The sweep point grammar (fairgen.sweep_points): the one definition of PAIR/sSEED[/lLAMBDA] that the
-workflow (common.smk, sweep.smk's wildcard constraints) and fairgen.sweep.parse_metrics_path share."""
+"""The sweep point grammar (fairgen.common.sweep_points): the one definition of PAIR/sSEED[/lLAMBDA] that the
+workflow (common.smk, sweep.smk's wildcard constraints) and fairgen.eval.sweep.parse_metrics_path share."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from fairgen import sweep
-from fairgen import sweep_points as sp
-from fairgen.errors import DataError
+from fairgen.common import sweep_points as sp
+from fairgen.common.errors import DataError
+from fairgen.eval import sweep
 
 
 @pytest.mark.parametrize("protected, outcome, seed, lam, text", [

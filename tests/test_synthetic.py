@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fairgen.common.errors import ConfigError, DataError
 from fairgen.data import celeba as C
-from fairgen.data import synthetic as S
-from fairgen.errors import ConfigError, DataError
+from fairgen.data import procedural_celeba as S
 
 DEFAULTS = dict(p_protected=0.42, p_outcome_given_protected_0=0.65, p_outcome_given_protected_1=0.25,
                 feature_strength=1.0)

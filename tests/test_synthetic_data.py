@@ -2,13 +2,12 @@ import logging
 import os
 
 import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image
 
-from fairgen import io
-from fairgen.errors import DataError, FormatVersionError
-from fairgen.synthetic_data import COLUMNS, PACKED_FILE, SAMPLES_FILE, read_synthetic, write_synthetic
+from fairgen.common import io
+from fairgen.common.errors import DataError, FormatVersionError
+from fairgen.data.synthetic_set import COLUMNS, PACKED_FILE, SAMPLES_FILE, read_synthetic, write_synthetic
 
 N = 6
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fairgen.io import read_parquet
+from fairgen.common.io import read_parquet
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.e2e

@@ -15,10 +15,12 @@ import pytest
 import torch
 from PIL import Image
 
-from fairgen import cli, config, zoo
+from fairgen import cli
+from fairgen.common import config
+from fairgen.common.errors import ConfigError
+from fairgen.common.io import read_json
 from fairgen.data import zoo_data as zd
-from fairgen.errors import ConfigError
-from fairgen.io import read_json
+from fairgen.eval import zoo
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,9 +9,10 @@ import struct
 import numpy as np
 import pytest
 
-from fairgen import cli, config
+from fairgen import cli
+from fairgen.common import config
+from fairgen.common.errors import ConfigError, DataError
 from fairgen.data import zoo_data as zd
-from fairgen.errors import ConfigError, DataError
 
 
 @pytest.fixture(scope="module")

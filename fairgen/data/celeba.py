@@ -21,7 +21,7 @@ no count line, no identity file, and the images one folder deeper::
 
 :func:`read_celeba` parses all annotation files of a layout with the pandas C parser (fast path) and,
 whenever anything looks wrong, re-reads the offending file line by line so that the
-:class:`~fairgen.errors.DataError` names the file and the exact line.
+:class:`~fairgen.common.errors.DataError` names the file and the exact line.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from fairgen.errors import DataError, where
+from fairgen.common.errors import DataError, where
 
 log = logging.getLogger(__name__)
 
@@ -510,7 +510,7 @@ def format_kaggle_annotations(df: pd.DataFrame) -> dict[str, str]:
 
 def write_annotations(root: str | os.PathLike, df: pd.DataFrame, layout: str = OFFICIAL) -> None:
     """Write the annotation files of ``df`` into ``root`` in ``layout`` (each file atomically)."""
-    from fairgen.io import atomic_path
+    from fairgen.common.io import atomic_path
 
     files = format_annotations(df) if layout == OFFICIAL else format_kaggle_annotations(df)
     for name, text in files.items():

@@ -3,7 +3,7 @@
 Sources (config ``dataset.source``):
 
 - ``synthetic`` (default): the embedded synthetic CelebA at ``dataset.synthetic_root``, made by
-  :func:`fairgen.data.synthetic.make_synthetic_celeba` unless one with identical parameters (as
+  :func:`fairgen.data.procedural_celeba.make_synthetic_celeba` unless one with identical parameters (as
   recorded in its ``fairgen_synthetic.json``) and all its files is already there.
 - ``celeba_download``: the real aligned CelebA, downloaded from Google Drive into
   ``dataset.download_root`` (files already present with the right MD5 are kept).
@@ -29,11 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from fairgen import __version__
-from fairgen.config import seed_for
+from fairgen.common.config import seed_for
+from fairgen.common.errors import ConfigError, DataError
 from fairgen.data import celeba as C
-from fairgen.data import synthetic as S
-from fairgen.errors import ConfigError, DataError
-from fairgen.io import write_json
+from fairgen.data import procedural_celeba as S
 
 log = logging.getLogger(__name__)
 
@@ -127,41 +126,6 @@ def ensure_synthetic(cfg: dict, progress: bool = True) -> tuple[Path, dict]:
         log.info("%s: parameters differ from the existing synthetic dataset, remaking it", root)
     S.make_synthetic_celeba(root, workers=cfg["dataset"]["synthetic"]["workers"], progress=progress, **kwargs)
     return root, params
-
-
-def prepare(cfg: dict, out: str, progress: bool = True) -> int:
-    """CLI target of ``fairgen dataset``: get the dataset, validate it, write the manifest at ``out``."""
-    check_attribute_keys(cfg)
-    ds = cfg["dataset"]
-    source = ds["source"]
-    if source == "synthetic":
-        root, parameters = ensure_synthetic(cfg, progress)
-    elif source == "celeba_download":
-        root = Path(ds["download_root"])
-        C.download_celeba(root, progress=progress, base_url=ds["download_base_url"])
-        C.verify_celeba(root, check_md5=True)
-        parameters = {"download_base_url": ds["download_base_url"], "md5_checked": True}
-    elif source == "celeba_local":
-        if ds["celeba_root"] is None:
-            raise ConfigError("config key 'dataset.celeba_root' must name an existing CelebA folder "
-                              "when dataset.source is 'celeba_local'")
-        root = Path(ds["celeba_root"])
-        layout = C.verify_celeba(root, check_md5=ds["check_md5"])
-        parameters = {"md5_checked": bool(ds["check_md5"]) and layout == C.OFFICIAL,
-                      "release_counts_checked": bool(ds["check_md5"]) and layout == C.KAGGLE}
-    else:  # pragma: no cover (the schema's enum rejects this first)
-        raise ConfigError(f"config key 'dataset.source': unknown source {source!r}")
-
-    layouts = C.find_layouts(root)
-    df = C.read_celeba(root)
-    split = split_spec(cfg)
-    df = apply_split(df, split)
-    manifest = build_manifest(df, root, source, cfg["protected"], cfg["outcome"], parameters)
-    manifest.update(layout=layouts[0], layouts_found=list(layouts), image_dir=str(C.find_image_dir(root).resolve()),
-                    identity_available=bool(df["identity"].notna().all()), split=split)
-    write_json(manifest, out)
-    log.info("dataset manifest written to %s (%d images at %s)", out, manifest["n_images"], manifest["root"])
-    return 0
 
 
 def build_manifest(df, root: Path, source: str, protected: str, outcome: str, parameters: dict) -> dict:

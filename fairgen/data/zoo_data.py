@@ -43,12 +43,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fairgen.errors import ConfigError, DataError
-from fairgen.registry import ZOO_DATASETS
+from fairgen.common.errors import ConfigError, DataError
+from fairgen.common.registry import ZOO_DATASETS
 
 log = logging.getLogger(__name__)
 
-DATASETS = tuple(ZOO_DATASETS)  # fairgen.registry.ZOO_DATASETS
+DATASETS = tuple(ZOO_DATASETS)  # fairgen.common.registry.ZOO_DATASETS
 #: family of each dataset: models and evaluation classifiers are shared within a family
 FAMILY = dict(ZOO_DATASETS)
 #: (size, channels) the evaluation classifier of a family works at; generated images are mapped to it
@@ -360,7 +360,7 @@ def native_shape(dataset: str) -> tuple[int, int]:
 def load(cfg: dict, dataset: str, size: int | None = None, channels: int | None = None,
          progress: bool = True) -> ZooData:
     """The ``dataset`` named in the config at ``size`` x ``size`` x ``channels`` (default: native)."""
-    from fairgen.config import seed_for
+    from fairgen.common.config import seed_for
 
     native = native_shape(dataset)
     size, channels = size or native[0], channels or native[1]
@@ -391,7 +391,7 @@ def fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
 
 def write(data: ZooData, out_dir: str | os.PathLike) -> dict:
     """Write ``data`` as ``images.npy``, ``labels.npy`` and (last) ``info.json`` into ``out_dir``."""
-    from fairgen.io import save_npy, write_json
+    from fairgen.common.io import save_npy, write_json
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -408,7 +408,7 @@ def write(data: ZooData, out_dir: str | os.PathLike) -> dict:
 
 def read(folder: str | os.PathLike, mmap: bool = False) -> ZooData:
     """A folder written by :func:`write` (DataError naming the file when anything is off)."""
-    from fairgen.io import read_json
+    from fairgen.common.io import read_json
 
     folder = Path(folder)
     info = read_json(folder / INFO)
@@ -435,17 +435,3 @@ def read(folder: str | os.PathLike, mmap: bool = False) -> ZooData:
                        {k: v for k, v in info.items() if k not in ("class_names",)})
     except DataError as e:
         raise DataError(f"{folder}: {e}") from None
-
-
-def prepare(cfg: dict, dataset: str, out_dir: str, size: int | None = None, channels: int | None = None) -> int:
-    """CLI ``zoo-data``: load ``dataset`` (at its native shape unless ``size`` / ``channels`` are
-    given) and :func:`write` it to ``out_dir``."""
-    if size is not None and size < 8:
-        raise ConfigError(f"--size must be >= 8, got {size}")
-    data = load(cfg, dataset, size, channels)
-    info = write(data, out_dir)
-    log.info("zoo dataset %s: %d images %s, classes %s -> %s", dataset, info["n_images"], info["shape"],
-             info["class_counts"], out_dir)
-    if data.info.get("standin"):
-        log.warning("%s", STANDIN_NOTE)
-    return 0

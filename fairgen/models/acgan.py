@@ -15,7 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fairgen.models.base import Batch, ClassConditionalGAN, accuracy_fake, accuracy_real, class_accuracy, register
+from fairgen.models.base import (
+    Batch,
+    ClassConditionalGAN,
+    accuracy_fake,
+    accuracy_real,
+    class_accuracy,
+    register,
+)
 from fairgen.models.layers import init_normal_
 
 

@@ -51,7 +51,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from fairgen import losses as losses_mod
+from fairgen.models import losses as losses_mod
 
 Batch = dict[str, Tensor]
 
@@ -80,7 +80,7 @@ class GAN(nn.Module):
     Args:
         G, D: the two networks.
         z_dim: size of the noise vector ``latent['z']``.
-        loss: name of the adversarial loss in :mod:`fairgen.losses` (``minimax``,
+        loss: name of the adversarial loss in :mod:`fairgen.models.losses` (``minimax``,
             ``non_saturating``, ``hinge``; ``bce`` is an alias of ``non_saturating``).
         config: the subclass's constructor keyword arguments (see :attr:`config`).
     """

@@ -96,8 +96,22 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fairgen.models.augment import check_policy, diff_augment
-from fairgen.models.base import GAN, Batch, accuracy_fake, accuracy_real, class_accuracy, register
-from fairgen.models.layers import DBlock, GBlock, MinibatchStdDev, init_xavier_, sn_embedding, sn_linear
+from fairgen.models.base import (
+    GAN,
+    Batch,
+    accuracy_fake,
+    accuracy_real,
+    class_accuracy,
+    register,
+)
+from fairgen.models.layers import (
+    DBlock,
+    GBlock,
+    MinibatchStdDev,
+    init_xavier_,
+    sn_embedding,
+    sn_linear,
+)
 
 #: fairness variants: demographic parity, equality of opportunity, no fairness term
 VARIANTS = ("dp", "eqopp", "none")

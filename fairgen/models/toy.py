@@ -1,7 +1,7 @@
 """2-D toy GAN: MLP G and D on a mixture of Gaussians on a ring (Metz et al. 2017's unrolled-GAN
 benchmark; mode coverage / sample quality measured as in VEEGAN, Srivastava et al. 2017).
 
-:class:`RingOfGaussians` is a :class:`fairgen.training.batches.BatchSource`, so the toy GAN
+:class:`RingOfGaussians` is a :class:`fairgen.data.batches.BatchSource`, so the toy GAN
 trains with the same :class:`fairgen.training.Trainer` as every image GAN.
 """
 
@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from fairgen.data.batches import SeededSource
 from fairgen.models.base import GAN, Batch, register
 from fairgen.models.vanilla import mlp
-from fairgen.training.batches import SeededSource
 
 
 @register

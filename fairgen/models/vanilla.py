@@ -43,7 +43,7 @@ class VanillaGAN(GAN):
     Args:
         z_dim: noise size. hidden: list of hidden sizes (same for G and D; ``[128]`` = one layer).
         leaky_slope: LeakyReLU negative slope. img_shape: (C, H, W) of the images.
-        loss: adversarial loss name (:mod:`fairgen.losses`).
+        loss: adversarial loss name (:mod:`fairgen.models.losses`).
     """
 
     name = "vanilla"

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from fairgen import __version__
-from fairgen.errors import CheckpointError, FormatVersionError
-from fairgen.io import FORMAT_VERSIONS, atomic_path
+from fairgen.common.errors import CheckpointError, FormatVersionError
+from fairgen.common.io import FORMAT_VERSIONS, atomic_path
 
 KIND = "gan_checkpoint"
 FORMAT_VERSION = FORMAT_VERSIONS[KIND]

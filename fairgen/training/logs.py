@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from fairgen.io import atomic_path
+from fairgen.common.io import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ state of its own, the state starts as a copy of a run already published in ``out
 Host synchronisation happens only at log / sample / checkpoint steps: per-step losses and
 metrics are summed in device tensors, and a device-side "all finite" flag is accumulated; both
 are read (one transfer) at log time, and the flag again before any checkpoint is written. A
-non-finite loss or weight raises :class:`fairgen.errors.TrainingDivergedError` naming the step
+non-finite loss or weight raises :class:`fairgen.common.errors.TrainingDivergedError` naming the step
 range; the previous checkpoint is left untouched.
 """
 
@@ -46,8 +46,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from fairgen.errors import CheckpointError, ConfigError, DataError, FormatVersionError, TrainingDivergedError
-from fairgen.runtime import resolve_device
+from fairgen.common.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    FormatVersionError,
+    TrainingDivergedError,
+)
+from fairgen.common.runtime import resolve_device
 from fairgen.training import checkpoint as ckpt_mod
 from fairgen.training import logs
 
@@ -97,8 +103,8 @@ class TrainConfig:
     @classmethod
     def from_config(cls, cfg: dict, stage: str = "gan", **overrides) -> "TrainConfig":
         """Settings from a validated fairgen config: its ``gan`` section, ``device``, ``precision``
-        and the per-stage seed ``fairgen.config.seed_for(cfg, stage)``."""
-        from fairgen.config import seed_for
+        and the per-stage seed ``fairgen.common.config.seed_for(cfg, stage)``."""
+        from fairgen.common.config import seed_for
 
         gan = cfg.get("gan", {})
         kw = {k: gan[k] for k in _GAN_SECTION_KEYS if k in gan}
@@ -171,7 +177,7 @@ def _adam(params: list[torch.nn.Parameter], lr: float, betas, device: torch.devi
 
 
 class Trainer:
-    """Train ``gan`` on ``batches`` (a :class:`fairgen.training.batches.BatchSource`) into ``out_dir``.
+    """Train ``gan`` on ``batches`` (a :class:`fairgen.data.batches.BatchSource`) into ``out_dir``.
 
     ``config`` (or keyword overrides of :class:`TrainConfig` fields) sets the run; :meth:`fit`
     trains (resuming from ``state_dir/checkpoint.pt`` when present) and returns a summary dict.
@@ -296,7 +302,7 @@ class Trainer:
 
     def _remove_temporaries(self) -> None:
         """Delete the trainer's temporaries of atomic writes cut short by a killed process (never read)."""
-        from fairgen.io import remove_temporaries
+        from fairgen.common.io import remove_temporaries
 
         for folder in {self.state_dir, self.out_dir}:
             remove_temporaries(folder, (self.CHECKPOINT, self.LOG, self.SAMPLES, self.LOSS_PLOT))
@@ -545,7 +551,7 @@ def _ema_pairs(averaged: torch.nn.Module, live: torch.nn.Module) -> dict[str, tu
 def _copy_run_files(src: Path, dst: Path, names: tuple[str, ...]) -> None:
     """Copy the files / flat folders ``names`` that exist in ``src`` into ``dst``, each atomically,
     in the given order."""
-    from fairgen.io import atomic_path
+    from fairgen.common.io import atomic_path
 
     for name in names:
         source = src / name

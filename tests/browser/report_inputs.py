@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fairgen import config as config_mod
-from fairgen import classifiers, fairness, io, quality
-from fairgen.synthetic_data import write_synthetic
+from fairgen.common import config as config_mod
+from fairgen.common import io
+from fairgen.data.synthetic_set import write_synthetic
+from fairgen.eval import fairness, quality
+from fairgen.stages import compare as compare_stage
 
 N_PER_GROUP = 400
 # Selection rates (c=0, c=1) per method: DP difference = |sr0 - sr1|.
@@ -93,8 +95,8 @@ SYNTHETIC = dict(n_images=600, p_protected=0.42, p_outcome_given_protected_0=0.6
 def write_manifest(path: Path, cfg: dict, index: pd.DataFrame, source: str = "synthetic", seed: int = 0) -> dict:
     """The manifest ``fairgen dataset`` writes (fairgen.data.sources.build_manifest) for ``index``;
     for the synthetic source with the parameters of :func:`crops_index_frame`'s draw."""
+    from fairgen.data.procedural_celeba import synthetic_parameters
     from fairgen.data.sources import build_manifest
-    from fairgen.data.synthetic import synthetic_parameters
 
     params = (synthetic_parameters(seed=seed, protected=cfg["protected"], outcome=cfg["outcome"], **SYNTHETIC)
               if source == "synthetic" else {"n_images": len(index)})
@@ -106,7 +108,7 @@ def write_manifest(path: Path, cfg: dict, index: pd.DataFrame, source: str = "sy
 def crops_index_frame(cfg: dict, seed: int = 0) -> pd.DataFrame:
     """The columns of a crops index the report reads (image_id, split, protected, outcome) of a
     600-image embedded synthetic dataset (about 480 / 60 / 60 images per split)."""
-    from fairgen.data.synthetic import sample_dataset
+    from fairgen.data.procedural_celeba import sample_dataset
 
     frame = sample_dataset(seed=seed, protected=cfg["protected"], outcome=cfg["outcome"], **SYNTHETIC).frame
     out = frame[["image_id", "split"]].copy()
@@ -127,7 +129,7 @@ def write_gan_run(folder: Path, run: str, steps: int = 5) -> None:
                       "lr_g": 2e-4, "lr_d": 2e-4, "images_per_s": 100.0, "time_s": float(i)}, folder / "log.jsonl")
     plot_loss_curves(read_jsonl(folder / "log.jsonl"), folder / "loss_curve.png", title=run)
     images = torch.from_numpy(rng.uniform(-1, 1, size=(16, 3, 16, 16)).astype(np.float32))
-    # the per-(c, y) grid and the training summary (fairgen.training.fairness_run CLASS_GRID, SUMMARY)
+    # the per-(c, y) grid and the training summary (fairgen.stages.train_gan CLASS_GRID, SUMMARY)
     save_samples(images, folder / "class_grid.png", nrow=4)
     c, y = np.arange(64) % 2, (rng.random(64) < 0.45).astype(np.int64)
     io.write_json({"run": run, "steps": 20 * steps, "wall_s": 12.5, "device": "cpu",
@@ -226,7 +228,7 @@ def make_inputs(root: Path, cfg: dict, rates: dict | None = None, flips: dict | 
         write_quality(root / "quality" / "quality.json", cfg, list(cfg["gan"]["runs"]))
         methods = cfg["classifier"]["methods"]
         if "real" in methods and len(methods) > 1:
-            classifiers.write_comparison(cfg, [str(root / "classifiers" / m / "predictions.parquet") for m in methods],
+            compare_stage.write_comparison(cfg, [str(root / "classifiers" / m / "predictions.parquet") for m in methods],
                                          str(root / "classifiers" / "comparison.parquet"),
                                          str(root / "classifiers" / "comparison.csv"))
             paths["comparison"] = str(root / "classifiers" / "comparison.parquet")

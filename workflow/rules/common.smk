@@ -1,12 +1,14 @@
 import itertools
 import json
 
-from fairgen import registry, sweep_points
-from fairgen.config import stage_config
+from fairgen.common import registry
+
+from fairgen.common import sweep_points
+from fairgen.common.config import stage_config
 
 
 def cfg_json(stage, **names):
-    """The config that `fairgen STAGE` reads (fairgen.config.STAGE_CONFIG, the one declaration the
+    """The config that `fairgen STAGE` reads (fairgen.common.config.STAGE_CONFIG, the one declaration the
     command also applies), as JSON for `fairgen --config-json`; `names` fill its {placeholders}.
 
     Passing only what the stage reads keeps Snakemake's params-based rerun trigger precise:
@@ -58,7 +60,7 @@ def zoo_run_data(wildcards):
 # --- sweeps (workflow/rules/sweep.smk; its header describes the layout) ---
 SWEEP = "results/sweep"
 # GAN runs whose model has no fairness term, so gan.lambda_fair does not change them
-# (fairgen.registry: variant "none").
+# (fairgen.common.registry: variant "none").
 SWEEP_LAMBDA_FREE_RUNS = set(registry.lambda_free_runs())
 
 for _pair in config["sweep"]["pairs"]:

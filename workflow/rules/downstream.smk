@@ -5,7 +5,7 @@ import shlex
 
 SYNTHETIC = "results/synthetic"
 CLASSIFIERS = "results/classifiers"
-# the names come from fairgen.registry (GAN_RUNS, CLASSIFIER_METHODS there)
+# the names come from fairgen.common.registry (GAN_RUNS, CLASSIFIER_METHODS there)
 GAN_RUNS = registry.gan_run_names()
 PAIR_METHODS = registry.pair_methods()
 CLASSIFIER_METHODS = registry.method_names()

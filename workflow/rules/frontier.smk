@@ -1,4 +1,4 @@
-# The oracle accuracy-vs-DP frontier of the real test split (fairgen.frontier): only the embedded
+# The oracle accuracy-vs-DP frontier of the real test split (fairgen.eval.frontier): only the embedded
 # synthetic data (dataset.source synthetic) knows each image's true P(outcome = 1), so only then does
 # the audit ask for it (report.smk) and does this rule run.
 FRONTIER = "results/frontier/frontier.json"

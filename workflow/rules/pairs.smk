@@ -1,4 +1,4 @@
-# Counterfactual pairs (fairgen.pairs): one GAN checkpoint draws pairs G(z, c=0), G(z, c=1); the
+# Counterfactual pairs (fairgen.data.pairs): one GAN checkpoint draws pairs G(z, c=0), G(z, c=1); the
 # pair classifier methods (real_plus_pairs, real_clp, real_clp_dann) train on the real train split
 # with them (downstream.smk's train_classifier). Beside them: the post-processing baseline (group
 # thresholds on the real classifier), the pair diagnostics, and `snakemake pairs_sweep` (not in

@@ -17,8 +17,8 @@
 #   SWEEP/PAIR/sSEED/lLAMBDA/{gan,synthetic,classifiers}/X   those it does (fgan_dp, fgan_eqopp,
 #                                                             real_plus_synthetic with an fgan set)
 #   SWEEP/runs.parquet, summary.parquet, summary.csv, report.html
-# The point grammar (PAIR/sSEED[/lLAMBDA]) is fairgen.sweep_points, which formats and parses points here
-# (common.smk) and in fairgen.sweep.parse_metrics_path.
+# The point grammar (PAIR/sSEED[/lLAMBDA]) is fairgen.common.sweep_points, which formats and parses points here
+# (common.smk) and in fairgen.eval.sweep.parse_metrics_path.
 # (SWEEP, SWEEP_LAMBDA_FREE_RUNS and the sweep_* functions are in common.smk)
 
 

@@ -5,7 +5,7 @@
 # adds ~20 CPU minutes). Torch jobs use config key `threads` (default 1): these small models run
 # best one job per core, and extra threads on a busy machine make them several times slower.
 # Layout: results/zoo/{data,classifier}/{dataset}, results/zoo/{model}/{train,eval}, results/zoo/report.html.
-ZOO_RUNS = registry.zoo_run_names()  # fairgen.registry
+ZOO_RUNS = registry.zoo_run_names()  # fairgen.common.registry
 ZOO_DATASETS = registry.zoo_dataset_names()
 # (zoo_run_data, zoo_targets and ZOO are in common.smk; each rule's config is cfg_json's, so the
 # evaluation classifier gets only the zoo.eval keys it reads and changing n_samples does not retrain it)

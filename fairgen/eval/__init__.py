@@ -1,0 +1,1 @@
+"""Evaluation: fairness metrics, the downstream classifiers, features, quality, frontier."""

@@ -1,0 +1,1 @@
+"""Reports: the audit, the predictions audit, the sweep and zoo pages, and their templates."""

@@ -1,0 +1,1 @@
+"""The seed-GAN zoo: one stage module per zoo rule."""
