@@ -13,14 +13,14 @@ from fairgen.eval.classifier import (
     PREDICTION_COLUMNS,
     build_model,
     load_real,
-    relabel_synthetic,
-    train_classifier,
     training_data,
     translate,
-    write_comparison,
-    write_metrics_table,
 )
 from fairgen.eval.reweighing import reweighing_weights
+from fairgen.stages.compare import write_comparison
+from fairgen.stages.metrics_table import write_metrics_table
+from fairgen.stages.relabel import relabel_synthetic
+from fairgen.stages.train_classifier import train_classifier
 
 SIZE = 16
 SPLIT_SIZES = {"train": 320, "valid": 100, "test": 100}
