@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""``fairgen sweep-report`` (rule ``sweep_report``): the sweep report, one self-contained HTML page
+with the key metrics across seeds per (pair, lambda_fair, method)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""``fairgen zoo-report`` (rule ``zoo_report``): the seed-GAN zoo report, one self-contained HTML page."""
 
 from __future__ import annotations
 

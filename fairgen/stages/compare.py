@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""``fairgen compare`` (rule ``compare_classifiers``): every classifier beside the ``real`` baseline on the same test
+images, with paired bootstrap intervals of the differences (Parquet and CSV)."""
 
 from __future__ import annotations
 

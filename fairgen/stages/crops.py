@@ -1,4 +1,6 @@
-"""TODO docstring."""
+"""``fairgen crops`` (rule ``crops``): landmark-based face crops of every image in the manifest into
+one packed uint8 array plus a Parquet index (splits, attributes, crop geometry), with a summary of
+skipped images and optional PNG previews. The geometry and decoding live in :mod:`fairgen.data.crops`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""TODO docstring."""
+"""``fairgen dataset`` (rule ``dataset``): get the face dataset from the configured source (the
+embedded procedural CelebA, a CelebA download with checksums, or a local copy in a known layout),
+validate it, apply the configured split and write the manifest the later stages read."""
 
 from __future__ import annotations
 

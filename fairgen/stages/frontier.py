@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""``fairgen frontier`` (rule ``frontier``, embedded data only): the oracle accuracy-fairness frontier
+of the procedural dataset (:mod:`fairgen.eval.frontier`)."""
 
 from __future__ import annotations
 

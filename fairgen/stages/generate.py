@@ -1,4 +1,6 @@
-"""TODO docstring."""
+"""``fairgen generate`` (rule ``generate``): sample a synthetic dataset from a Fairness GAN checkpoint
+(c split exactly by ``generate.protected_ratio``) and write it in the format of
+:mod:`fairgen.data.synthetic_set`, with preview sheets per (c, y)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""``fairgen generate-pairs`` (rule ``generate_pairs``): counterfactual pairs G(z, c=0), G(z, c=1) from
+a GAN checkpoint, written as a pair set (:mod:`fairgen.data.pairs`)."""
 
 from __future__ import annotations
 

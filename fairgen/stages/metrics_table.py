@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""``fairgen metrics-table`` (rule ``metrics_table``): the metrics.json of several classifiers as one
+table (Parquet and CSV)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""TODO docstring."""
+"""``fairgen pair-diagnostics`` (rule ``pair_diagnostics``): what limits the counterfactual-pair
+methods: flip success and identity kept of a pair set, and per classifier its c-sensitivity and
+how well its features tell real from generated images."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""``fairgen quality`` (rule ``quality``): FID (overall and per group), label statistics and
+c-conditioning of synthetic sets against the real crops (:mod:`fairgen.eval.quality`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""``fairgen relabel`` (a diagnostic command, no rule): copy a synthetic set with its labels replaced by a
+trained classifier's reading of each image (optionally shifted per group to equal positive rates)."""
 
 from __future__ import annotations
 

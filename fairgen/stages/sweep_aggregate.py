@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""``fairgen sweep-aggregate`` (rule ``sweep_aggregate``): the classifier metrics of a sweep, one row
+per run and statistics across seeds (:mod:`fairgen.eval.sweep`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""``fairgen threshold-baseline`` (rule ``threshold_baseline``): the post-processing baseline's
+accuracy-vs-DP curve (group thresholds on the real classifier's scores, :mod:`fairgen.eval.postprocess`)."""
 
 from __future__ import annotations
 

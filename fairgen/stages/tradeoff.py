@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""``fairgen tradeoff`` (rule ``pairs_tradeoff``): debiasing points against both baselines (real and
+reweighing) on the same test split, with paired intervals, the threshold curve and a figure."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""TODO docstring."""
+"""``fairgen train-classifier`` (rule ``train_classifier``): train one downstream method's outcome
+classifier (:mod:`fairgen.eval.classifier`), pick the epoch by real-valid accuracy, audit it on the
+real test split (:mod:`fairgen.eval.fairness`) and write predictions, metrics, model and curve."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""``fairgen zoo-classifier`` (rule ``zoo_classifier``): the seeded small CNN that evaluates the zoo
+runs of one dataset, trained on its real images (:mod:`fairgen.eval.zoo`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""``fairgen zoo-data`` (rule ``zoo_data``): one zoo dataset as uint8 images.npy, labels.npy and
+info.json (:mod:`fairgen.data.zoo_data`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""``fairgen zoo-evaluate`` (rule ``zoo_evaluate``): FID in the zoo classifier's feature space,
+conditional accuracy, class coverage and a per-class sample grid of one zoo run."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""``fairgen zoo-train`` (rule ``zoo_train``): one zoo GAN run on the shared GAN trainer."""
 
 from __future__ import annotations
 
