@@ -614,7 +614,7 @@ def test_every_reader_refuses_a_stale_array_of_the_right_shape(tmp_path, celeba)
     by the crops, classifier and quality readers instead of being paired with the wrong labels."""
     from fairgen.common.config import validate
     from fairgen.eval.classifier import load_real
-    from fairgen.eval.quality import _load_real
+    from fairgen.eval.quality import load_real as quality_load_real
 
     root, manifest, df = celeba
     _, p = run_stage(tmp_path, manifest, cfg(resolution=32, export_png=0))
@@ -628,7 +628,7 @@ def test_every_reader_refuses_a_stale_array_of_the_right_shape(tmp_path, celeba)
     np.save(p["array"], stale)
     for read in (lambda: crops.read_crops(p["array"], p["index"]),
                  lambda: load_real(full, p["array"], p["index"]),
-                 lambda: _load_real(p["array"], p["index"], full)):
+                 lambda: quality_load_real(p["array"], p["index"], full)):
         with pytest.raises(DataError, match="is not the crops array that .*index.parquet describes"):
             read()
 

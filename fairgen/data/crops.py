@@ -651,24 +651,32 @@ def check_pairing(crops: np.ndarray, n_rows: int, meta: dict, array, index) -> N
                         "two); run the crops step again")
 
 
-def read_crops(array: str | os.PathLike, index: str | os.PathLike, mmap: bool = True):
-    """Load a crops array and its index, checking that they belong together.
+def read_crops(array: str | os.PathLike, index: str | os.PathLike, columns: list[str] | None = None,
+               mmap: bool = True):
+    """The one loader of the packed crops: the index's ``columns`` (default: image_id, split and the
+    crop geometry) and the array, checked to be uint8 (N, H, W, 3) at the index's resolution and
+    to be the array the index describes (:func:`check_pairing`).
 
     Returns ``(crops, index_frame, metadata)``; ``crops`` is memory-mapped read-only when ``mmap``.
+    Raises DataError naming the file for a missing or unreadable file or a mismatch.
     """
     from fairgen.common.io import read_parquet
 
+    if columns is None:
+        columns = ["image_id", "split", *BOX_COLUMNS, *AFFINE_COLUMNS]
+    df, meta = read_parquet(index, INDEX_KIND, columns=columns)
     array = Path(array)
-    if not array.exists():
-        raise DataError(f"{array}: file not found")
-    df, meta = read_parquet(index, INDEX_KIND, columns=["image_id", "split", *BOX_COLUMNS, *AFFINE_COLUMNS])
+    if not array.is_file():
+        raise DataError(f"{array}: crops array not found")
     try:
-        crops = np.load(array, mmap_mode="r" if mmap else None)
+        crops = np.load(array, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (ValueError, OSError) as e:
-        raise DataError(f"{array}: not a readable .npy file ({e})") from None
+        raise DataError(f"{array}: not a readable .npy array ({e})") from None
     res = meta.get("resolution")
-    if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[3] != 3 or crops.shape[1:3] != (res, res):
-        raise DataError(f"{array}: shape {crops.shape} {crops.dtype} does not match the index "
-                        f"({index}: {res}x{res} RGB uint8 crops)")
+    if (crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[3] != 3
+            or (res is not None and crops.shape[1:3] != (res, res))):
+        size = f"{res}x{res} " if res is not None else ""
+        raise DataError(f"{array}: expected a uint8 (N, H, W, 3) array of {size}RGB crops, got {crops.dtype} "
+                        f"{crops.shape}, which does not match the index ({index})")
     check_pairing(crops, len(df), meta, array, index)
     return crops, df, meta

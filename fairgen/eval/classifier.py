@@ -58,7 +58,7 @@ from fairgen.common import io
 from fairgen.common.config import seed_for
 from fairgen.common.errors import ConfigError, DataError
 from fairgen.common.registry import method_names, pair_methods, synthetic_methods
-from fairgen.data.crops import check_pairing
+from fairgen.data.crops import read_crops
 
 log = logging.getLogger(__name__)
 
@@ -171,18 +171,8 @@ def load_real(cfg: dict, array: str | os.PathLike, index: str | os.PathLike,
     Row i of the index describes row i of the array. Raises DataError for a missing file, a
     length mismatch, a non-0/1 label, an unknown split name or an empty split.
     """
-    array, index = Path(array), Path(index)
     protected, outcome = cfg["protected"], cfg["outcome"]
-    df, meta = io.read_parquet(index, "crops_index", columns=["image_id", "split", protected, outcome])
-    if not array.is_file():
-        raise DataError(f"{array}: crops array not found")
-    try:
-        images = np.load(array, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise DataError(f"{array}: not a readable .npy array ({e})") from None
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise DataError(f"{array}: expected a uint8 (N, H, W, 3) array, got {images.dtype} {images.shape}")
-    check_pairing(images, len(df), meta, array, index)
+    images, df, _ = read_crops(array, index, columns=["image_id", "split", protected, outcome])
     split = df["split"].astype(str).to_numpy()
     unknown = np.flatnonzero(~np.isin(split, SPLITS))
     if unknown.size:

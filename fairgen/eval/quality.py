@@ -87,8 +87,8 @@ import numpy as np
 
 from fairgen.common.config import seed_for
 from fairgen.common.errors import DataError
-from fairgen.common.io import atomic_path, read_parquet, write_json
-from fairgen.data.crops import check_pairing
+from fairgen.common.io import atomic_path, write_json
+from fairgen.data.crops import check_pairing, read_crops
 from fairgen.eval import features as feat
 
 log = logging.getLogger(__name__)
@@ -358,31 +358,25 @@ def _subsample(n_total: int, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n_total, size=n, replace=False))
 
 
-def _load_real(array, index, cfg):
-    """(images, index DataFrame) from paths or already-loaded objects; checks row counts."""
+def load_real(array, index, cfg):
+    """(images, index DataFrame, where) of the real crops: from paths through the one crops loader
+    (:func:`fairgen.data.crops.read_crops`), or from an array and a DataFrame already in memory
+    (a selection: no recorded fingerprint to check, only the row count). Checks 0/1 labels."""
     import pandas as pd
 
     protected, outcome = cfg["protected"], cfg["outcome"]
+    columns = ["image_id", "split", protected, outcome]
     if isinstance(index, pd.DataFrame):
-        df, where_index, meta = index, "crops index", {}  # no recorded fingerprint to check
-        missing = [c for c in ("split", protected, outcome) if c not in df.columns]
+        df, where_index = index, "crops index"
+        missing = [c for c in columns[1:] if c not in df.columns]
         if missing:
             raise DataError(f"crops index: missing column(s) {', '.join(missing)}")
+        images, where_array = np.asarray(array), "crops array"
+        check_pairing(images, len(df), {}, where_array, where_index)
     else:
-        where_index = str(index)
-        df, meta = read_parquet(index, "crops_index", columns=["image_id", "split", protected, outcome])
-    if isinstance(array, np.ndarray):
-        images, where_array, meta = array, "crops array", {}  # an array in memory may be a selection
-    else:
-        where_array = str(array)
-        if not Path(array).is_file():
-            raise DataError(f"{array}: file not found")
-        try:
-            images = np.load(array, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError) as e:
-            raise DataError(f"{array}: not a readable .npy array ({e})") from None
+        images, df, _ = read_crops(array, index, columns=columns)
+        where_index, where_array = str(index), str(array)
     feat.check_images(images, where_array)
-    check_pairing(images, len(df), meta, where_array, where_index)
     for col in (protected, outcome):
         values = df[col].to_numpy()
         bad = np.flatnonzero(~np.isin(values, (0, 1)))
@@ -458,7 +452,7 @@ def evaluate_quality(cfg: dict, array, index, synthetic_dirs: dict, out, progres
     q = cfg["quality"]
     protected, outcome = cfg["protected"], cfg["outcome"]
     out = Path(out)
-    images, df, where_index = _load_real(array, index, cfg)
+    images, df, where_index = load_real(array, index, cfg)
     split = df["split"].astype(str).to_numpy()
     c_all, y_all = df[protected].to_numpy().astype(np.int64), df[outcome].to_numpy().astype(np.int64)
     train = np.flatnonzero(split == "train")
