@@ -117,7 +117,7 @@ def reference_loop(root: Path, steps: int, warmup: int, workers: int, seed: int,
     import torchvision.transforms as transforms
 
     seed_everything(seed)
-    gan = build("dcgan")  # same architecture and N(0, 0.02) init as the example's netG / netD
+    gan = build("dcgan64")  # same architecture and N(0, 0.02) init as the example's netG / netD
     netG = gan.G
     netD = nn.Sequential(gan.D.main, nn.Sigmoid())
     if packed is not None:
@@ -176,7 +176,7 @@ def reference_loop(root: Path, steps: int, warmup: int, workers: int, seed: int,
 def fairgen_loop(packed: np.ndarray, steps: int, warmup: int, precision: str, seed: int) -> dict:
     """fairgen's Trainer on the packed images; images/s over the steps after the warmup."""
     seed_everything(seed)
-    gan = build("dcgan")
+    gan = build("dcgan64")
     with tempfile.TemporaryDirectory() as out:
         total = warmup + steps
         trainer = Trainer(gan, ArrayBatches(packed), out, steps=total, batch_size=BATCH, device="cpu",

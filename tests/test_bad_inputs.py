@@ -193,7 +193,7 @@ def checkpoint_variant(change):
 
 def dcgan_checkpoint(base):
     def write(path):
-        gan = build("dcgan", z_dim=8, ngf=4, ndf=4, img_size=32)
+        gan = build("dcgan64", z_dim=8, ngf=4, ndf=4, img_size=32)
         ckpt_mod.save_checkpoint({"model": {"name": gan.name, "config": gan.config}, "step": 3,
                                   "G": gan.G.state_dict(), "D": gan.D.state_dict()}, path)
     return write
@@ -251,7 +251,7 @@ CASES = [
     pytest.param(lambda b, t: generate_cmd(b, t, truncated_checkpoint(b)),
                  r"ckpt\.pt: not a readable checkpoint \(corrupted or truncated\?\)", id="checkpoint-corrupted"),
     pytest.param(lambda b, t: generate_cmd(b, t, dcgan_checkpoint(b)),
-                 r"ckpt\.pt: model 'dcgan' is not conditioned on the protected attribute c", id="checkpoint-other-model"),
+                 r"ckpt\.pt: model 'dcgan64' is not conditioned on the protected attribute c", id="checkpoint-other-model"),
     pytest.param(lambda b, t: generate_cmd(b, t, checkpoint_variant(
                      lambda ck: {**ck, "train": {"extra": {"run": "acgan"}}})(b)),
                  r"ckpt\.pt: checkpoint of GAN run 'acgan', not of run 'fgan_dp'", id="checkpoint-other-run"),

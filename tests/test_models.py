@@ -19,8 +19,8 @@ from fairgen.models.layers import (
 # (name, small constructor overrides for speed, expected image shape)
 MODELS = [
     ("vanilla", {}, (1, 28, 28)),
-    ("dcgan", {"ngf": 8, "ndf": 8}, (3, 64, 64)),
-    ("dcgan_mnist", {"g_widths": [16, 8, 4], "d_widths": [8, 16]}, (1, 28, 28)),
+    ("dcgan64", {"ngf": 8, "ndf": 8}, (3, 64, 64)),
+    ("dcgan", {"g_widths": [16, 8, 4], "d_widths": [8, 16]}, (1, 28, 28)),
     ("cgan", {"g_widths": [16, 8, 4], "d_widths": [8, 16]}, (1, 28, 28)),
     ("acgan", {"g_linear": 32, "g_widths": [16, 8], "d_widths": [4, 4, 8, 8, 16, 16]}, (3, 32, 32)),
     ("toy", {}, (2,)),
@@ -105,8 +105,8 @@ def test_config_rebuilds_identical_architecture(name, kw, shape):
 
 
 def test_registry():
-    assert {"vanilla", "dcgan", "dcgan_mnist", "cgan", "acgan", "toy"} <= set(MODEL_REGISTRY)
-    assert model_class("dcgan").__name__ == "DCGAN64"
+    assert {"vanilla", "dcgan", "dcgan64", "cgan", "acgan", "toy"} <= set(MODEL_REGISTRY)
+    assert model_class("dcgan64").__name__ == "DCGAN64"
     with pytest.raises(ValueError, match="unknown GAN model 'nope'.*dcgan"):
         build("nope")
 
@@ -121,7 +121,7 @@ def test_vanilla_defaults_are_the_seed_report_mlp():
 
 
 def test_dcgan64_is_the_pytorch_examples_architecture():
-    gan = build("dcgan")
+    gan = build("dcgan64")
     # parameter counts of pytorch/examples' netG / netD with nz=100, ngf=ndf=64, nc=3
     assert sum(p.numel() for p in gan.G.parameters()) == 3_576_704
     assert sum(p.numel() for p in gan.D.parameters()) == 2_765_568
@@ -132,12 +132,12 @@ def test_dcgan64_is_the_pytorch_examples_architecture():
     bn = [m.weight for m in gan.D.modules() if isinstance(m, nn.BatchNorm2d)]
     assert abs(torch.cat(bn).mean().item() - 1.0) < 0.01
     assert not any(isinstance(m, nn.Sigmoid) for m in gan.D.modules())  # D returns logits
-    assert build("dcgan", img_size=32, ngf=4, ndf=4).generate(
+    assert build("dcgan64", img_size=32, ngf=4, ndf=4).generate(
         {"z": torch.randn(2, 100)})["x"].shape == (2, 3, 32, 32)
 
 
 def test_dcgan28_layers_match_the_seed_report():
-    gan = build("dcgan_mnist")
+    gan = build("dcgan")
     fc = gan.G.fc[0]
     assert (fc.in_features, fc.out_features) == (100, 12544)
     convs = [m for m in gan.G.modules() if isinstance(m, nn.ConvTranspose2d)]
@@ -188,7 +188,7 @@ def test_cgan_discriminator_depends_on_label():
 
 
 def test_channels_last_and_bf16_autocast_forward():
-    gan = build("dcgan", ngf=8, ndf=8).to(memory_format=torch.channels_last)
+    gan = build("dcgan64", ngf=8, ndf=8).to(memory_format=torch.channels_last)
     latent = gan.sample_latent(2, torch.Generator().manual_seed(0), "cpu")
     with torch.autocast("cpu", dtype=torch.bfloat16):
         x = gan.generate(latent)["x"]

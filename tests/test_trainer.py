@@ -352,7 +352,7 @@ def test_corrupted_truncated_and_wrong_version_checkpoints(trained, tmp_path):
 
 # ------------------------------------------------------------------ bf16
 def test_bf16_autocast_trains_on_cpu(tmp_path):
-    gan = make("dcgan", {"ngf": 4, "ndf": 4, "img_size": 16})
+    gan = make("dcgan64", {"ngf": 4, "ndf": 4, "img_size": 16})
     t = Trainer(gan, ArrayBatches(images(16, 16, c=3)), tmp_path, **fast(steps=3, precision="bf16"))
     s = t.fit()
     assert s["precision"] == "bf16" and np.isfinite(s["last"]["loss_d"]) and np.isfinite(s["last"]["loss_g"])

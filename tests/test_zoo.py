@@ -83,7 +83,7 @@ def work(tmp_path_factory):
 
 def test_every_run_builds_its_seed_model_at_its_data_shape():
     cfg = config.validate({})
-    expected = {"vanilla": ((28, 1), "vanilla"), "dcgan": ((28, 1), "dcgan_mnist"), "cgan": ((28, 1), "cgan"),
+    expected = {"vanilla": ((28, 1), "vanilla"), "dcgan": ((28, 1), "dcgan"), "cgan": ((28, 1), "cgan"),
                 "acgan": ((32, 3), "acgan"), "acgan_digits": ((32, 3), "acgan")}
     for run, ((size, ch), name) in expected.items():
         assert zoo.run_shape(cfg, run) == (size, ch)

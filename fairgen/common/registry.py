@@ -82,7 +82,7 @@ ZOO_DATASETS: dict[str, str] = {"digits": "digits", "mnist": "digits", "cifar_st
 
 ZOO_RUNS: tuple[ZooRun, ...] = (
     ZooRun("vanilla", "vanilla", "digits"),
-    ZooRun("dcgan", "dcgan_mnist", "digits"),
+    ZooRun("dcgan", "dcgan", "digits"),
     ZooRun("cgan", "cgan", "digits"),
     ZooRun("acgan", "acgan", "cifar"),
     ZooRun("acgan_digits", "acgan", "digits"),

@@ -3,8 +3,8 @@
 Built-in models (module, registry name):
 
 * ``vanilla``      -- :class:`fairgen.models.vanilla.VanillaGAN`, MLP GAN
-* ``dcgan``        -- :class:`fairgen.models.dcgan.DCGAN64`, pytorch/examples 64x64 DCGAN
-* ``dcgan_mnist``  -- :class:`fairgen.models.dcgan.DCGAN28`, 28x28 MNIST DCGAN
+* ``dcgan64``      -- :class:`fairgen.models.dcgan.DCGAN64`, pytorch/examples 64x64 DCGAN
+* ``dcgan``        -- :class:`fairgen.models.dcgan.DCGAN28`, 28x28 MNIST DCGAN (the zoo run ``dcgan``)
 * ``cgan``         -- :class:`fairgen.models.cgan.ConditionalGAN`, label-conditional 28x28 GAN
 * ``acgan``        -- :class:`fairgen.models.acgan.ACGAN`, 32x32 auxiliary-classifier GAN
 * ``toy``          -- :class:`fairgen.models.toy.ToyGAN`, 2-D MLP GAN (8 Gaussians on a ring)

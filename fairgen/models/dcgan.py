@@ -1,11 +1,11 @@
 """DCGANs (Radford et al. 2016).
 
-* :class:`DCGAN64` (``dcgan``): the pytorch/examples ``dcgan/main.py`` architecture. G is a
+* :class:`DCGAN64` (``dcgan64``): the pytorch/examples ``dcgan/main.py`` architecture. G is a
   transposed-conv stack ``z -> ngf*8 (4x4) -> ngf*4 -> ngf*2 -> ngf -> channels (64x64)`` with
   BN + ReLU and a tanh output; D is the mirror conv stack with LeakyReLU(0.2) and BN (not on the
   first layer) ending in a 4x4 conv to one logit (no sigmoid: the losses take logits). Weights
   ~ N(0, 0.02), BN gains ~ N(1, 0.02). ``img_size`` 32/64/128 drops/adds one stride-2 stage.
-* :class:`DCGAN28` (``dcgan_mnist``): the seed report's 28x28 MNIST DCGAN (the TensorFlow DCGAN
+* :class:`DCGAN28` (``dcgan``, the zoo run of that name): the seed report's 28x28 MNIST DCGAN (the TensorFlow DCGAN
   tutorial design with 3x3 transposed convs): G ``Linear(z, 7*7*256, no bias) -> BN -> LeakyReLU
   -> (256, 7, 7) -> ConvT 3x3 128 s1 -> BN -> LeakyReLU -> ConvT 3x3 64 s2 -> BN -> LeakyReLU ->
   ConvT 3x3 1 s2 -> tanh``; D ``Conv 5x5 64 s2 -> LeakyReLU -> Dropout -> Conv 5x5 128 s2 ->
@@ -88,7 +88,7 @@ class DCGAN64(GAN):
     """pytorch/examples DCGAN (see module docstring). Its BCE training with real labels for G is
     the ``non_saturating`` loss here. Adam(2e-4, betas (0.5, 0.999)) as in the example."""
 
-    name = "dcgan"
+    name = "dcgan64"
     DEFAULT_OPTIM = {"lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999)}
 
     def __init__(self, z_dim: int = 100, ngf: int = 64, ndf: int = 64, channels: int = 3, img_size: int = 64,
@@ -147,7 +147,7 @@ class Discriminator28(nn.Module):
 class DCGAN28(GAN):
     """The seed report's 28x28 MNIST DCGAN (see module docstring); Adam(1e-4), Keras betas."""
 
-    name = "dcgan_mnist"
+    name = "dcgan"
     DEFAULT_OPTIM = {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.9, 0.999)}
 
     def __init__(self, z_dim: int = 100, channels: int = 1, g_widths: list[int] = (256, 128, 64),
