@@ -1,4 +1,4 @@
-"""Throughput of ``fairgen crops`` against the seed report's naive loop, on a CelebA-format folder.
+"""Throughput of ``fairgen crops`` against the original internship report's naive loop, on a CelebA-format folder.
 
     python benchmarks/bench_crops.py                      # 20k images, 2 workers, all three methods
     python benchmarks/bench_crops.py --n 5000 --methods aligned --workers 2

@@ -91,7 +91,7 @@ def test_every_run_builds_its_seed_model_at_its_data_shape():
         assert gan.name == name and zoo.is_conditional(gan) == (run in ("cgan", "acgan", "acgan_digits"))
         latent = gan.sample_latent(2, torch.Generator().manual_seed(0), "cpu")
         assert gan.generate(latent)["x"].shape == (2, ch, size, size)
-    # the seed report's hyperparameters reach the models
+    # the original internship report's hyperparameters reach the models
     assert zoo.build_model(cfg, "acgan", 32, 3, 10).config["g_linear"] == 384
     assert zoo.build_model(cfg, "vanilla", 28, 1, 10).config["hidden"] == [128]
 

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import yaml
 
 from fairgen.common.errors import ConfigError
+from fairgen.common.seeds import STAGE_MODULUS, derive_seed
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -181,10 +182,9 @@ def stage_config(cfg: dict, stage: str, **names) -> dict:
 
 
 def seed_for(cfg: dict, stage: str) -> int:
-    """A stable per-stage seed derived from the master seed (so stages don't share streams)."""
-    import zlib
-
-    return (int(cfg.get("seed", 0)) * 1_000_003 + zlib.crc32(stage.encode())) % (2**31 - 1)
+    """The seed of ``stage``: :func:`fairgen.common.seeds.derive_seed` from the config's ``seed``,
+    reduced to 31 bits (so stages do not share streams)."""
+    return derive_seed(int(cfg.get("seed", 0)), stage) % STAGE_MODULUS
 
 
 def schema_markdown() -> str:

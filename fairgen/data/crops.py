@@ -3,7 +3,7 @@
 Three crop methods (``crops.method``), all at ``crops.resolution`` (32 or 64):
 
 ``eye_offset``
-    The seed report's crop: top-left corner = left eye - ``crops.eye_offset`` px in x and y, a
+    The original internship report's crop: top-left corner = left eye - ``crops.eye_offset`` px in x and y, a
     fixed square of ``crops.box_size`` source px, resized to the output resolution.
 ``center``
     The common DCGAN convention: the centred ``crops.box_size`` square (108 of 178x218 by

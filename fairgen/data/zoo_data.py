@@ -18,7 +18,7 @@ Four sources (``zoo.<run>.dataset`` in the config):
     32x32 colour images of ten synthetic, visually distinct classes (see :data:`STANDIN_CLASSES`):
     shapes, textures and scenes with a per-class colour scheme and random position, scale,
     rotation, colours, background texture and pixel noise. Every output labels it as a stand-in.
-    It exists so the AC-GAN runs offline with the seed report's 32x32x3 architecture; its numbers
+    It exists so the AC-GAN runs offline with the original internship report's 32x32x3 architecture; its numbers
     say nothing about CIFAR-10.
 ``cifar10``
     CIFAR-10's 50,000 training images through ``torchvision.datasets.CIFAR10`` (download into

@@ -1,4 +1,4 @@
-"""AC-GAN (Odena et al. 2017), the CIFAR-10 32x32x3 architecture of the paper / seed report.
+"""AC-GAN (Odena et al. 2017), the CIFAR-10 32x32x3 architecture of the paper and the original internship report.
 
 G: ``[z, one_hot(label)] -> Linear -> ReLU -> (384, 4, 4) -> ConvT 5x5 192 s2 -> BN -> ReLU ->
 ConvT 5x5 96 s2 -> BN -> ReLU -> ConvT 5x5 3 s2 -> tanh`` (4 -> 8 -> 16 -> 32).

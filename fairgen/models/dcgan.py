@@ -5,7 +5,7 @@
   BN + ReLU and a tanh output; D is the mirror conv stack with LeakyReLU(0.2) and BN (not on the
   first layer) ending in a 4x4 conv to one logit (no sigmoid: the losses take logits). Weights
   ~ N(0, 0.02), BN gains ~ N(1, 0.02). ``img_size`` 32/64/128 drops/adds one stride-2 stage.
-* :class:`DCGAN28` (``dcgan``, the zoo run of that name): the seed report's 28x28 MNIST DCGAN (the TensorFlow DCGAN
+* :class:`DCGAN28` (``dcgan``, the zoo run of that name): the original internship report's 28x28 MNIST DCGAN (the TensorFlow DCGAN
   tutorial design with 3x3 transposed convs): G ``Linear(z, 7*7*256, no bias) -> BN -> LeakyReLU
   -> (256, 7, 7) -> ConvT 3x3 128 s1 -> BN -> LeakyReLU -> ConvT 3x3 64 s2 -> BN -> LeakyReLU ->
   ConvT 3x3 1 s2 -> tanh``; D ``Conv 5x5 64 s2 -> LeakyReLU -> Dropout -> Conv 5x5 128 s2 ->
@@ -145,7 +145,7 @@ class Discriminator28(nn.Module):
 
 @register
 class DCGAN28(GAN):
-    """The seed report's 28x28 MNIST DCGAN (see module docstring); Adam(1e-4), Keras betas."""
+    """The original internship report's 28x28 MNIST DCGAN (see module docstring); Adam(1e-4), Keras betas."""
 
     name = "dcgan"
     DEFAULT_OPTIM = {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.9, 0.999)}

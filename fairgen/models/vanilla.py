@@ -1,4 +1,4 @@
-"""Vanilla MLP GAN (Goodfellow et al. 2014 style), the seed report's MNIST setting by default:
+"""Vanilla MLP GAN (Goodfellow et al. 2014 style), the original internship report's MNIST setting by default:
 G: z(100) -> 128 -> LeakyReLU(0.01) -> 784 -> tanh, reshaped to (1, 28, 28);
 D: 784 -> 128 -> LeakyReLU(0.01) -> 1 logit.
 """

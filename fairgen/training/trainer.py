@@ -37,7 +37,6 @@ import random
 import shutil
 import sys
 import time
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +53,7 @@ from fairgen.common.errors import (
     TrainingDivergedError,
 )
 from fairgen.common.runtime import resolve_device
+from fairgen.common.seeds import derive_seed
 from fairgen.training import checkpoint as ckpt_mod
 from fairgen.training import logs
 
@@ -153,11 +153,6 @@ def default_state_dir(out_dir: str | Path) -> Path:
     if not out.name:  # "." or "/"
         out = out.resolve()
     return out.with_name(out.name + ".state")
-
-
-def derive_seed(seed: int, what: str) -> int:
-    """Independent sub-seeds (batches, noise, fixed latents) from one seed."""
-    return (int(seed) * 1_000_003 + zlib.crc32(what.encode())) % (2**63 - 1)
 
 
 def seed_everything(seed: int) -> None:
