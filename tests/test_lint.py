@@ -11,7 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: import-linter depends on tomli there
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ["fairgen.cli", "fairgen.report", "fairgen.stages", "fairgen.eval", "fairgen.training", "fairgen.models",
