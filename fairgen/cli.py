@@ -34,6 +34,16 @@ def arg(*flags, **kwargs):
     return flags, kwargs
 
 
+# arguments several commands share
+REAL_ARRAY = arg("--array", required=True, help="real crops .npy (N,H,W,3) uint8")
+REAL_INDEX = arg("--index", required=True, help="real crops Parquet index (splits, attributes)")
+GAN_RUN = arg("--run", required=True, choices=gan_run_names(), help="GAN run name")
+OUT_DIR = arg("--out-dir", required=True, help="output folder")
+OUT_HTML = arg("--out-html", required=True, help="HTML report to write")
+GAN_CHECKPOINT = arg("--checkpoint", required=True, help="checkpoint.pt written by 'fairgen train-gan'")
+ZOO_DATA = arg("--data", required=True, help="dataset folder written by 'fairgen zoo-data'")
+
+
 command(
     "dataset", "fairgen.stages.dataset:prepare",
     "Get the face dataset (synthesize the embedded default, download CelebA, or verify a local copy) "
@@ -56,10 +66,10 @@ command(
     "checkpoint.pt, log.jsonl, samples/, loss_curve.png, class_grid.png (samples by c and generated "
     "y) and summary.json into --out-dir when training is done. An interrupted run resumes from its "
     "state folder (--state-dir) when the same command runs again.",
-    arg("--run", required=True, choices=gan_run_names(), help="GAN run name"),
-    arg("--array", required=True, help="real crops .npy (N,H,W,3) uint8"),
-    arg("--index", required=True, help="real crops Parquet index (splits, attributes)"),
-    arg("--out-dir", required=True, help="output folder"),
+    GAN_RUN,
+    REAL_ARRAY,
+    REAL_INDEX,
+    OUT_DIR,
     arg("--state-dir", default=None,
         help="resumable training state while the run is unfinished (default: OUT_DIR.state beside "
              "--out-dir; removed when every output is written)"),
@@ -68,8 +78,8 @@ command(
     "generate", "fairgen.stages.generate:generate",
     "Sample a synthetic dataset (PNG images + samples.parquet + packed .npy + preview sheets per "
     "(c, y)) from a GAN checkpoint, with c split exactly by generate.protected_ratio.",
-    arg("--run", required=True, choices=gan_run_names(), help="GAN run name"),
-    arg("--checkpoint", required=True, help="checkpoint.pt written by 'fairgen train-gan'"),
+    GAN_RUN,
+    GAN_CHECKPOINT,
     arg("--out-dir", required=True, help="output dataset folder (replaced atomically)"),
 )
 command(
@@ -79,22 +89,22 @@ command(
     "test split. Writes predictions.parquet, metrics.json, model.pt and curve.json into --out-dir.",
     arg("--method", required=True,
         choices=method_names()),
-    arg("--array", required=True, help="real crops .npy (N,H,W,3) uint8"),
-    arg("--index", required=True, help="real crops Parquet index (splits, attributes)"),
+    REAL_ARRAY,
+    REAL_INDEX,
     arg("--synthetic", action="append", default=[], metavar="DIR",
         help="synthetic dataset folder (repeatable; for the GAN methods and real_plus_synthetic)"),
     arg("--pairs", default=None, metavar="DIR",
         help="counterfactual pair set ('fairgen generate-pairs'; for real_plus_pairs, real_clp, real_clp_dann)"),
     arg("--label-model", default=None,
         help="model.pt of the real classifier (real_plus_pairs with classifier.pair_label real_classifier)"),
-    arg("--out-dir", required=True, help="output folder"),
+    OUT_DIR,
 )
 command(
     "generate-pairs", "fairgen.stages.generate_pairs:generate_pairs",
     "Sample counterfactual pairs from a GAN checkpoint: pairs.n_pairs noise draws z, each written "
     "as G(z, c=0) and G(z, c=1) sharing a pair_id (synthetic dataset format plus pair_id).",
-    arg("--run", required=True, choices=gan_run_names(), help="GAN run name"),
-    arg("--checkpoint", required=True, help="checkpoint.pt written by 'fairgen train-gan'"),
+    GAN_RUN,
+    GAN_CHECKPOINT,
     arg("--out-dir", required=True, help="output pair set folder (replaced atomically)"),
 )
 command(
@@ -102,8 +112,8 @@ command(
     "The post-processing baseline: group-specific thresholds on the real classifier's scores, chosen on "
     "the real valid split for each demographic-parity bound, applied to the real test split (an "
     "accuracy-vs-DP curve with paired intervals against the real classifier).",
-    arg("--array", required=True, help="real crops .npy (N,H,W,3) uint8"),
-    arg("--index", required=True, help="real crops Parquet index (splits, attributes)"),
+    REAL_ARRAY,
+    REAL_INDEX,
     arg("--model", required=True, help="model.pt of 'fairgen train-classifier --method real'"),
     arg("--out-json", required=True, help="curve JSON to write"),
 )
@@ -112,8 +122,8 @@ command(
     "What limits the counterfactual-pair methods: flip success and identity kept of a pair set, and per "
     "classifier its c-sensitivity on pairs and on real images and how well its features tell real from "
     "generated images.",
-    arg("--array", required=True, help="real crops .npy (N,H,W,3) uint8"),
-    arg("--index", required=True, help="real crops Parquet index (splits, attributes)"),
+    REAL_ARRAY,
+    REAL_INDEX,
     arg("--pairs", required=True, metavar="DIR", help="pair set folder ('fairgen generate-pairs')"),
     arg("--classifier", action="append", default=[], help="model.pt of a classifier (repeatable)"),
     arg("--out-json", required=True, help="diagnostics JSON to write"),
@@ -164,7 +174,7 @@ command(
     "Quality of synthetic sets against the real crops: FID overall and per protected group "
     "(own-CNN features, plus Inception v3 with quality.inception_weights), P(y=1|c) real vs "
     "synthetic, and c-conditioning accuracy. Writes OUT/quality.json and OUT/summary.tsv.",
-    arg("--array", required=True, help="real crops .npy (N,H,W,3) uint8"),
+    REAL_ARRAY,
     arg("--index", required=True, help="real crops Parquet index"),
     arg("--synthetic", action="append", default=[], metavar="RUN=FOLDER",
         help="a synthetic dataset folder, named RUN (repeatable; FOLDER alone uses its name)"),
@@ -192,7 +202,7 @@ command(
         help="frontier JSON of 'fairgen frontier' (embedded synthetic data only): the oracle frontier section"),
     arg("--benchmark", action="append", default=[], metavar="TSV", dest="benchmarks",
         help="Snakemake benchmark file of an upstream job (repeatable): the report's run-cost table"),
-    arg("--out-html", required=True, help="HTML report to write"),
+    OUT_HTML,
     arg("--figures-dir", required=True, help="folder to write the report's figures into (PNG)"),
 )
 command(
@@ -241,7 +251,7 @@ command(
     "(torchvision; downloaded into zoo.data_root or read from zoo.mnist_root / zoo.cifar10_root), "
     "or cifar_standin (a procedural CIFAR-10 stand-in, not CIFAR).",
     arg("--dataset", required=True, choices=zoo_dataset_names()),
-    arg("--out-dir", required=True, help="output folder"),
+    OUT_DIR,
     arg("--size", type=int, default=None, help="image size (default: the dataset's own, 28 or 32)"),
     arg("--channels", type=int, choices=[1, 3], default=None, help="channels (default: the dataset's own)"),
 )
@@ -249,8 +259,8 @@ command(
     "zoo-classifier", "fairgen.stages.zoo.classifier:train_classifier",
     "Train (seeded) the small CNN that evaluates the zoo runs of one dataset on its REAL images; "
     "writes model.pt and metrics.json (held-out accuracy); reuses an up-to-date model.pt.",
-    arg("--data", required=True, help="dataset folder written by 'fairgen zoo-data'"),
-    arg("--out-dir", required=True, help="output folder"),
+    ZOO_DATA,
+    OUT_DIR,
 )
 command(
     "zoo-train", "fairgen.stages.zoo.train:train",
@@ -258,8 +268,8 @@ command(
     "grids, loss_curve.png and train.json in --out-dir (resumes from a matching checkpoint).",
     arg("--model", required=True, choices=zoo_run_names(),
         help="zoo run (its settings are in the config section zoo.<run>)"),
-    arg("--data", required=True, help="dataset folder written by 'fairgen zoo-data'"),
-    arg("--out-dir", required=True, help="output folder"),
+    ZOO_DATA,
+    OUT_DIR,
 )
 command(
     "zoo-evaluate", "fairgen.stages.zoo.evaluate:evaluate",
@@ -270,14 +280,14 @@ command(
     arg("--checkpoint", required=True, help="checkpoint.pt written by 'fairgen zoo-train'"),
     arg("--data", required=True, help="the run's dataset folder ('fairgen zoo-data')"),
     arg("--classifier", required=True, help="model.pt written by 'fairgen zoo-classifier' for that dataset"),
-    arg("--out-dir", required=True, help="output folder"),
+    OUT_DIR,
 )
 command(
     "zoo-report", "fairgen.report.zoo:report",
     "The seed-GAN zoo report: one self-contained HTML file (inline CSS, images as data URIs) with "
     "per-class sample grids, training curves, FID, conditional accuracy and class coverage per run.",
     arg("--zoo-dir", required=True, help="folder holding RUN/train, RUN/eval and classifier/DATASET"),
-    arg("--out-html", required=True, help="HTML report to write"),
+    OUT_HTML,
     arg("--out-json", default=None, help="also write every number as JSON"),
 )
 command(
@@ -308,7 +318,7 @@ command(
     "The sweep report: one self-contained HTML page with the key metrics as mean +/- std across seeds "
     "per (pair, lambda_fair, method) and each metric against lambda_fair with every seed as a dot.",
     arg("--runs", required=True, help="runs.parquet written by 'fairgen sweep-aggregate'"),
-    arg("--out-html", required=True, help="HTML report to write"),
+    OUT_HTML,
 )
 
 
