@@ -222,7 +222,7 @@ def test_nan_batch_stops_train_gan_keeps_last_good_checkpoint_then_resumes(data,
                                                                             monkeypatch):
     """From the 15th batch on the images are NaN: the interval ending at step 20 is caught at its
     log, before the step-20 checkpoint; exit 2 with the step range and the kept checkpoint."""
-    from fairgen.data import batches
+    from fairgen.training import batches
 
     torch.set_num_threads(1)
     calls = {"n": 0}

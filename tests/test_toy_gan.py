@@ -30,8 +30,8 @@ import pytest
 import torch
 
 from fairgen.models import build
-from fairgen.models.toy import RingOfGaussians
 from fairgen.training import Trainer, seed_everything
+from fairgen.training.batches import RingOfGaussians
 from fairgen.training.logs import read_jsonl
 
 STEPS, BATCH = 1000, 512

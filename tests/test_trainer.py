@@ -11,9 +11,9 @@ from PIL import Image
 
 from fairgen.common.config import seed_for, validate
 from fairgen.common.errors import CheckpointError, ConfigError, DataError, FormatVersionError, TrainingDivergedError
-from fairgen.data.batches import to_float_images, to_uint8_images
 from fairgen.models import build
 from fairgen.training import ArrayBatches, TrainConfig, Trainer, load_checkpoint, load_gan, seed_everything
+from fairgen.training.batches import to_float_images, to_uint8_images
 from fairgen.training.logs import read_jsonl
 
 # small label-conditional model with BN, dropout (global RNG) and an embedding

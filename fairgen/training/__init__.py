@@ -1,6 +1,6 @@
 """GAN training: one :class:`Trainer` for every model, in-memory batch sources, checkpoints, logs."""
 
-from fairgen.data.batches import (
+from fairgen.training.batches import (
     ArrayBatches,
     BatchSource,
     to_float_images,

@@ -172,7 +172,7 @@ def _adam(params: list[torch.nn.Parameter], lr: float, betas, device: torch.devi
 
 
 class Trainer:
-    """Train ``gan`` on ``batches`` (a :class:`fairgen.data.batches.BatchSource`) into ``out_dir``.
+    """Train ``gan`` on ``batches`` (a :class:`fairgen.training.batches.BatchSource`) into ``out_dir``.
 
     ``config`` (or keyword overrides of :class:`TrainConfig` fields) sets the run; :meth:`fit`
     trains (resuming from ``state_dir/checkpoint.pt`` when present) and returns a summary dict.
