@@ -26,7 +26,7 @@ decoded pixel per output pixel, PIL decodes it with DCT-domain downscaling
 (:meth:`PIL.Image.Image.draft`). Images needed at full size (the 108 px ``eye_offset`` box at 64
 px, say) are decoded by torchvision's libjpeg-turbo binding instead, which parses the header in
 C and is about 1.5x faster than PIL's full decode (PIL remains the fallback and the judge of
-every image the fast path declines: see :func:`decode_full`). Box methods then use an
+every image the fast path declines: see :func:`decode`). Box methods then use an
 antialiased bilinear resize of the box (``torch.nn.functional.interpolate(antialias=True)``,
 PIL's filter, for integer boxes inside the image), ``aligned`` an antialiased pre-shrink of
 the needed region (when the warp would shrink by more than :data:`MAX_WARP_SHRINK`) followed by

@@ -1,4 +1,5 @@
-"""``fairgen dataset``: get the face dataset and write a manifest naming its root.
+"""Dataset sources, splits and the manifest: the logic of ``fairgen dataset``
+(:mod:`fairgen.stages.dataset`), which gets the face dataset and writes a manifest naming its root.
 
 Sources (config ``dataset.source``):
 
@@ -77,7 +78,7 @@ def apply_split(df, spec: dict):
 def load_index(manifest: dict):
     """(frame of the dataset's annotation files with the manifest's split, images' folder).
 
-    ``manifest`` is what :func:`prepare` wrote (its root checked by the caller); manifests from
+    ``manifest`` is what :func:`fairgen.stages.dataset.prepare` wrote (its root checked by the caller); manifests from
     before layouts and splits were recorded mean the official layout and split.
     """
     root = Path(manifest["root"])

@@ -27,7 +27,7 @@ Four sources (``zoo.<run>.dataset`` in the config):
 Any source can be delivered at another size and channel count (:func:`resize_images`,
 :func:`set_channels`): grey digits become 32x32x3 for the AC-GAN by replicating the channel.
 
-``fairgen zoo-data`` (:func:`prepare`) writes one prepared dataset as a folder:
+``fairgen zoo-data`` (:mod:`fairgen.stages.zoo.data`) writes one prepared dataset as a folder:
 ``images.npy`` (uint8 N,H,W,C), ``labels.npy`` (int64 N) and ``info.json``
 (:data:`INFO_FORMAT`; written last, so its presence means the folder is complete).
 """

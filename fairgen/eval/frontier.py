@@ -224,7 +224,7 @@ def compute(manifest: str | os.PathLike, index: str | os.PathLike, protected: st
 
 
 def load(path: str | os.PathLike, protected: str, outcome: str, n: int | None = None, split: str = "test") -> dict:
-    """A frontier JSON written by :func:`run`, as :func:`summarize` gives it (its points end with the
+    """A frontier JSON written by ``fairgen frontier`` (:mod:`fairgen.stages.frontier`), as :func:`summarize` gives it (its points end with the
     unconstrained one), checked against the pair, the split and (given ``n``) the number of images
     of the split it should describe: DataError naming the file otherwise."""
     result = io.read_json(path)

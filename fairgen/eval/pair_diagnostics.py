@@ -1,4 +1,5 @@
-"""``fairgen pair-diagnostics``: what limits debiasing with counterfactual pairs.
+"""What limits debiasing with counterfactual pairs: the measures of ``fairgen pair-diagnostics``
+(:mod:`fairgen.stages.pair_diagnostics`).
 
 On the first ``min(len(set), 2000)`` pairs of a pair set (:mod:`fairgen.data.pairs`) and the real
 test split, it measures:

@@ -1,7 +1,7 @@
 """The post-processing baseline: group-specific thresholds on the real classifier's scores
 (Hardt, Price & Srebro 2016, with the demographic-parity constraint).
 
-For each bound b on the demographic-parity difference, :func:`threshold_curve` picks one
+For each bound b on the demographic-parity difference, :func:`solve` picks one
 deterministic threshold per group, t0 for c=0 and t1 for c=1, that maximises accuracy on the
 REAL valid split subject to |P(score >= t0 | c=0) - P(score >= t1 | c=1)| <= b there, and
 applies them to the real test split. The candidate thresholds are every group's distinct valid
@@ -9,7 +9,7 @@ scores (plus one above the largest), so the optimum over deterministic group thr
 on the valid split. The bounds run from 0 to the unconstrained classifier's valid DP difference,
 which traces the accuracy-vs-DP curve a user gets from the one-line post-processing fix.
 
-``fairgen threshold-baseline`` scores the valid and test splits with the ``real`` classifier
+``fairgen threshold-baseline`` (:mod:`fairgen.stages.threshold_baseline`) scores the valid and test splits with the ``real`` classifier
 (``model.pt``), solves the curve for ``classifier.threshold_bounds`` and writes ``curve.json``:
 per bound the thresholds, valid and test accuracy, test DP and equal-opportunity differences,
 and the paired bootstrap interval of each against the unthresholded real classifier on the same

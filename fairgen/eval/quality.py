@@ -1,7 +1,7 @@
 """Quality of synthetic data: FID (overall and per group c), label statistics, c-conditioning,
 attribute coverage.
 
-``fairgen quality`` (:func:`run`) evaluates every synthetic set against the real crops and writes,
+``fairgen quality`` (:mod:`fairgen.stages.quality`, through :func:`evaluate_quality`) evaluates every synthetic set against the real crops and writes,
 into the output folder:
 
 * ``quality.json`` -- everything below, one object for all runs;

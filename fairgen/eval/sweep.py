@@ -9,11 +9,12 @@ sweep point and writes its metrics to::
 Methods whose training data does not depend on ``gan.lambda_fair`` (real, reweighing, acgan)
 live under the first form and get an empty (NaN) ``lambda_fair``.
 
-``fairgen sweep-aggregate`` (:func:`aggregate`) reads those files (the point comes from the path,
+``fairgen sweep-aggregate`` (:mod:`fairgen.stages.sweep_aggregate`, through :func:`collect` and
+:func:`summarize`) reads those files (the point comes from the path,
 cross-checked against the file's own ``method``/``protected``/``outcome``) into one row per run
 (``runs.parquet``) and summarises them across seeds per (protected, outcome, lambda_fair, method,
 metric): number of seeds with a defined value, mean, sample standard deviation (ddof 1; NaN for
-one seed), min and max (``summary.parquet`` + CSV). ``fairgen sweep-report`` (:func:`report`)
+one seed), min and max (``summary.parquet`` + CSV). ``fairgen sweep-report`` (:mod:`fairgen.report.sweep`)
 renders a self-contained HTML page (the audit report's stylesheet, figures as data URIs) with the
 key metrics as mean +/- std per pair and each against ``lambda_fair`` with every seed as a dot.
 """

@@ -1,4 +1,5 @@
-"""``fairgen tradeoff``: every debiasing point against the two baselines, on one test split.
+"""Every debiasing point against the two baselines, on one test split: the comparisons of
+``fairgen tradeoff`` (:mod:`fairgen.stages.tradeoff`).
 
 Inputs are test predictions (``predictions.parquet`` of ``fairgen train-classifier``) of the
 ``real`` classifier, of ``reweighing`` (the pre-processing baseline) and of any number of named
@@ -49,7 +50,7 @@ def family(name: str) -> tuple[str, float | None]:
 
 def compare_points(cfg: dict, real: str, reweighing: str, point: list[str], thresholds: str,
                    frontier: str | None = None) -> dict:
-    """The numbers of :func:`run` (module docstring), without writing anything."""
+    """The numbers of ``fairgen tradeoff`` (module docstring), without writing anything."""
     from fairgen.eval import fairness
     from fairgen.eval.classifier import read_predictions
     from fairgen.eval.postprocess import accuracy_at

@@ -16,7 +16,7 @@ class ToyGAN(GAN):
     """MLP GAN on 2-D points: G ``z -> [Linear-BN-ReLU] x g_layers -> Linear -> 2``,
     D ``2 -> [Linear-ReLU] x d_layers -> Linear -> 1 logit``.
 
-    Defaults are tuned for :class:`RingOfGaussians` (see tests/test_toy_gan.py). Batch norm in G
+    Defaults are tuned for :class:`fairgen.training.batches.RingOfGaussians` (see tests/test_toy_gan.py). Batch norm in G
     (as in DCGAN's generator) matters: without it, PyTorch's default init makes G's initial output
     a near point mass (std ~0.03 against a ring of radius 2), the whole cloud follows one gradient
     direction and collapsed onto one or two modes in all ~15 lr/batch/init settings we tried. With it, G first spreads

@@ -1,4 +1,6 @@
-"""``fairgen generate``: sample a synthetic dataset from a trained Fairness GAN checkpoint.
+"""Sampling from a trained Fairness GAN checkpoint: the logic of ``fairgen generate``
+(:mod:`fairgen.stages.generate`), which writes a synthetic dataset, and of ``fairgen generate-pairs``
+(:func:`sample_pairs`).
 
 The checkpoint is loaded with ``torch.load(weights_only=True)`` and the model is rebuilt from
 the name and config stored in it (:func:`fairgen.training.checkpoint.load_gan`), with G's moving
