@@ -570,7 +570,7 @@ def test_no_gan_runs_configured(tmp_path):
     (lambda p: Path(p["classifiers_dir"], "real", "metrics.json").write_text("{oops"),
      r"real/metrics\.json, line 1: invalid JSON"),
     (lambda p: Path(p["classifiers_dir"], "real", "metrics.json").write_text('{"method": "real"}'),
-     r"real/metrics\.json: not a fairgen\.fairness\.evaluate result"),
+     r"real/metrics\.json: not a fairgen\.eval\.fairness\.evaluate result"),
     (lambda p: shutil.copy(Path(p["classifiers_dir"], "real", "metrics.json"),
                            Path(p["classifiers_dir"], "acgan", "metrics.json")),
      r"acgan/metrics\.json: metrics of method 'real', expected 'acgan'"),
