@@ -90,7 +90,7 @@ def interval(lo, hi) -> str:
 
 
 #: the audit's classifier table (``comparison-table``): metric -> column label, written out here
-#: rather than read from fairgen.report.audit, so that a renamed or dropped column is noticed
+#: rather than read from fairgen.report.tables, so that a renamed or dropped column is noticed
 COMPARISON_LABELS = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced acc.",
                      "demographic_parity_difference": "DP diff.", "demographic_parity_ratio": "DP ratio",
                      "equal_opportunity_difference": "EO diff.", "equalized_odds_difference": "Eq. odds diff.",

@@ -29,6 +29,9 @@ from fairgen.common import io
 from fairgen.common.errors import DataError  # noqa: E402
 from fairgen.eval import fairness  # noqa: E402
 from fairgen.report import audit as report
+from fairgen.report.loaders import MethodResult
+from fairgen.report.render import PNG_MAGIC
+from fairgen.report.summary import is_constant, summarize
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -165,7 +168,7 @@ def test_embedded_images_are_the_figure_files(full):
     expected |= {f"gan_{r}_class_grid" for r in runs} | {f"gan_{r}_samples_step_0000100" for r in runs}
     assert names == expected
     for p in full["figures"].glob("*.png"):
-        assert p.read_bytes().startswith(report.PNG_MAGIC)
+        assert p.read_bytes().startswith(PNG_MAGIC)
 
 
 # ------------------------------------------------------------------------ contents
@@ -403,7 +406,7 @@ def _result(method: str, sr0: float, sr1: float, flip: float, n_boot: int = 200,
     y, p, c = ri.predictions(sr0, sr1, flip, seed)
     r = fairness.evaluate(y, p, c, privileged=0, n_boot=n_boot, seed=seed, allow_undefined=True)
     r["method"] = method
-    return report.MethodResult(method, Path(f"{method}/metrics.json"), r, fairness.flatten(r))
+    return MethodResult(method, Path(f"{method}/metrics.json"), r, fairness.flatten(r))
 
 
 @pytest.mark.parametrize("rates, fairest", [
@@ -412,7 +415,7 @@ def _result(method: str, sr0: float, sr1: float, flip: float, n_boot: int = 200,
 ])
 def test_summary_names_fairest_method_and_accuracy_cost(rates, fairest):
     results = [_result(m, *r, flip=0.1 if m == "real" else 0.2, seed=k) for k, (m, r) in enumerate(rates.items())]
-    s = report.summarize(results, level=0.95)
+    s = summarize(results, level=0.95)
     assert s.fairest == fairest == s.facts["fairest"]
     best = next(m for m in results if m.method == fairest)
     base = next(m for m in results if m.method == "real")
@@ -431,7 +434,7 @@ def test_summary_names_fairest_method_and_accuracy_cost(rates, fairest):
 def test_summary_splits_the_gan_accuracy_cost_into_fidelity_and_fairness_term():
     results = [_result("real", 0.70, 0.30, 0.1, seed=1), _result("acgan", 0.65, 0.35, 0.25, seed=2),
                _result("fgan_dp", 0.52, 0.48, 0.35, seed=3)]
-    s = report.summarize(results, level=0.95)
+    s = summarize(results, level=0.95)
     acc = {m.method: m.value("accuracy") for m in results}
     assert s.facts["gan_fidelity_accuracy_change"] == pytest.approx(acc["acgan"] - acc["real"])
     assert s.facts["fairness_term_accuracy_change_fgan_dp"] == pytest.approx(acc["fgan_dp"] - acc["acgan"])
@@ -439,7 +442,7 @@ def test_summary_splits_the_gan_accuracy_cost_into_fidelity_and_fairness_term():
     assert f"loses {abs(acc['acgan'] - acc['real']) * 100:.1f} percentage points against 'real'" in text
     assert f"fgan_dp loses {abs(acc['fgan_dp'] - acc['acgan']) * 100:.1f} percentage points more" in text
     # without the no-fairness run there is nothing to split
-    s2 = report.summarize([results[0], results[2]], level=0.95)
+    s2 = summarize([results[0], results[2]], level=0.95)
     assert "gan_fidelity_accuracy_change" not in s2.facts
     assert not any(t.startswith("Where the synthetic") for t in s2.sentences)
 
@@ -447,7 +450,7 @@ def test_summary_splits_the_gan_accuracy_cost_into_fidelity_and_fairness_term():
 def test_summary_says_when_intervals_overlap():
     # 0.40 vs 0.36 DP difference on 800 rows: bootstrap intervals overlap
     results = [_result("real", 0.70, 0.30, 0.1, seed=1), _result("fgan_dp", 0.68, 0.32, 0.1, seed=2)]
-    s = report.summarize(results, level=0.95)
+    s = summarize(results, level=0.95)
     assert s.fairest == "fgan_dp"
     assert s.facts["dp_overlap_with_baseline"] is True
     assert any("95% confidence intervals overlap, so this reduction is not significant" in t for t in s.sentences)
@@ -463,8 +466,8 @@ def test_summary_judges_the_change_by_its_paired_interval():
     r = fairness.paired_difference(y, c, p_base, p_new, privileged=0, n_boot=300, seed=0)["metrics"]
     paired = {"fgan_dp": {k: {"difference": e["difference"], "difference_lo": e["lower"],
                               "difference_hi": e["upper"], "relative": e["relative"]} for k, e in r.items()}}
-    assert report.summarize(results, level=0.95).facts["dp_overlap_with_baseline"] is True
-    s = report.summarize(results, level=0.95, paired=paired)
+    assert summarize(results, level=0.95).facts["dp_overlap_with_baseline"] is True
+    s = summarize(results, level=0.95, paired=paired)
     lo, hi = s.facts["dp_change_paired_interval"]
     assert hi < 0 and s.facts["dp_relative_change"] == pytest.approx(0.32 / 0.40 - 1)
     text = " ".join(s.sentences)
@@ -476,7 +479,7 @@ def test_summary_judges_the_change_by_its_paired_interval():
 def test_summary_runner_up_overlap_and_baseline_fairest():
     results = [_result("real", 0.52, 0.50, 0.1, seed=1), _result("fgan_dp", 0.70, 0.30, 0.1, seed=2),
                _result("acgan", 0.53, 0.50, 0.1, seed=3)]
-    s = report.summarize(results, level=0.95)
+    s = summarize(results, level=0.95)
     assert s.fairest == "real"
     assert any("No debiasing method reached a lower DP difference" in t for t in s.sentences)
     assert s.facts["runner_up"] == "acgan" and s.facts["dp_overlap_with_runner_up"] is True
@@ -487,15 +490,15 @@ def test_summary_leaves_constant_classifiers_out_of_the_ranking():
     """A classifier that predicts one outcome for everyone has DP difference 0: trivially, not fairly."""
     results = [_result("real", 0.70, 0.30, 0.1, seed=1), _result("acgan", 1.0, 1.0, 0.0, seed=2),
                _result("fgan_dp", 0.60, 0.45, 0.1, seed=3), _result("reweighing", 0.0, 0.0, 0.0, seed=4)]
-    assert [report.is_constant(m) for m in results] == [False, True, False, True]
+    assert [is_constant(m) for m in results] == [False, True, False, True]
     assert results[1].value("demographic_parity_difference") == 0.0
-    s = report.summarize(results, level=0.95)
+    s = summarize(results, level=0.95)
     assert s.fairest == "fgan_dp"
     assert s.facts["constant"] == ["acgan", "reweighing"]
     assert s.sentences[0].startswith("acgan and reweighing predict the same outcome for every test image")
     assert s.facts["smallest_equal_opportunity_difference"] in ("real", "fgan_dp")
     everything = [_result("real", 1.0, 1.0, 0.0), _result("fgan_dp", 0.0, 0.0, 0.0)]
-    s = report.summarize(everything, level=0.95)
+    s = summarize(everything, level=0.95)
     assert s.fairest is None
     assert "Every classifier predicts a constant outcome, so no method can be called fairest." in s.sentences
     assert s.facts["most_accurate"] == "fgan_dp"  # y=1 for 45% of the rows: always-0 is right for 55%
@@ -505,7 +508,7 @@ def test_summary_leaves_constant_classifiers_out_of_the_ranking():
 
 def test_summary_without_baseline_or_intervals():
     results = [_result("fgan_dp", 0.55, 0.45, 0.1, n_boot=0), _result("acgan", 0.70, 0.30, 0.1, n_boot=0)]
-    s = report.summarize(results, level=None)
+    s = summarize(results, level=None)
     assert s.fairest == "fgan_dp"
     assert any("'real' baseline" in t and "not evaluated" in t for t in s.sentences)
     assert "[" not in s.sentences[0]  # no interval to quote

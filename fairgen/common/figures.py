@@ -428,3 +428,47 @@ def tradeoff_curves(result: dict) -> bytes:
     ax.set_title("Accuracy vs DP difference: debiasing points and baselines")
     _legend(ax, loc="lower right", fontsize=8)
     return _render(fig)
+
+
+@_styled
+def lambda_sweep(runs, summary, key_metrics: Sequence[tuple]) -> bytes:
+    """The sweep report's figure for one (protected, outcome) pair: one panel per key metric
+    (``(key, label, tip, better)``) against lambda_fair. ``runs``: the pair's rows of the sweep's
+    runs table (columns method, lambda_fair, and each metric); ``summary``: its mean/std per
+    (method, lambda_fair, metric). Lambda-dependent methods are mean +/- std lines over the swept
+    values with each seed as a dot; lambda-free methods (lambda_fair NaN) a band (mean +/- std)."""
+    lams = sorted(x for x in runs["lambda_fair"].unique() if math.isfinite(x))
+    pos = {lam: i for i, lam in enumerate(lams)}
+    methods = list(dict.fromkeys(runs["method"]))
+    colors = dict(zip(methods, _line_colors(len(methods))))
+    ncols = len(key_metrics)
+    fig, axes = _figure(1, ncols, 3.6 * ncols, 3.3)
+    handles = {}
+    width = max(len(lams) - 1, 1)
+    for ax, (key, label, _, better) in zip(axes.flat, key_metrics):
+        for method in methods:
+            mine = summary[(summary["method"] == method) & (summary["metric"] == key)]
+            seeds = runs[runs["method"] == method]
+            color = colors[method]
+            free = mine[mine["lambda_fair"].isna()]
+            if len(free) and math.isfinite(free["mean"].iloc[0]):
+                m, s = free["mean"].iloc[0], free["std"].iloc[0]
+                handles[method] = ax.axhline(m, color=color, lw=1.4, ls="--", label=method)
+                if math.isfinite(s):
+                    ax.axhspan(m - s, m + s, color=color, alpha=0.12, lw=0)
+            dep = mine[mine["lambda_fair"].notna()].sort_values("lambda_fair")
+            if len(dep):
+                x = np.array([pos[v] for v in dep["lambda_fair"]], dtype=float)
+                handles[method] = ax.errorbar(x, dep["mean"], yerr=np.nan_to_num(dep["std"].to_numpy()),
+                                              color=color, marker="o", ms=5, lw=1.4, capsize=3, label=method)
+                pts = seeds[seeds["lambda_fair"].notna()]
+                jitter = (np.arange(len(pts)) % 5 - 2) * 0.02 * width
+                ax.plot(np.array([pos[v] for v in pts["lambda_fair"]]) + jitter, pts[key], ".", color=color,
+                        alpha=0.5, ms=4)
+        ax.set_xticks(range(len(lams)), [format(v, "g") for v in lams])
+        ax.set_xlim(-0.4, len(lams) - 0.6)
+        ax.set_xlabel("gan.lambda_fair")
+        ax.set_title(f"{label} ({better} is better)")
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(len(handles), 6))
+    return _render(fig)

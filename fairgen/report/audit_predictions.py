@@ -31,6 +31,7 @@ from fairgen import __version__
 from fairgen.common import io as fio
 from fairgen.common.errors import DataError
 from fairgen.eval import fairness as F
+from fairgen.report.render import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -322,11 +323,9 @@ def metrics_table(result: dict):
 
 
 def _provenance(path: Path, opts: dict, n_rows: int) -> dict:
-    from fairgen.report.audit import _sha256
-
     shown = {k: v for k, v in opts.items() if k not in ("reference",)}
     shown["reference"] = [f"{k}={v}" if k else v for k, v in opts["reference"].items()]
-    return {"input": str(path), "input_sha256": _sha256(path), "input_bytes": path.stat().st_size,
+    return {"input": str(path), "input_sha256": file_sha256(path), "input_bytes": path.stat().st_size,
             "rows": n_rows, "options": shown, "fairgen": __version__, "python": platform.python_version(),
             "numpy": np.__version__}
 

@@ -1,6 +1,6 @@
 """The HTML report of ``fairgen audit-predictions``: one self-contained page (inline CSS, figures
 as data URIs, no scripts) rendered from ``templates/audit_predictions.html.j2`` with the
-shared macros and stylesheet of the pipeline's audit report (:mod:`fairgen.report.audit`).
+shared macros and stylesheet of the pipeline's audit report (:mod:`fairgen.report.render`).
 
 Per model and attribute: the per-group table with intervals, the between-group differences
 and ratios, a disparity chart against the reference group with the tolerance band, and the
@@ -16,7 +16,7 @@ import json
 from fairgen import __version__
 from fairgen.common import figures as plots
 from fairgen.eval import fairness as F
-from fairgen.report.audit import Figure, _cell, _render_html, fmt, fmt_ci
+from fairgen.report.render import Figure, cell, fmt, fmt_ci, render_html
 
 TEMPLATE = "audit_predictions.html.j2"
 SHORT = {"base_rate": "Base rate", "selection_rate": "Selection rate", "tpr": "TPR", "fpr": "FPR", "fnr": "FNR",
@@ -31,7 +31,7 @@ def _col(label: str, title: str = "", num: bool = False) -> dict:
 
 
 def _value_cell(v: dict, cls: str = "num") -> dict:
-    return _cell(fmt(v.get("value")), fmt_ci(v.get("lower"), v.get("upper")), cls)
+    return cell(fmt(v.get("value")), fmt_ci(v.get("lower"), v.get("upper")), cls)
 
 
 def group_table(res: dict) -> dict:
@@ -41,8 +41,8 @@ def group_table(res: dict) -> dict:
     for g in res["groups"]:
         cells = res["by_group"][g]
         tag = " (reference)" if g == res["reference"] else ""
-        rows.append([_cell(g + tag, "small group" if g in small else "", "method"),
-                     _cell(fmt(cells["n"]), "", "num")] + [_value_cell(cells[m]) for m in res["metrics"]])
+        rows.append([cell(g + tag, "small group" if g in small else "", "method"),
+                     cell(fmt(cells["n"]), "", "num")] + [_value_cell(cells[m]) for m in res["metrics"]])
         row_cls.append("small" if g in small else "")
     return {"columns": columns, "rows": rows, "row_cls": row_cls}
 
@@ -54,8 +54,8 @@ def between_table(res: dict) -> dict:
     rows = []
     for m in res["metrics"]:
         b = res["between_groups"][m]
-        rows.append([_cell(F.K_LABELS[m], "", "method"), _cell(fmt(b["group_min"]), b["argmin"] or "", "num"),
-                     _cell(fmt(b["group_max"]), b["argmax"] or "", "num"),
+        rows.append([cell(F.K_LABELS[m], "", "method"), cell(fmt(b["group_min"]), b["argmin"] or "", "num"),
+                     cell(fmt(b["group_max"]), b["argmax"] or "", "num"),
                      _value_cell(b["difference"]), _value_cell(b["ratio"])])
     return {"columns": columns, "rows": rows}
 
@@ -65,7 +65,7 @@ def passfail_table(res: dict) -> dict:
     columns = [_col("Group")] + [_col(SHORT[m], f"{F.K_LABELS[m]}: group / reference", True) for m in metrics]
     rows = []
     for g in res["groups"]:
-        row = [_cell(g + (" (reference)" if g == res["reference"] else ""), "", "method")]
+        row = [cell(g + (" (reference)" if g == res["reference"] else ""), "", "method")]
         for m in metrics:
             d = res["vs_reference"][g][m]
             dis = d["disparity"]
@@ -73,8 +73,8 @@ def passfail_table(res: dict) -> dict:
             sub = f"{fmt(dis['value'], 2)} {fmt_ci(dis.get('lower'), dis.get('upper'), 2)}".strip()
             if verdict not in ("reference", "undefined"):
                 sub += f" {d['interval_verdict']}"
-            row.append(_cell(VERDICT_TEXT[verdict], sub, f"num verdict {verdict}",
-                             title=f"disparity {fmt(dis['value'])}, {d['interval_verdict']} by its interval"))
+            row.append(cell(VERDICT_TEXT[verdict], sub, f"num verdict {verdict}",
+                            title=f"disparity {fmt(dis['value'])}, {d['interval_verdict']} by its interval"))
         rows.append(row)
     return {"columns": columns, "rows": rows}
 
@@ -91,12 +91,12 @@ def compare_table(cmp: dict, attr: str) -> dict:
             sig = ""
             if v.get("lower") is not None:
                 sig = "excludes 0" if v["lower"] > 0 or v["upper"] < 0 else "includes 0"
-            rows.append([_cell(F.K_LABELS[m], "", "method"), _cell(fmt(v["a"]), "", "num"),
-                         _cell(fmt(v["b"]), "", "num"),
-                         _cell("\u2014" if v["difference"] is None else f"{v['difference']:+.3f}",
-                               f"{fmt_ci(v.get('lower'), v.get('upper'))} {sig}".strip(), "num"),
-                         _cell("between-group difference (max \u2212 min)" if scope == "difference"
-                               else "between-group ratio (min / max)")])
+            rows.append([cell(F.K_LABELS[m], "", "method"), cell(fmt(v["a"]), "", "num"),
+                         cell(fmt(v["b"]), "", "num"),
+                         cell("\u2014" if v["difference"] is None else f"{v['difference']:+.3f}",
+                              f"{fmt_ci(v.get('lower'), v.get('upper'))} {sig}".strip(), "num"),
+                         cell("between-group difference (max \u2212 min)" if scope == "difference"
+                              else "between-group ratio (min / max)")])
     return {"columns": columns, "rows": rows}
 
 
@@ -158,7 +158,7 @@ def render(result: dict) -> tuple[str, list[Figure]]:
     first = secs[0]["res"]
     totals = {k: sum(s["counts"][k] for s in secs) for k in ("pass", "fail", "uncertain", "undefined")}
     binning = [(s["model"], s["attribute"], s["res"]["score_binning"]) for s in secs if s["res"]["score_binning"]]
-    html = _render_html({
+    html = render_html({
         "version": __version__, "title": f"Fairness audit: {prov['input'].rsplit('/', 1)[-1]}",
         "prov": prov, "options": json.dumps(prov["options"], indent=2, sort_keys=True, default=str),
         "sections": secs, "comparison": comparison, "totals": totals, "models": list(result["models"]),

@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 import math
 
-import numpy as np
-
 from fairgen import __version__
+from fairgen.common import figures as plots
 from fairgen.common import io as fio
 from fairgen.common.errors import DataError
 from fairgen.eval.sweep import BASELINE, RUN_KEYS, summarize
+from fairgen.report.render import Figure, cell, fmt, render_html
+from fairgen.report.tables import COMPARISON
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +21,6 @@ TEMPLATE = "sweep.html.j2"
 
 
 def _pm(mean: float, std: float, digits: int = 3) -> str:
-    from fairgen.report.audit import fmt
-
     if not math.isfinite(mean):
         return fmt(None)
     return f"{mean:.{digits}f} \u00b1 {std:.{digits}f}" if math.isfinite(std) else f"{mean:.{digits}f}"
@@ -33,8 +32,6 @@ def _lambda_text(lam: float) -> str:
 
 def _pair_table(summary, key_metrics) -> dict:
     """Rows (method, lambda_fair), columns the key metrics as mean +/- std with n and [min, max]."""
-    from fairgen.report.audit import _cell, fmt
-
     columns = [{"label": "Method", "title": "training data of the classifier"},
                {"label": "\u03bb fair", "title": "gan.lambda_fair (\u2014: the method does not depend on it)",
                 "num": True},
@@ -50,69 +47,21 @@ def _pair_table(summary, key_metrics) -> dict:
     for method, lam in order:
         stats = groups[(method, lam)].set_index("metric")
         n = int(stats["n_seeds"].max())
-        row = [_cell(method, "", "method"), _cell(_lambda_text(lam), "", "num"), _cell(fmt(n), "", "num")]
+        row = [cell(method, "", "method"), cell(_lambda_text(lam), "", "num"), cell(fmt(n), "", "num")]
         for key, *_ in key_metrics:
             if key not in stats.index:
-                row.append(_cell(fmt(None), "", "num"))
+                row.append(cell(fmt(None), "", "num"))
                 continue
             s = stats.loc[key]
             sub = f"[{s['min']:.3f}, {s['max']:.3f}]" if s["n_seeds"] > 1 else ""
-            row.append(_cell(_pm(s["mean"], s["std"]), sub, "num",
-                             title=f"{int(s['n_seeds'])} seed(s) with a defined value"))
+            row.append(cell(_pm(s["mean"], s["std"]), sub, "num",
+                            title=f"{int(s['n_seeds'])} seed(s) with a defined value"))
         rows.append(row)
     return {"columns": columns, "rows": rows}
 
 
-def _pair_figure(runs, summary, key_metrics) -> bytes:
-    """One panel per key metric against lambda_fair: lambda-dependent methods as mean +/- std lines
-    over the swept values with each seed as a dot; lambda-free methods as a band (mean +/- std)."""
-    from fairgen.common import figures as plots
-
-    @plots._styled
-    def draw() -> bytes:
-        lams = sorted(x for x in runs["lambda_fair"].unique() if math.isfinite(x))
-        pos = {lam: i for i, lam in enumerate(lams)}
-        methods = list(dict.fromkeys(runs["method"]))
-        colors = dict(zip(methods, plots._line_colors(len(methods))))
-        ncols = len(key_metrics)
-        fig, axes = plots._figure(1, ncols, 3.6 * ncols, 3.3)
-        handles = {}
-        width = max(len(lams) - 1, 1)
-        for ax, (key, label, _, better) in zip(axes.flat, key_metrics):
-            for method in methods:
-                mine = summary[(summary["method"] == method) & (summary["metric"] == key)]
-                seeds = runs[runs["method"] == method]
-                color = colors[method]
-                free = mine[mine["lambda_fair"].isna()]
-                if len(free) and math.isfinite(free["mean"].iloc[0]):
-                    m, s = free["mean"].iloc[0], free["std"].iloc[0]
-                    handles[method] = ax.axhline(m, color=color, lw=1.4, ls="--", label=method)
-                    if math.isfinite(s):
-                        ax.axhspan(m - s, m + s, color=color, alpha=0.12, lw=0)
-                dep = mine[mine["lambda_fair"].notna()].sort_values("lambda_fair")
-                if len(dep):
-                    x = np.array([pos[v] for v in dep["lambda_fair"]], dtype=float)
-                    handles[method] = ax.errorbar(x, dep["mean"], yerr=np.nan_to_num(dep["std"].to_numpy()),
-                                                  color=color, marker="o", ms=5, lw=1.4, capsize=3, label=method)
-                    pts = seeds[seeds["lambda_fair"].notna()]
-                    jitter = (np.arange(len(pts)) % 5 - 2) * 0.02 * width
-                    ax.plot(np.array([pos[v] for v in pts["lambda_fair"]]) + jitter, pts[key], ".", color=color,
-                            alpha=0.5, ms=4)
-            ax.set_xticks(range(len(lams)), [format(v, "g") for v in lams])
-            ax.set_xlim(-0.4, len(lams) - 0.6)
-            ax.set_xlabel("gan.lambda_fair")
-            ax.set_title(f"{label} ({better} is better)")
-        if handles:
-            fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(len(handles), 6))
-        return plots._render(fig)
-
-    return draw()
-
-
 def report(cfg: dict, runs: str, out_html: str):
     """CLI ``fairgen sweep-report``: one self-contained HTML page from runs.parquet."""
-    from fairgen.report.audit import COMPARISON, Figure, _render_html
-
     df, meta = fio.read_parquet(runs, "sweep_runs", columns=list(RUN_KEYS))
     if df.empty:
         raise DataError(f"{runs}: no sweep runs")
@@ -128,7 +77,7 @@ def report(cfg: dict, runs: str, out_html: str):
                      "Fairness GAN data with the fairness weight gan.lambda_fair; dots: single seeds. Dashed "
                      "lines and bands: methods lambda_fair does not affect (mean \u00b1 std). Every "
                      "classifier is evaluated on the real test split of its pair.",
-                     _pair_figure(pair_runs, pair_summary, key_metrics))
+                     plots.lambda_sweep(pair_runs, pair_summary, key_metrics))
         sections.append({"id": f"pair-{name}", "protected": protected, "outcome": outcome,
                          "seeds": sorted(int(s) for s in pair_runs["seed"].unique()),
                          "lambdas": [format(v, "g") for v in sorted(pair_runs["lambda_fair"].dropna().unique())],
@@ -138,7 +87,7 @@ def report(cfg: dict, runs: str, out_html: str):
         "version": __version__, "sections": sections, "n_runs": len(df),
         "sources": meta.get("sources", []), "runs_path": str(runs),
     }
-    html = _render_html(context, TEMPLATE)
+    html = render_html(context, TEMPLATE)
     with fio.atomic_path(out_html) as tmp:
         tmp.write_text(html, encoding="utf-8")
     log.info("sweep report: %d pair(s), %d runs -> %s", len(sections), len(df), out_html)

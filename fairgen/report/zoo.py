@@ -1,11 +1,12 @@
-"""``fairgen zoo-report`` (rule ``zoo_report``): the seed-GAN zoo report, one self-contained HTML page."""
+"""``fairgen zoo-report`` (rule ``zoo_report``): the seed-GAN zoo report, one self-contained HTML page
+rendered from ``templates/zoo.html.j2`` (the shared stylesheet and table macro): findings, the results
+table with a row per run (FID against the real floor, conditional accuracy against chance, class
+coverage), the evaluation classifiers, and per run its accuracy per requested class, per-class sample
+grid and training curves; plus all the numbers as JSON."""
 
 from __future__ import annotations
 
-import base64
-import html
 import logging
-import math
 import os
 from pathlib import Path
 
@@ -22,30 +23,23 @@ from fairgen.eval.zoo import (
     TRAIN_DIR,
     TRAIN_SUMMARY,
 )
+from fairgen.report.render import cell, data_uri, fmt, render_html
 
 log = logging.getLogger(__name__)
 
+TEMPLATE = "zoo.html.j2"
+
 
 def _png_uri(path: Path) -> str | None:
-    if not path.is_file():
-        return None
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+    return data_uri(path.read_bytes()) if path.is_file() else None
 
 
 def _pct_text(v) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}%"
 
 
-def _fmt(v, digits: int = 3) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "&ndash;"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return html.escape(str(v))
-
-
 def _pct(v) -> str:
-    return "&ndash;" if v is None else _pct_text(v)
+    return fmt(None) if v is None else _pct_text(v)
 
 
 def collect(cfg: dict, zoo_dir: str | os.PathLike) -> dict:
@@ -92,86 +86,79 @@ def findings(collected: dict) -> list[str]:
     return out
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;
-color:#222;line-height:1.45;padding:0 1em}
-h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
-th{background:#f3f3f3}td.l,th.l{text-align:left}.note{color:#555;font-size:.92em}
-.warn{background:#fff4e0;border-left:4px solid #e8a33c;padding:.5em 1em}
-.figs{display:flex;flex-wrap:wrap;gap:1.2em;align-items:flex-start}.figs figure{margin:0}
-img.grid{image-rendering:pixelated;max-width:100%}img.curve{max-width:520px}
-figcaption{font-size:.85em;color:#555}
-"""
+def _run_context(run: str, r: dict) -> dict:
+    """One run's section: training facts, accuracy per requested class, sample grid and curves."""
+    m, t = r["metrics"], r["train"]
+    train = t.get("train", {})
+    ca = m.get("conditional_accuracy")
+    accuracy = None
+    if ca:
+        accuracy = {"columns": [{"label": "requested class", "title": ""}]
+                    + [{"label": str(n), "title": "", "num": True} for n in m["class_names"]],
+                    "rows": [[cell("classified as requested", "", "method")]
+                             + [cell(_pct(v), "", "num") for v in ca["accuracy_by_class"]]]}
+    return {"run": run, "model": m["model"], "dataset": m["dataset"], "accuracy": accuracy,
+            "training": f"{t.get('steps')} steps, batch {train.get('batch_size')}, Adam lr {train.get('lr_g')} betas "
+                        f"{train.get('betas')}, {fmt(t.get('images_per_s'), 0)} images/s on {t.get('device')}; "
+                        f"image shape {t.get('image_shape')}.",
+            "grid": _png_uri(r["grid"]), "row_meaning": m["grid"]["row_meaning"], "curve": _png_uri(r["loss_curve"])}
+
+
+def _results_table(runs: dict) -> dict:
+    """A row per run: model, data, training cost, FID against its real floor, conditional accuracy
+    against chance, and class coverage."""
+    columns = [{"label": "run", "title": "zoo run"}, {"label": "model", "title": ""},
+               {"label": "dataset", "title": ""}]
+    columns += [{"label": label, "title": title, "num": True} for label, title in (
+        ("steps", "training steps"), ("train time", "wall-clock training time"),
+        ("n per side", "generated images scored, and real images they are compared with"),
+        (FID_LABEL, "lower is better"), ("real floor", "FID between real images and as many other real ones"),
+        ("cond. accuracy", "samples classified as the requested class by the real-data classifier"),
+        ("chance", "1 / number of classes"),
+        ("classes covered", "predicted classes holding at least half their fair share of the samples"),
+        ("effective classes", "exp(entropy) of the predicted-class histogram"))]
+    rows = []
+    for run, r in runs.items():
+        m, t = r["metrics"], r["train"]
+        ca = m.get("conditional_accuracy")
+        rows.append([cell(run, "", "method"), cell(m["model"]), cell(m["dataset"])]
+                    + [cell(text, "", "num") for text in (
+                        str(t.get("steps")), f"{fmt(t.get('wall_s'), 0)} s", str(m["fid"]["n_generated"]),
+                        fmt(m["fid"]["value"], 2), fmt(m["fid"]["real_floor"], 2),
+                        _pct(ca["accuracy"]) if ca else fmt(None), _pct(m["chance"]),
+                        f"{m['coverage']['classes_covered']} / {m['n_classes']}",
+                        fmt(m["coverage"]["effective_classes"], 2))])
+    return {"columns": columns, "rows": rows}
+
+
+def _classifier_table(classifiers: dict) -> dict:
+    """A row per dataset: the real-data evaluation classifier's input shape, sizes and held-out accuracy."""
+    columns = [{"label": "dataset", "title": ""}]
+    columns += [{"label": label, "title": title, "num": True} for label, title in (
+        ("input", "image shape the classifier reads"), ("train images", "real images it was trained on"),
+        ("held-out images", "real images held out of its training (stratified by class)"),
+        ("held-out accuracy", "accuracy on the held-out images"))]
+    rows = [[cell(ds, "", "method")] + [cell(text, "", "num") for text in (
+        "x".join(str(s) for s in c.get("shape", [])), str(c.get("n_train")), str(c.get("n_holdout")),
+        _pct(c.get("holdout_accuracy")))] for ds, c in classifiers.items()]
+    return {"columns": columns, "rows": rows}
 
 
 def render_report(cfg: dict, collected: dict) -> str:
-    """The zoo report as one self-contained HTML page (inline CSS, images as data URIs)."""
+    """The zoo report as one self-contained HTML page (``templates/zoo.html.j2``: the shared inline
+    CSS and table macro, images as data URIs)."""
     from fairgen import __version__
 
     runs, classifiers = collected["runs"], collected["classifiers"]
-    esc = html.escape
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>fairgen seed-GAN zoo</title>"
-             f"<style>{_CSS}</style></head><body><h1>Seed-GAN zoo</h1>"
-             f"<p class='note'>fairgen {esc(__version__)}; every model trained with the project's one GAN trainer "
-             f"(<code>fairgen.training.Trainer</code>); seed {cfg['seed']}.</p>"]
-    notes = {r["metrics"]["dataset"]: r["metrics"] for r in runs.values()}
-    if any(m.get("standin") for m in notes.values()):
-        parts.append(f"<p class='warn'>{esc(zoo_data.STANDIN_NOTE)}</p>")
-    if "digits" in notes:
-        parts.append(f"<p class='note'>digits: {esc(zoo_data.DIGITS_NOTE)}</p>")
-    parts.append("<h2>Findings</h2><ul>" + "".join(f"<li>{esc(f)}</li>" for f in findings(collected)) + "</ul>")
-    parts.append(f"<h2>Results</h2><p class='note'>{esc(FID_NOTE)}</p><table><tr><th class='l'>run</th>"
-                 "<th class='l'>model</th><th class='l'>dataset</th><th>steps</th><th>train time</th>"
-                 f"<th>n per side</th><th>{esc(FID_LABEL)}</th><th>real floor</th><th>cond. accuracy</th><th>chance</th>"
-                 "<th>classes covered</th><th>effective classes</th></tr>")
-    for run, r in runs.items():
-        m, t = r["metrics"], r["train"]
-        ca = m.get("conditional_accuracy")
-        parts.append(
-            f"<tr><td class='l'>{esc(run)}</td><td class='l'>{esc(m['model'])}</td><td class='l'>{esc(m['dataset'])}"
-            f"</td><td>{t.get('steps')}</td><td>{_fmt(t.get('wall_s'), 0)} s</td><td>{m['fid']['n_generated']}</td>"
-            f"<td>{_fmt(m['fid']['value'], 2)}</td>"
-            f"<td>{_fmt(m['fid']['real_floor'], 2)}</td><td>{_pct(ca['accuracy']) if ca else '&ndash;'}</td>"
-            f"<td>{_pct(m['chance'])}</td><td>{m['coverage']['classes_covered']} / {m['n_classes']}</td>"
-            f"<td>{_fmt(m['coverage']['effective_classes'], 2)}</td></tr>")
-    parts.append("</table><p class='note'>n per side: generated images scored, and real images they are compared "
-                 "with (the same real images for every run on a dataset); real floor: FID between those real images "
-                 "and as many other real ones; classes covered: predicted classes holding at least half their fair "
-                 "share of the samples; effective classes: exp(entropy) of the predicted-class histogram.</p>")
-    parts.append("<h2>Evaluation classifiers</h2><table><tr><th class='l'>dataset</th><th>input</th>"
-                 "<th>train images</th><th>held-out images</th><th>held-out accuracy</th></tr>")
-    for ds, c in classifiers.items():
-        parts.append(f"<tr><td class='l'>{esc(ds)}</td><td>{'x'.join(str(s) for s in c.get('shape', []))}</td>"
-                     f"<td>{c.get('n_train')}</td><td>{c.get('n_holdout')}</td>"
-                     f"<td>{_pct(c.get('holdout_accuracy'))}</td></tr>")
-    parts.append("</table>")
-    for run, r in runs.items():
-        m, t = r["metrics"], r["train"]
-        train = t.get("train", {})
-        parts.append(f"<h2>{esc(run)}: {esc(m['model'])} on {esc(m['dataset'])}</h2><p class='note'>"
-                     f"{t.get('steps')} steps, batch {train.get('batch_size')}, Adam lr {train.get('lr_g')} betas "
-                     f"{train.get('betas')}, {_fmt(t.get('images_per_s'), 0)} images/s on {esc(str(t.get('device')))}; "
-                     f"image shape {t.get('image_shape')}.</p>")
-        ca = m.get("conditional_accuracy")
-        if ca:
-            names = m["class_names"]
-            parts.append("<table><tr><th class='l'>requested class</th>" +
-                         "".join(f"<th>{esc(str(n))}</th>" for n in names) +
-                         "</tr><tr><td class='l'>classified as requested</td>" +
-                         "".join(f"<td>{_pct(v)}</td>" for v in ca["accuracy_by_class"]) + "</tr></table>")
-        figs = []
-        grid = _png_uri(r["grid"])
-        if grid:
-            figs.append(f"<figure><img class='grid' src='{grid}' alt='{esc(run)} samples, a row per class'>"
-                        f"<figcaption>a row per {esc(m['grid']['row_meaning'])}</figcaption></figure>")
-        curve = _png_uri(r["loss_curve"])
-        if curve:
-            figs.append(f"<figure><img class='curve' src='{curve}' alt='{esc(run)} training curves'>"
-                        f"<figcaption>training losses and discriminator metrics</figcaption></figure>")
-        parts.append("<div class='figs'>" + "".join(figs) + "</div>")
-    parts.append("</body></html>\n")
-    return "".join(parts)
+    by_dataset = {r["metrics"]["dataset"]: r["metrics"] for r in runs.values()}
+    return render_html({
+        "title": "fairgen seed-GAN zoo", "version": __version__, "seed": cfg["seed"],
+        "standin_note": zoo_data.STANDIN_NOTE if any(m.get("standin") for m in by_dataset.values()) else None,
+        "digits_note": zoo_data.DIGITS_NOTE if "digits" in by_dataset else None,
+        "findings": findings(collected), "fid_note": FID_NOTE, "results": _results_table(runs),
+        "classifiers": _classifier_table(classifiers),
+        "runs": [_run_context(run, r) for run, r in runs.items()],
+    }, TEMPLATE)
 
 
 def report(cfg: dict, zoo_dir: str, out_html: str, out_json: str | None = None) -> int:
