@@ -55,18 +55,11 @@ TEMPLATE = "audit.html.j2"
 
 
 def build(cfg: dict, dataset: str | os.PathLike, classifiers_dir: str | os.PathLike,
-          crops_index: str | os.PathLike | None = None, crops_summary: str | os.PathLike | None = None,
-          gan_dir: str | os.PathLike | None = None, synthetic_dir: str | os.PathLike | None = None,
-          quality: str | os.PathLike | None = None,
-          comparison: str | os.PathLike | None = None, thresholds: str | os.PathLike | None = None,
-          pair_diagnostics: str | os.PathLike | None = None,
-          benchmarks: list[str | os.PathLike] | None = None,
-          frontier: str | os.PathLike | None = None) -> tuple[str, list[Figure], Summary]:
-    """Read every input and return ``(html, figures, summary)`` without writing anything."""
-    context, figures, summary = build_context(
-        cfg, dataset, classifiers_dir, crops_index=crops_index, crops_summary=crops_summary, gan_dir=gan_dir,
-        synthetic_dir=synthetic_dir, quality=quality, comparison=comparison, thresholds=thresholds,
-        pair_diagnostics=pair_diagnostics, benchmarks=benchmarks, frontier=frontier)
+          **optional) -> tuple[str, list[Figure], Summary]:
+    """Read every input and return ``(html, figures, summary)`` without writing anything; the
+    optional inputs (``crops_index``, ``gan_dir``, ``quality``, ``frontier``, ...) are those of
+    :func:`fairgen.report.context.build_context`."""
+    context, figures, summary = build_context(cfg, dataset, classifiers_dir, **optional)
     return render_html(context, TEMPLATE), figures, summary
 
 
