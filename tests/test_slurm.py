@@ -56,7 +56,12 @@ RUN_TIMEOUT_S = 1200
 # the first test also starts the cluster (an apt-get install of slurm-wlm on a bare machine) and
 # waits for both runs; CI as a whole must stay under 30 minutes
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(1700)]
-THREADS = min(2, len(os.sched_getaffinity(0)))  # the node offers nproc CPUs
+THREADS = min(2, len(os.sched_getaffinity(0)))  # the node offers nproc CPUs; the profile's max-threads
+# each rule's threads: the data rules take all cores (capped by max-threads), the torch rules take
+# config key `threads` (config.yaml's value: tiny.yaml and the overlay leave it), the table one
+TORCH_THREADS = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["threads"]
+RULE_THREADS = {"dataset": THREADS, "crops": THREADS, "metrics_table": 1,
+                **{rule: min(THREADS, TORCH_THREADS) for rule in ("train_gan", "generate", "train_classifier")}}
 
 
 def _free_port() -> int:
@@ -203,7 +208,7 @@ def test_gpu_rules_get_one_gpu(runs):
     for rule, rule_calls in by_rule.items():
         for call in rule_calls:
             assert ("--gpus=1" in call.split()) == (rule in GPU_RULES), call
-            assert f"--cpus-per-task={min(THREADS, 1 if rule == 'metrics_table' else THREADS)}" in call.split(), call
+            assert f"--cpus-per-task={RULE_THREADS[rule]}" in call.split(), call
     # and SLURM allocated it: the job's own environment (fake GRES on /dev/null)
     for jobid, (rule, wc, path) in subs.items():
         env = _job_env(path)
