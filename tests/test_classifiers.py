@@ -14,8 +14,8 @@ from fairgen.eval.classifier import (
     build_model,
     load_real,
     training_data,
-    translate,
 )
+from fairgen.eval.cnn import translate
 from fairgen.eval.reweighing import reweighing_weights
 from fairgen.stages.compare import write_comparison
 from fairgen.stages.metrics_table import write_metrics_table
@@ -530,7 +530,8 @@ def _one_readable_group(n, rng, p_y1_c1=0.75):
 
 
 def _fit_and_predict(train, valid, test, seed=0):
-    from fairgen.eval.classifier import Runner, fit
+    from fairgen.eval.classifier import fit
+    from fairgen.eval.cnn import Runner
 
     torch.manual_seed(seed)
     runner = Runner(build_model("cnn", SIZE, 8), torch.device("cpu"), "fp32", 32)

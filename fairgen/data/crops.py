@@ -651,6 +651,18 @@ def check_pairing(crops: np.ndarray, n_rows: int, meta: dict, array, index) -> N
                         "two); run the crops step again")
 
 
+def load_crops_array(array: str | os.PathLike, mmap: bool = True) -> np.ndarray:
+    """The packed crops array in the ``.npy`` file ``array`` (memory-mapped read-only when ``mmap``),
+    unchecked. DataError naming the file when it is missing or unreadable."""
+    array = Path(array)
+    if not array.is_file():
+        raise DataError(f"{array}: crops array not found")
+    try:
+        return np.load(array, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise DataError(f"{array}: not a readable .npy array ({e})") from None
+
+
 def read_crops(array: str | os.PathLike, index: str | os.PathLike, columns: list[str] | None = None,
                mmap: bool = True):
     """The one loader of the packed crops: the index's ``columns`` (default: image_id, split and the
@@ -665,13 +677,7 @@ def read_crops(array: str | os.PathLike, index: str | os.PathLike, columns: list
     if columns is None:
         columns = ["image_id", "split", *BOX_COLUMNS, *AFFINE_COLUMNS]
     df, meta = read_parquet(index, INDEX_KIND, columns=columns)
-    array = Path(array)
-    if not array.is_file():
-        raise DataError(f"{array}: crops array not found")
-    try:
-        crops = np.load(array, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise DataError(f"{array}: not a readable .npy array ({e})") from None
+    crops = load_crops_array(array, mmap)
     res = meta.get("resolution")
     if (crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[3] != 3
             or (res is not None and crops.shape[1:3] != (res, res))):

@@ -24,9 +24,13 @@
                             of weight ``classifier.domain_lambda`` (Ganin et al. 2016)
 ==========================  ==================================================================
 
-The pair methods use the pairs in the one fit loop (:func:`fit`): the real batch and the pair
-batch go through the network in one forward pass, and the pairs are drawn from their own seeded
-stream, so the real batches (order, flips) are those of ``real``.
+The network (``classifier.arch: cnn``), the runner and the fit loop are the shared small-CNN
+stack of :mod:`fairgen.eval.cnn` (its defaults are this classifier's network; ``resnet18`` runs on
+the same runner and loop); this module adds the outcome loss (sample weights and the pair
+losses) and the per-epoch selection (:func:`fit`). The pair methods use the pairs in that one
+loop: the real batch and the pair batch go through the network in one forward pass, and the
+pairs are drawn from their own seeded stream, so the real batches (order, flips) are those of
+``real``.
 
 Whatever it trained on, every classifier picks its best epoch by accuracy on the REAL valid
 split and is evaluated on the same held-out REAL test split, so the methods are comparable.
@@ -46,7 +50,6 @@ fairness metric, absolute and relative, with paired bootstrap intervals.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -59,6 +62,8 @@ from fairgen.common.config import seed_for
 from fairgen.common.errors import ConfigError, DataError
 from fairgen.common.registry import method_names, pair_methods, synthetic_methods
 from fairgen.data.crops import read_crops
+from fairgen.eval import cnn
+from fairgen.eval.cnn import Runner, build_cnn, last_linear
 
 log = logging.getLogger(__name__)
 
@@ -75,24 +80,6 @@ PREDICTION_COLUMNS = ("image_id", "c", "y_true", "score", "y_pred")
 # ------------------------------------------------------------------------------------- models
 
 
-def _small_cnn(width: int, resolution: int):
-    import torch.nn as nn
-
-    # one downsampling stage per factor 2 until about 4x4 remains (2 stages for 16 px, 4 for 64 px)
-    stages = max(1, min(5, int(math.log2(max(resolution, 8))) - 2))
-
-    def conv_bn_relu(cin, cout):
-        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-
-    layers, cin = [], 3
-    for i in range(stages):
-        cout = width * min(2 ** i, 8)
-        layers += conv_bn_relu(cin, cout) + conv_bn_relu(cout, cout) + [nn.MaxPool2d(2)]
-        cin = cout
-    layers += conv_bn_relu(cin, cin) + [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(cin, 1)]
-    return nn.Sequential(*layers)
-
-
 def _resnet18_small():
     import torch.nn as nn
     from torchvision.models import resnet18
@@ -107,13 +94,14 @@ def _resnet18_small():
 def build_model(arch: str, resolution: int, width: int = 32):
     """The outcome classifier: one logit per image, input float NCHW in [-1, 1].
 
-    ``cnn``: conv3x3-BN-ReLU blocks (two per stage, max-pool between stages, channels
-    width, 2 width, ... up to 8 width), a last conv block, global average pooling, dropout 0.2
-    and a linear layer. ``resnet18``: torchvision's ResNet-18 (``weights=None``, nothing is
-    downloaded) with a 3x3 stride-1 stem and no max-pool for small inputs.
+    ``cnn``: the shared small CNN with its defaults (:func:`fairgen.eval.cnn.build_cnn`:
+    conv3x3-BN-ReLU blocks, two per stage, max-pool between stages, channels width, 2 width, ...
+    up to 8 width, a last conv block, global average pooling, dropout 0.2 and a linear layer).
+    ``resnet18``: torchvision's ResNet-18 (``weights=None``, nothing is downloaded) with a 3x3
+    stride-1 stem and no max-pool for small inputs.
     """
     if arch == "cnn":
-        return _small_cnn(width, resolution)
+        return build_cnn(resolution, width=width)
     if arch == "resnet18":
         return _resnet18_small()
     raise ConfigError(f"config key 'classifier.arch': unknown architecture '{arch}' (cnn, resnet18)")
@@ -337,109 +325,6 @@ def privileged_group(train: Split) -> tuple[int, dict[str, float]]:
 # ----------------------------------------------------------------------------------- training
 
 
-class Runner:
-    """Batches from an in-memory uint8 array to a model on ``device`` (optionally bf16 autocast)."""
-
-    def __init__(self, model, device, precision: str, batch_size: int):
-        import torch
-
-        self.torch = torch
-        # channels_last suits cuDNN (and bf16 tensor cores); CPU batch norm is faster on NCHW
-        self.memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-        self.model = model.to(device, memory_format=self.memory_format)
-        self.device = device
-        self.batch_size = batch_size
-        self.autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-
-    def tensor(self, images: np.ndarray):
-        """The whole uint8 array on the device, once (a few hundred MB for CelebA at 64 px)."""
-        return self.torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
-
-    def batch(self, images_t, idx, flip=None, shift=None):
-        """``images_t[idx]`` as the model's float input in [-1, 1]; ``flip`` (bool per image)
-        mirrors, ``shift`` ((B, 2) int pixels, rows then columns) translates each image with its
-        border pixels repeated."""
-        x = images_t[idx].permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-        if shift is not None:
-            x = translate(x, shift)
-        x = x.contiguous(memory_format=self.memory_format)
-        if flip is not None and flip.any():
-            x[flip] = x[flip].flip(-1)
-        return x
-
-    def logits(self, x, features: bool = False):
-        """The model's logits of the batch ``x`` (from :meth:`batch`); with ``features``, also the
-        penultimate features (the input of the model's last linear layer)."""
-        if not features:
-            with self.torch.autocast(**self.autocast):
-                return self.model(x).float().reshape(-1)
-        seen = []
-        hook = last_linear(self.model).register_forward_pre_hook(lambda module, args: seen.append(args[0]))
-        try:
-            with self.torch.autocast(**self.autocast):
-                out = self.model(x).float().reshape(-1)
-        finally:
-            hook.remove()
-        return out, seen[0].float()
-
-    def forward(self, images_t, idx, flip=None, shift=None):
-        """Logits of ``images_t[idx]`` (see :meth:`batch`)."""
-        return self.logits(self.batch(images_t, idx, flip, shift))
-
-    def predict(self, images_t, desc: str, progress: bool = True) -> np.ndarray:
-        """Probabilities of y=1 for every image of ``images_t`` (from :meth:`tensor`)."""
-        from tqdm import tqdm
-
-        torch = self.torch
-        self.model.eval()
-        n, out = len(images_t), []
-        with torch.inference_mode():
-            for start in tqdm(range(0, n, self.batch_size), desc=desc, unit="batch",
-                              disable=not progress, leave=False):
-                idx = torch.arange(start, min(start + self.batch_size, n), device=self.device)
-                out.append(torch.sigmoid(self.forward(images_t, idx)).cpu())
-        return torch.cat(out).double().numpy()
-
-
-def last_linear(model):
-    """The model's last ``nn.Linear`` (the cnn's output layer, ResNet's ``fc``): its input is the
-    classifier's penultimate representation."""
-    import torch.nn as nn
-
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ConfigError(f"classifier {type(model).__name__} has no linear output layer")
-    return linears[-1]
-
-
-def embed(runner: Runner, images: np.ndarray, desc: str, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Logits (N,) and penultimate features (N, D) of ``runner.model`` in eval mode on ``images``."""
-    import torch
-
-    runner.model.eval()
-    images_t = runner.tensor(images)
-    logits, feats = [], []
-    with torch.inference_mode():
-        for start in range(0, len(images_t), runner.batch_size):
-            idx = torch.arange(start, min(start + runner.batch_size, len(images_t)), device=runner.device)
-            lo, f = runner.logits(runner.batch(images_t, idx), features=True)
-            logits.append(lo.double().cpu())
-            feats.append(f.double().cpu())
-    return torch.cat(logits).numpy(), torch.cat(feats).numpy()
-
-
-def translate(x, shift):
-    """Each image of ``x`` (B, C, H, W) moved by ``shift[b] = (dy, dx)`` pixels, edges repeated:
-    ``out[b, :, i, j] = x[b, :, clamp(i - dy), clamp(j - dx)]``. Gathers on the device (no sync)."""
-    import torch
-
-    b, _, h, w = x.shape
-    rows = (torch.arange(h, device=x.device)[None, :] - shift[:, :1]).clamp_(0, h - 1)  # (B, H)
-    cols = (torch.arange(w, device=x.device)[None, :] - shift[:, 1:]).clamp_(0, w - 1)  # (B, W)
-    batch = torch.arange(b, device=x.device)[:, None, None]
-    return x.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-
-
 def _bce(scores: np.ndarray, y: np.ndarray) -> float:
     p = np.clip(scores, 1e-7, 1 - 1e-7)
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
@@ -527,88 +412,82 @@ class _PairStep:
         return loss, gap.detach(), dom_acc
 
 
+class _OutcomeLoss:
+    """The classifier's loss for :func:`fairgen.eval.cnn.fit`: per step the binary cross-entropy of
+    y (each example's times its ``train.weight`` when there is one) plus the pair losses of
+    ``pair_terms``, whose pair batch joins the real batch in one forward pass. Sums per epoch: the
+    cross-entropy (``bce``, per image), correct predictions (``correct``) and, with pairs, the
+    squared logit gap (``gap``) and the domain head's accuracy (``domain``), per step."""
+
+    def __init__(self, runner: Runner, train: Split, pair_terms: PairTerms | None):
+        import torch
+
+        self.runner = runner
+        self.pair_step = None
+        if pair_terms is not None:
+            self.pair_step = _PairStep(pair_terms, runner, last_linear(runner.model).in_features)
+        self.want_features = self.pair_step is not None and self.pair_step.head is not None
+        self.y = torch.from_numpy(train.y.astype(np.float32)).to(runner.device)
+        self.w = torch.from_numpy(train.weight.astype(np.float32)).to(runner.device) if train.weight is not None else None
+
+    def parameters(self) -> list:
+        return self.pair_step.parameters() if self.pair_step is not None else []
+
+    def __call__(self, x, idx):
+        import torch
+        import torch.nn.functional as F
+
+        if self.pair_step is not None:
+            x = torch.cat([x, self.pair_step.inputs()])
+        out = self.runner.logits(x, features=self.want_features)
+        all_logits, features = out if self.want_features else (out, None)
+        logits = all_logits[:len(idx)]
+        losses = F.binary_cross_entropy_with_logits(logits, self.y[idx], reduction="none")
+        loss = bce = (losses * self.w[idx]).mean() if self.w is not None else losses.mean()
+        stats = {"bce": bce.detach() * len(idx), "correct": ((logits.detach() > 0).float() == self.y[idx]).sum()}
+        if self.pair_step is not None:
+            pair_loss, stats["gap"], dom_acc = self.pair_step.loss(all_logits, features, len(idx))
+            loss = bce + pair_loss
+            if dom_acc is not None:
+                stats["domain"] = dom_acc
+        return loss, stats
+
+
 def fit(cfg: dict, runner: Runner, train: Split, valid: Split, seed: int, progress: bool = True,
         pair_terms: PairTerms | None = None):
-    """Train ``runner.model`` for ``classifier.epochs`` epochs with random horizontal flips (and
-    random translations of up to ``classifier.experimental.shift`` pixels), each example's loss
-    times its ``train.weight`` when there is one, plus the pair losses of ``pair_terms``; keep the
-    weights of the epoch with the best real-valid accuracy. Returns the per-epoch curve and the best epoch."""
-    import torch
-    import torch.nn.functional as F
-    from tqdm import tqdm
-
+    """Train ``runner.model`` with the shared fit loop (:func:`fairgen.eval.cnn.fit`, seeded with
+    ``seed``) for ``classifier.epochs`` epochs with random horizontal flips (and random
+    translations of up to ``classifier.experimental.shift`` pixels) on :class:`_OutcomeLoss`; keep
+    the weights of the epoch with the best real-valid accuracy. Returns the per-epoch curve and
+    the best epoch."""
     cc = cfg["classifier"]
-    shift = cc["experimental"]["shift"]
-    model, device = runner.model, runner.device
-    gen = torch.Generator().manual_seed(seed)
-    pair_step = None
-    if pair_terms is not None:
-        pair_step = _PairStep(pair_terms, runner, last_linear(model).in_features)
-    opt = torch.optim.Adam(list(model.parameters()) + (pair_step.parameters() if pair_step else []),
-                           lr=cc["lr"], weight_decay=cc["weight_decay"])
-    want_features = pair_step is not None and pair_step.head is not None
-    images_t, valid_t = runner.tensor(train.images), runner.tensor(valid.images)
-    y_t = torch.from_numpy(train.y.astype(np.float32)).to(device)
-    w_t = torch.from_numpy(train.weight.astype(np.float32)).to(device) if train.weight is not None else None
-    n, bs = len(train), runner.batch_size
-    curve, best = [], None
-    for epoch in range(1, cc["epochs"] + 1):
-        t0 = time.perf_counter()
-        model.train()
-        order = torch.randperm(n, generator=gen)
-        flips = torch.rand(n, generator=gen) < 0.5
-        shifts = torch.randint(-shift, shift + 1, (n, 2), generator=gen) if shift else None
-        # running sums stay on the device: one host sync per epoch, not per batch
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device)
-        gap_sum = torch.zeros((), device=device)
-        dom_sum = torch.zeros((), device=device)
-        seen, steps = 0, 0
-        batches = tqdm(range(0, n, bs), desc=f"epoch {epoch}/{cc['epochs']}", unit="batch",
-                       disable=not progress, leave=False)
-        for start in batches:
-            idx = order[start:start + bs].to(device)
-            if len(idx) < 2:  # BatchNorm needs two samples
-                continue
-            shift = shifts[start:start + bs].to(device) if shifts is not None else None
-            x = runner.batch(images_t, idx, flips[start:start + bs].to(device), shift)
-            if pair_step is not None:
-                x = torch.cat([x, pair_step.inputs()])
-            out = runner.logits(x, features=want_features)
-            all_logits, features = out if want_features else (out, None)
-            logits = all_logits[:len(idx)]
-            losses = F.binary_cross_entropy_with_logits(logits, y_t[idx], reduction="none")
-            loss = bce = (losses * w_t[idx]).mean() if w_t is not None else losses.mean()
-            if pair_step is not None:
-                pair_loss, gap, dom_acc = pair_step.loss(all_logits, features, len(idx))
-                loss = bce + pair_loss
-                gap_sum += gap
-                if dom_acc is not None:
-                    dom_sum += dom_acc
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += bce.detach() * len(idx)
-            correct += ((logits.detach() > 0).float() == y_t[idx]).sum()
-            seen += len(idx)
-            steps += 1
+    model = runner.model
+    loss = _OutcomeLoss(runner, train, pair_terms)
+    valid_t = runner.tensor(valid.images)
+    curve, best = [], []
+
+    def on_epoch(r: dict) -> None:
         scores = runner.predict(valid_t, "valid", progress)
         val_acc = float(np.mean((scores >= cc["threshold"]) == valid.y))
-        curve.append({"epoch": epoch, "train_loss": float(loss_sum) / max(seen, 1),
-                      "train_accuracy": float(correct) / max(seen, 1),
+        seen, steps, sums = max(r["seen"], 1), max(r["steps"], 1), r["sums"]
+        curve.append({"epoch": r["epoch"], "train_loss": sums["bce"] / seen, "train_accuracy": sums["correct"] / seen,
                       "valid_loss": _bce(scores, valid.y), "valid_accuracy": val_acc,
-                      "seconds": time.perf_counter() - t0})
-        if pair_step is not None:
-            curve[-1]["pair_logit_gap_sq"] = float(gap_sum) / max(steps, 1)
-            if pair_step.head is not None:
-                curve[-1]["domain_head_accuracy"] = float(dom_sum) / max(steps, 1)
-        log.info("epoch %d/%d: train loss %.4f acc %.4f | valid loss %.4f acc %.4f (%.1fs)%s", epoch, cc["epochs"],
-                 curve[-1]["train_loss"], curve[-1]["train_accuracy"], curve[-1]["valid_loss"], val_acc,
+                      "seconds": time.perf_counter() - r["started"]})
+        if "gap" in sums:
+            curve[-1]["pair_logit_gap_sq"] = sums["gap"] / steps
+        if "domain" in sums:
+            curve[-1]["domain_head_accuracy"] = sums["domain"] / steps
+        log.info("epoch %d/%d: train loss %.4f acc %.4f | valid loss %.4f acc %.4f (%.1fs)%s", r["epoch"],
+                 cc["epochs"], curve[-1]["train_loss"], curve[-1]["train_accuracy"], curve[-1]["valid_loss"], val_acc,
                  curve[-1]["seconds"],
                  "".join(f" | {k} {curve[-1][k]:.4f}" for k in ("pair_logit_gap_sq", "domain_head_accuracy")
                          if k in curve[-1]))
-        if best is None or val_acc > best[0]:
-            best = (val_acc, epoch, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+        if not best or val_acc > best[0]:
+            best[:] = [val_acc, r["epoch"], {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}]
+
+    cnn.fit(runner, train.images, loss, seed=seed, lr=cc["lr"], weight_decay=cc["weight_decay"],
+            epochs=cc["epochs"], flips=True, shift=cc["experimental"]["shift"], extra_params=loss.parameters(),
+            on_epoch=on_epoch, desc="epoch", progress=progress)
     model.load_state_dict(best[2])
     return curve, best[1]
 

@@ -9,11 +9,12 @@ Two extractors, both mapping a packed uint8 image array ``(N, H, W, 3)`` to floa
   pool, before ``fc``) are the features. The model is built with ``transform_input=True``,
   exactly as torchvision builds it for its own pretrained weights, so ImageNet-normalised input
   reaches the network in the range those weights expect. Label: ``"FID (Inception v3)"``.
-* :class:`OwnCNNExtractor` -- the project's own compact CNN (:class:`OwnCNN`), trained here on the
-  REAL train crops to classify the protected attribute c and the outcome y (two logits, one
-  shared trunk). Its penultimate layer (global-average-pooled last conv block) gives the
-  features. Label: ``"FID (own-CNN features)"`` -- such numbers are NOT comparable to
-  published FID values, and every report says so.
+* :class:`OwnCNNExtractor` -- the project's own compact CNN (:func:`own_network`: the shared
+  small CNN of :mod:`fairgen.eval.cnn` with 4 stages of one conv each and no dropout), trained
+  here with the shared fit loop on the REAL train crops to classify the protected attribute c
+  and the outcome y (two logits, one shared trunk). Its penultimate layer (the global-average-
+  pooled last conv block) gives the features. Label: ``"FID (own-CNN features)"`` -- such
+  numbers are NOT comparable to published FID values, and every report says so.
 
 The own CNN is always trained (it is also the c classifier for c-conditioning accuracy: the
 fraction of generated images whose predicted c equals the c they were generated for); the
@@ -21,9 +22,10 @@ Inception extractor is added when weights are configured. Trained own-CNN weight
 under a key that covers the training settings and the exact training data, so re-running the
 quality step for a new synthetic set does not retrain it.
 
-:class:`AttributeClassifier` is the same architecture with one logit per dataset attribute (all
-but c and y), trained and cached the same way: the reader behind the quality step's attribute
-coverage (which looks of the real faces a generator dropped).
+:class:`AttributeClassifier` is the same network with one logit per dataset attribute (all but c
+and y), trained and cached the same way: the reader behind the quality step's attribute coverage
+(which looks of the real faces a generator dropped). Both run on the shared
+:class:`fairgen.eval.cnn.Runner` (uint8 images scaled to [-1, 1], fp32, in batches).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import numpy as np
 
 from fairgen.common.config import seed_for
 from fairgen.common.errors import ConfigError, DataError
+from fairgen.eval.cnn import Runner, build_cnn, fit
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +64,15 @@ NOTES = {
         "sizes/resolutions, so compare with care. FID is biased upwards for small n."
     ),
 }
-# Bump when OwnCNN's architecture or training procedure changes: invalidates cached weights.
-OWN_CNN_VERSION = 1
+# Bump when the own CNN's architecture or training procedure changes: invalidates cached weights.
+# 2: the shared small-CNN stack (fairgen.eval.cnn): its network, input scaling and fit loop
+OWN_CNN_VERSION = 2
 #: training of the own CNN (and of the attribute reader, which shares it): evaluator internals,
 #: not user configuration; at most ``max_train`` real train crops (a seeded subset), 0 = all
 OWN_CNN_TRAINING = {"width": 32, "epochs": 3, "lr": 0.001, "max_train": 20000}
-ATTRIBUTE_CNN_VERSION = 1
+ATTRIBUTE_CNN_VERSION = 2  # bumped with OWN_CNN_VERSION (same network and loop)
+#: downsampling stages of the own CNN (fixed, whatever the input size: 8 x width features)
+OWN_CNN_STAGES = 4
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -96,45 +102,22 @@ def _batches(n: int, batch_size: int, desc: str, progress: bool):
 # ----------------------------------------------------------------------------------- own CNN
 
 
-def _own_cnn_module(width: int, n_out: int = 2):
-    import torch.nn as nn
+def own_network(width: int, n_out: int):
+    """The own CNN: the shared small CNN (:func:`fairgen.eval.cnn.build_cnn`) with
+    :data:`OWN_CNN_STAGES` stages of one conv3x3-BN-ReLU each (width w, 2w, 4w, 8w), no dropout and
+    ``n_out`` logits ([c, y] for the own CNN, one per attribute for the attribute reader); its
+    features are the 8w-d global-average-pooled last block. Works for any input size >= 16.
 
-    class OwnCNN(nn.Module):
-        """Compact CNN: 4 stages of conv3x3-BN-ReLU-maxpool (width w, 2w, 4w, 8w), then
-        conv3x3-BN-ReLU and a global average pool (the 8w-d feature layer), then one linear
-        layer with ``n_out`` logits ([c, y] for the own CNN, one per attribute for the attribute
-        classifier). Works for any input size >= 16."""
-
-        def __init__(self, width: int, n_out: int):
-            super().__init__()
-            chans = [3, width, 2 * width, 4 * width, 8 * width]
-            layers = []
-            for cin, cout in zip(chans[:-1], chans[1:]):
-                layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
-                           nn.ReLU(inplace=True), nn.MaxPool2d(2)]
-            layers += [nn.Conv2d(chans[-1], chans[-1], 3, padding=1, bias=False), nn.BatchNorm2d(chans[-1]),
-                       nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-            self.trunk = nn.Sequential(*layers)
-            self.head = nn.Linear(chans[-1], n_out)
-            self.feature_dim = chans[-1]
-
-        @staticmethod
-        def normalise(x):
-            return (x - 0.5) / 0.5
-
-        def features(self, x):
-            """x: float NCHW in [0, 1] -> penultimate features (N, 8w)."""
-            return self.trunk(self.normalise(x))
-
-        def forward(self, x):
-            return self.head(self.features(x))
-
-    return OwnCNN(width, n_out)
+    Its batch norms' running statistics have momentum 0.3 (PyTorch's default is 0.1): the own CNN
+    trains for few steps at a high learning rate, and with 0.1 the statistics used in eval mode
+    lagged the weights (in the tiny quality tests the attribute reader ranked glasses perfectly,
+    AUC 1.0, while the positives' probabilities stayed near 0.4)."""
+    return build_cnn(width=width, n_out=n_out, stages=OWN_CNN_STAGES, convs=1, dropout=0.0, bn_momentum=0.3)
 
 
 def train_own_cnn(images: np.ndarray, c: np.ndarray, y: np.ndarray, *, width: int = 32, epochs: int = 3,
                   lr: float = 1e-3, batch_size: int = 128, seed: int = 0, device="cpu", progress: bool = True):
-    """Train :class:`OwnCNN` to predict c and y (binary cross-entropy on both logits).
+    """Train the own CNN (:func:`own_network`) to predict c and y (binary cross-entropy on both logits).
 
     Seeded: the same inputs and seed give the same weights on the same device. Random
     horizontal flips (faces are roughly symmetric; c and y do not change under a flip).
@@ -153,9 +136,11 @@ def train_own_cnn(images: np.ndarray, c: np.ndarray, y: np.ndarray, *, width: in
 def train_multilabel_cnn(images: np.ndarray, targets: np.ndarray, names, *, what: str, width: int = 32,
                          epochs: int = 3, lr: float = 1e-3, batch_size: int = 128, seed: int = 0, device="cpu",
                          progress: bool = True):
-    """Train an :class:`OwnCNN` with one logit per column of the 0/1 ``targets`` (N, K), named
-    ``names`` (for errors), by binary cross-entropy; flips as :func:`train_own_cnn`, which is this
-    function with the columns [c, y]. Returns ``(model in eval mode, history)``."""
+    """Train an own CNN (:func:`own_network`) with one logit per column of the 0/1 ``targets``
+    (N, K), named ``names`` (for errors), by binary cross-entropy with the shared fit loop
+    (:func:`fairgen.eval.cnn.fit`: Adam, seeded batches, random horizontal flips);
+    :func:`train_own_cnn` is this function with the columns [c, y]. Returns ``(model in eval
+    mode, history)``, history holding the mean loss per epoch."""
     import torch
     import torch.nn.functional as F
 
@@ -170,34 +155,20 @@ def train_multilabel_cnn(images: np.ndarray, targets: np.ndarray, names, *, what
     for k, name in enumerate(names):
         if not np.isin(targets[:, k], (0.0, 1.0)).all():
             raise DataError(f"{what} training: labels {name} must be 0/1")
-    device = torch.device(device)
     torch.manual_seed(seed)
-    model = _own_cnn_module(width, len(names)).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    targets = torch.from_numpy(targets)
-    history = []
-    model.train()
-    for epoch in range(epochs):
-        order = torch.randperm(n, generator=gen).numpy()
-        total, seen = torch.zeros((), device=device), 0
-        for start in _batches(n, batch_size, f"{what} epoch {epoch + 1}/{epochs}", progress):
-            idx = np.sort(order[start:start + batch_size])  # sorted: faster reads from a memmap
-            if len(idx) < 2:  # BatchNorm needs more than one sample per batch
-                continue
-            x = _to_tensor(images[idx], device)
-            flip = (torch.rand(len(idx), generator=gen) < 0.5).to(device)
-            x[flip] = x[flip].flip(-1)
-            loss = F.binary_cross_entropy_with_logits(model(x), targets[idx].to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.detach() * len(idx)  # summed on the device: no sync per step
-            seen += len(idx)
-        history.append(float(total) / max(seen, 1))
-        log.info("%s epoch %d/%d: loss %.4f", what, epoch + 1, epochs, history[-1])
-    model.eval()
-    return model, history
+    runner = Runner(own_network(width, len(names)), device, "fp32", batch_size, squeeze=False)
+    targets_t = torch.from_numpy(targets).to(runner.device)
+
+    def loss(x, idx):
+        value = F.binary_cross_entropy_with_logits(runner.logits(x), targets_t[idx])
+        return value, {"loss": value.detach() * len(idx)}
+
+    def on_epoch(r: dict) -> None:
+        log.info("%s epoch %d/%d: loss %.4f", what, r["epoch"], epochs, r["sums"]["loss"] / max(r["seen"], 1))
+
+    records = fit(runner, images, loss, seed=seed, lr=lr, epochs=epochs, flips=True, on_epoch=on_epoch,
+                  desc=f"{what} epoch", progress=progress)
+    return runner.model.eval(), [r["sums"]["loss"] / max(r["seen"], 1) for r in records]
 
 
 @dataclass
@@ -217,10 +188,15 @@ class Extractor:
         return LABELS[self.key]
 
 
+@dataclass
 class OwnCNNExtractor(Extractor):
-    """Features and c/y predictions of a trained :class:`OwnCNN`."""
+    """Features and c/y predictions of a trained own CNN (:func:`own_network`), run by the shared
+    :class:`fairgen.eval.cnn.Runner` (fp32)."""
 
     key = OWN_CNN
+
+    def __post_init__(self):
+        self.runner = Runner(self.model, self.device, "fp32", self.batch_size, squeeze=False)
 
     @property
     def feature_dim(self) -> int:
@@ -228,19 +204,9 @@ class OwnCNNExtractor(Extractor):
 
     def run(self, images: np.ndarray, progress: bool = True) -> dict:
         """``{"features": (N, D) float64, "p_c": (N,), "p_y": (N,)}`` (probabilities of 1)."""
-        import torch
-
         check_images(images, "own-CNN input")
-        feats, probs = [], []
-        with torch.inference_mode():
-            for start in _batches(len(images), self.batch_size, "own-CNN features", progress):
-                f = self.model.features(_to_tensor(images[start:start + self.batch_size], self.device))
-                feats.append(f.double().cpu().numpy())
-                probs.append(torch.sigmoid(self.model.head(f)).double().cpu().numpy())
-        if not feats:
-            return {"features": np.zeros((0, self.feature_dim)), "p_c": np.zeros(0), "p_y": np.zeros(0)}
-        p = np.concatenate(probs)
-        return {"features": np.concatenate(feats), "p_c": p[:, 0], "p_y": p[:, 1]}
+        out = self.runner.run(images, ("features", "probs"), "own-CNN features", progress)
+        return {"features": out["features"], "p_c": out["probs"][:, 0], "p_y": out["probs"][:, 1]}
 
     def features(self, images: np.ndarray, progress: bool = True) -> np.ndarray:
         return self.run(images, progress)["features"]
@@ -283,7 +249,7 @@ def load_or_train_own_cnn(cfg: dict, images: np.ndarray, c: np.ndarray, y: np.nd
 
 def _cached_cnn(kind: str, key_src: dict, settings: dict, n_out: int, train, n_train: int,
                 cache_dir: str | os.PathLike, device) -> tuple[object, dict]:
-    """``(model in eval mode on device, meta)``: an :class:`OwnCNN` with ``n_out`` logits loaded
+    """``(model in eval mode on device, meta)``: an own CNN with ``n_out`` logits loaded
     from ``cache_dir/<kind>-<key>.pt`` (the key hashes ``key_src``), or trained by ``train()``
     (which returns ``(model, history)``) and cached there. A bad cache file is retrained."""
     import torch
@@ -292,7 +258,7 @@ def _cached_cnn(kind: str, key_src: dict, settings: dict, n_out: int, train, n_t
 
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:20]
     path = Path(cache_dir) / f"{kind}-{key}.pt"
-    model = _own_cnn_module(settings["width"], n_out)
+    model = own_network(settings["width"], n_out)
     if path.exists():
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
@@ -315,8 +281,9 @@ def _cached_cnn(kind: str, key_src: dict, settings: dict, n_out: int, train, n_t
 
 @dataclass
 class AttributeClassifier:
-    """An :class:`OwnCNN` with one logit per attribute of ``names``, trained on real train crops
-    with their 0/1 attribute labels (the attribute-coverage measure of :mod:`fairgen.eval.quality`)."""
+    """An own CNN (:func:`own_network`) with one logit per attribute of ``names``, trained on real
+    train crops with their 0/1 attribute labels (the attribute-coverage measure of
+    :mod:`fairgen.eval.quality`), run by the shared :class:`fairgen.eval.cnn.Runner` (fp32)."""
 
     model: object
     names: tuple
@@ -324,17 +291,13 @@ class AttributeClassifier:
     batch_size: int = 128
     info: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        self.runner = Runner(self.model, self.device, "fp32", self.batch_size, squeeze=False)
+
     def predict(self, images: np.ndarray, progress: bool = True) -> np.ndarray:
         """P(attribute = 1) for every image, float64 ``(N, len(names))``."""
-        import torch
-
         check_images(images, "attribute classifier input")
-        out = [np.zeros((0, len(self.names)))]
-        with torch.inference_mode():
-            for start in _batches(len(images), self.batch_size, "attribute classifier", progress):
-                logits = self.model(_to_tensor(images[start:start + self.batch_size], self.device))
-                out.append(torch.sigmoid(logits).double().cpu().numpy())
-        return np.concatenate(out)
+        return self.runner.predict(images, "attribute classifier", progress)
 
 
 def load_or_train_attribute_cnn(cfg: dict, images: np.ndarray, labels: np.ndarray, names,

@@ -88,7 +88,7 @@ import numpy as np
 from fairgen.common.config import seed_for
 from fairgen.common.errors import DataError
 from fairgen.common.io import atomic_path, write_json
-from fairgen.data.crops import check_pairing, read_crops
+from fairgen.data.crops import check_pairing, load_crops_array, read_crops
 from fairgen.eval import features as feat
 
 log = logging.getLogger(__name__)
@@ -360,8 +360,9 @@ def _subsample(n_total: int, n: int, rng: np.random.Generator) -> np.ndarray:
 
 def load_real(array, index, cfg):
     """(images, index DataFrame, where) of the real crops: from paths through the one crops loader
-    (:func:`fairgen.data.crops.read_crops`), or from an array and a DataFrame already in memory
-    (a selection: no recorded fingerprint to check, only the row count). Checks 0/1 labels."""
+    (:func:`fairgen.data.crops.read_crops`), or from a DataFrame already in memory with an array
+    or the path of one (a selection: no recorded fingerprint to check, only the row count).
+    Checks 0/1 labels."""
     import pandas as pd
 
     protected, outcome = cfg["protected"], cfg["outcome"]
@@ -371,7 +372,10 @@ def load_real(array, index, cfg):
         missing = [c for c in columns[1:] if c not in df.columns]
         if missing:
             raise DataError(f"crops index: missing column(s) {', '.join(missing)}")
-        images, where_array = np.asarray(array), "crops array"
+        if isinstance(array, np.ndarray):
+            images, where_array = array, "crops array"
+        else:
+            images, where_array = load_crops_array(array), str(array)
         check_pairing(images, len(df), {}, where_array, where_index)
     else:
         images, df, _ = read_crops(array, index, columns=columns)

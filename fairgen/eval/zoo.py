@@ -35,10 +35,14 @@ Stages (one CLI subcommand each, one Snakemake rule each; layout under ``results
 
 Evaluation
 ----------
-The *evaluation classifier* of a dataset is a small CNN (:class:`ZooClassifier`) trained, seeded,
-on the REAL images of that dataset (a stratified ``zoo.eval.holdout_fraction`` is held out to
-report its own accuracy) at the dataset family's evaluation shape (digits: 28x28x1, CIFAR: 32x32x3;
-generated images of other shapes are resized / converted to it). For every run it gives
+The *evaluation classifier* of a dataset is the shared small CNN of :mod:`fairgen.eval.cnn`
+(:func:`classifier_network`: 3 stages of two conv3x3-BN-ReLU blocks, global average pooling,
+dropout 0.3, one logit per class) trained, seeded, with the shared fit loop (a step budget, cosine
+learning-rate schedule, affine jitter, flips for CIFAR) on the REAL images of that dataset (a
+stratified ``zoo.eval.holdout_fraction`` is held out to report its own accuracy) at the dataset
+family's evaluation shape (digits: 28x28x1, CIFAR: 32x32x3; generated images of other shapes are
+resized / converted to it), and run by the shared runner (:class:`ClassifierRunner`). For every
+run it gives
 
 * **conditional accuracy** (cgan, acgan*): the fraction of generated images the classifier assigns
   to the class they were generated for, overall and per class (chance = 1 / n_classes);
@@ -74,6 +78,8 @@ from fairgen.common.errors import ConfigError, DataError
 from fairgen.common.io import atomic_path
 from fairgen.common.registry import ZOO_RUNS
 from fairgen.data import zoo_data
+from fairgen.eval import cnn
+from fairgen.eval.cnn import Runner, build_cnn
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +88,10 @@ RUNS = tuple(run.name for run in ZOO_RUNS)  # fairgen.common.registry.ZOO_RUNS
 MODEL_OF = {run.name: run.model for run in ZOO_RUNS}
 #: (image size, channels) each run trains at unless its ``model`` kwargs say otherwise
 RUN_SHAPE = {"vanilla": (28, 1), "dcgan": (28, 1), "cgan": (28, 1), "acgan": (32, 3), "acgan_digits": (32, 3)}
-CLASSIFIER_VERSION = 1
-#: the real-data evaluation classifier's training: evaluator internals, not user configuration
-EVAL_CLASSIFIER = {"steps": 600, "batch_size": 64, "lr": 0.001, "width": 32}
+#: 2: the shared small CNN (fairgen.eval.cnn: 3 stages, global average pooling) and its fit loop
+CLASSIFIER_VERSION = 2
+#: the real-data evaluation classifier's network and training: evaluator internals, not user configuration
+EVAL_CLASSIFIER = {"steps": 600, "batch_size": 64, "lr": 0.001, "width": 32, "stages": 3, "dropout": 0.3}
 FID_LABEL = "FID (zoo-classifier features)"
 FID_NOTE = ("Frechet distance between Gaussians fitted to the penultimate-layer features of the dataset's "
             "real-data evaluation classifier, for real and generated images (same count m on both sides). "
@@ -179,53 +186,29 @@ def read_data(cfg: dict, folder, expect_dataset: str | None = None) -> zoo_data.
 # =========================================================================== evaluation classifier
 
 
-def _classifier_module(width: int, channels: int, size: int, n_classes: int, dropout: float = 0.3):
-    import torch.nn as nn
-
-    class ZooClassifier(nn.Module):
-        """Small CNN: [conv3x3-BN-ReLU x2, maxpool] x2 (width, 2 x width channels), then a
-        linear feature layer of 4 x width units (ReLU; the FID features) and a linear class head."""
-
-        def __init__(self):
-            super().__init__()
-
-            def block(cin, cout):
-                return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-
-            w = width
-            self.trunk = nn.Sequential(*block(channels, w), *block(w, w), nn.MaxPool2d(2),
-                                       *block(w, 2 * w), *block(2 * w, 2 * w), nn.MaxPool2d(2), nn.Flatten(),
-                                       nn.Linear(2 * w * (size // 4) ** 2, 4 * w), nn.ReLU(inplace=True))
-            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * w, n_classes))
-            self.feature_dim = 4 * w
-
-        def features(self, x):
-            return self.trunk(x)
-
-        def forward(self, x):
-            return self.head(self.trunk(x))
-
-    return ZooClassifier()
+def classifier_network(settings: dict, channels: int, n_classes: int):
+    """The evaluation classifier: the shared small CNN (:func:`fairgen.eval.cnn.build_cnn`) with
+    ``settings``' width, stages and dropout (:data:`EVAL_CLASSIFIER`), ``channels`` input channels
+    and one logit per class; its FID features are the global-average-pooled last conv block."""
+    return build_cnn(channels=channels, n_out=n_classes, width=settings["width"], stages=settings["stages"],
+                     dropout=settings["dropout"])
 
 
-def _augment(x, gen, flips: bool):
-    """Random affine jitter per image (rotation +-10 deg, scale 0.9..1.1, shift +-2 px) and, for
-    flip-invariant data, random horizontal flips. ``x`` float (N, C, S, S) in [-1, 1]."""
+def _jitter(x, gen):
+    """The zoo classifier's augmentation hook (:func:`fairgen.eval.cnn.fit`): random affine jitter
+    per image (rotation +-10 deg, scale 0.9..1.1, shift +-2 px; outside the image is black), drawn
+    from ``gen`` (CPU). ``x`` float (N, C, S, S) in [-1, 1]."""
     import torch
     import torch.nn.functional as F
 
     n, size = x.shape[0], x.shape[-1]
-    u = torch.rand(n, 4, generator=gen, device=x.device) * 2 - 1
+    u = (torch.rand(n, 4, generator=gen) * 2 - 1).to(x.device)
     angle, scale = u[:, 0] * math.radians(10), 1 + 0.1 * u[:, 1]
     shift = u[:, 2:] * (4.0 / size)  # 2 px in normalised [-1, 1] coordinates
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    out = F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
-    if flips:
-        flip = torch.rand(n, generator=gen, device=x.device) < 0.5
-        out = torch.where(flip[:, None, None, None], out.flip(-1), out)
-    return out
+    return F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
 
 
 def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -241,24 +224,18 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(hold))
 
 
-def _to_float(images_u8: np.ndarray, device):
-    import torch
-
-    from fairgen.training import to_float_images
-
-    return to_float_images(torch.from_numpy(np.ascontiguousarray(images_u8)).to(device))
-
-
 class ClassifierRunner:
-    """A trained :class:`ZooClassifier` plus what it was trained on (``meta``). It is also a FID
-    feature extractor with the interface of :mod:`fairgen.eval.features` (``key``, ``label``,
-    ``feature_dim``, ``features(images)``)."""
+    """A trained evaluation classifier (:func:`classifier_network`) on the shared
+    :class:`fairgen.eval.cnn.Runner` (fp32, softmax over the classes), plus what it was trained on
+    (``meta``). It is also a FID feature extractor with the interface of
+    :mod:`fairgen.eval.features` (``key``, ``label``, ``feature_dim``, ``features(images)``)."""
 
     key = "zoo_classifier"
     label = FID_LABEL
 
     def __init__(self, model, meta: dict, device, batch_size: int = 250):
         self.model, self.meta, self.device, self.batch_size = model, meta, device, batch_size
+        self.runner = Runner(model, device, "fp32", batch_size, activation="softmax")
 
     @property
     def feature_dim(self) -> int:
@@ -278,22 +255,7 @@ class ClassifierRunner:
 
     def run(self, images: np.ndarray, progress: bool = False) -> dict:
         """``{"features": (N, D) float64, "probs": (N, K) float64}`` for uint8 (N, H, W, C) images."""
-        import torch
-        from tqdm.auto import tqdm
-
-        images = self.conform(images)
-        feats, probs = [], []
-        self.model.eval()
-        with torch.inference_mode():
-            starts = range(0, len(images), self.batch_size)
-            for start in tqdm(starts, desc="classify", unit="batch", disable=not progress or len(starts) < 4):
-                f = self.model.features(_to_float(images[start:start + self.batch_size], self.device))
-                feats.append(f.double().cpu().numpy())
-                probs.append(torch.softmax(self.model.head(f).double(), dim=1).cpu().numpy())
-        k = int(self.meta["n_classes"])
-        if not feats:
-            return {"features": np.zeros((0, self.model.feature_dim)), "probs": np.zeros((0, k))}
-        return {"features": np.concatenate(feats), "probs": np.concatenate(probs)}
+        return self.runner.run(self.conform(images), ("features", "probs"), "classify", progress)
 
 
 def classifier_settings(cfg: dict) -> dict:
@@ -302,13 +264,15 @@ def classifier_settings(cfg: dict) -> dict:
 
 
 def fit_classifier(real: zoo_data.ZooData, settings: dict, device, progress: bool = True):
-    """Train the evaluation classifier on ``real`` (already at its evaluation shape).
+    """Train the evaluation classifier on ``real`` (already at its evaluation shape) with the
+    shared fit loop (:func:`fairgen.eval.cnn.fit`): ``settings["steps"]`` Adam steps of
+    cross-entropy with a cosine learning-rate schedule, affine jitter and, for flip-invariant
+    data (CIFAR), random horizontal flips.
 
     Returns ``(ClassifierRunner, metrics)``; metrics hold the held-out accuracy overall and per class.
     """
     import torch
     import torch.nn.functional as F
-    from tqdm.auto import tqdm
 
     from fairgen.training import seed_everything
 
@@ -317,35 +281,28 @@ def fit_classifier(real: zoo_data.ZooData, settings: dict, device, progress: boo
     if len(train_idx) < 2:
         raise DataError(f"zoo classifier: need at least 2 training images, got {len(train_idx)}")
     seed_everything(seed)
-    model = _classifier_module(settings["width"], real.channels, real.size, real.n_classes).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=settings["lr"])
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, settings["steps"])
-    x_all = _to_float(real.images[train_idx], device)
-    y_all = torch.from_numpy(real.labels[train_idx]).to(device)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    flips = zoo_data.FAMILY[real.info["dataset"]] == "cifar"
-    bs = min(settings["batch_size"], len(train_idx))
-    losses = []
-    model.train()
+    trainer = Runner(classifier_network(settings, real.channels, real.n_classes), device, "fp32",
+                     min(settings["batch_size"], len(train_idx)), activation="softmax")
+    y_t = torch.from_numpy(real.labels[train_idx]).to(trainer.device)
+
+    def loss(x, idx):
+        value = F.cross_entropy(trainer.logits(x), y_t[idx])
+        return value, {"loss": value.detach() * len(idx)}
+
     t0 = time.perf_counter()
-    for _ in tqdm(range(settings["steps"]), desc="zoo classifier", unit="step", disable=not progress,
-                  mininterval=1.0):
-        idx = torch.randint(len(train_idx), (bs,), generator=gen, device=device)
-        loss = F.cross_entropy(model(_augment(x_all[idx], gen, flips)), y_all[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.detach())
-    model.eval()
+    records = cnn.fit(trainer, real.images[train_idx], loss, seed=seed, lr=settings["lr"], steps=settings["steps"],
+                      flips=zoo_data.FAMILY[real.info["dataset"]] == "cifar", augment=_jitter, schedule="cosine",
+                      desc="zoo classifier epoch", progress=progress)
+    model = trainer.model.eval()
     meta = {"dataset": real.info["dataset"], "size": real.size, "channels": real.channels,
             "n_classes": real.n_classes, "class_names": real.class_names, "settings": settings,
             "fingerprint": zoo_data.fingerprint(real.images, real.labels),
             "n_train": int(len(train_idx)), "n_holdout": int(len(hold_idx))}
     runner = ClassifierRunner(model, meta, device)
+    last = [r for r in records if r["steps"] == records[0]["steps"]][-1]  # the last whole epoch
     metrics = {"dataset": meta["dataset"], "n_train": meta["n_train"], "n_holdout": meta["n_holdout"],
                "train_s": time.perf_counter() - t0, "shape": [real.size, real.size, real.channels],
-               "final_loss": float(torch.stack(losses[-50:]).mean()) if losses else None}
+               "final_loss": last["sums"]["loss"] / last["seen"]}  # mean training loss of the last whole epoch
     if len(hold_idx):
         pred = runner.run(real.images[hold_idx])["probs"].argmax(1)
         metrics.update(class_accuracy(pred, real.labels[hold_idx], real.n_classes, key="holdout_accuracy"))
@@ -376,7 +333,7 @@ def load_classifier(path: str | os.PathLike, device="cpu", batch_size: int = 250
         if meta["settings"].get("version") != CLASSIFIER_VERSION:
             raise DataError(f"{path}: zoo classifier version {meta['settings'].get('version')} is not supported "
                             f"(this fairgen uses version {CLASSIFIER_VERSION}); retrain it")
-        model = _classifier_module(meta["settings"]["width"], meta["channels"], meta["size"], meta["n_classes"])
+        model = classifier_network(meta["settings"], meta["channels"], meta["n_classes"])
         model.load_state_dict(blob["state_dict"])
     except DataError:
         raise

@@ -24,7 +24,8 @@ def diagnose(cfg: dict, array: str | os.PathLike, index: str | os.PathLike, pair
     """Measure the module docstring's diagnostics and write them to ``out_json``."""
     from fairgen.common.runtime import resolve_device
     from fairgen.data.pairs import read_pairs
-    from fairgen.eval.classifier import Runner, embed, load_model, load_real
+    from fairgen.eval.classifier import load_model, load_real
+    from fairgen.eval.cnn import Runner
     from fairgen.eval.features import load_or_train_attribute_cnn, load_or_train_own_cnn
     from fairgen.eval.quality import attribute_columns
 
@@ -79,16 +80,17 @@ def diagnose(cfg: dict, array: str | os.PathLike, index: str | os.PathLike, pair
         if methods.count(method) > 1:
             method = f"{method} ({Path(path).parent.name})"  # several models of one method: name their folders
         runner = Runner(model, device, cfg["precision"], cfg["classifier"]["batch_size"])
-        l0, f0 = embed(runner, pair_set.images0, f"{method} pairs c=0", progress)
-        l1, f1 = embed(runner, pair_set.images1, f"{method} pairs c=1", progress)
-        lt, ft = embed(runner, test.images, f"{method} real test", progress)
+        e0, e1, et = (runner.run(x, ("logits", "features"), f"{method} {what}", progress) for x, what in
+                      ((pair_set.images0, "pairs c=0"), (pair_set.images1, "pairs c=1"), (test.images, "real test")))
+        l0, l1, lt = e0["logits"], e1["logits"], et["logits"]
         result["classifiers"][method] = {
             "model": str(path),
             "c_sensitivity_pairs": float(np.mean(np.abs(l1 - l0))),
             "c_sensitivity_pairs_signed": float(np.mean(l1 - l0)),
             "pairs_same_side_of_threshold": float(np.mean((l0 >= 0) == (l1 >= 0))),
             "c_sensitivity_real": c_sensitivity_real(lt, test.y, test.c),
-            "domain_separability": domain_probe(ft, np.concatenate([f0, f1]), seed_for(cfg, f"pair_diagnostics/{method}")),
+            "domain_separability": domain_probe(et["features"], np.concatenate([e0["features"], e1["features"]]),
+                                                seed_for(cfg, f"pair_diagnostics/{method}")),
         }
         d = result["classifiers"][method]
         log.info("%s: c-sensitivity pairs %.3f (signed %+.3f), real %+.3f; domain probe accuracy %.3f", method,

@@ -10,7 +10,8 @@ import numpy as np
 
 from fairgen.common import io
 from fairgen.common.errors import DataError
-from fairgen.eval.classifier import Runner, load_model
+from fairgen.eval.classifier import load_model
+from fairgen.eval.cnn import Runner
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ def threshold_curve(cfg: dict, array: str | os.PathLike, index: str | os.PathLik
     docstring), written to ``out_json``."""
     from fairgen.common.runtime import resolve_device
     from fairgen.eval import fairness
-    from fairgen.eval.classifier import Runner, load_model, load_real, privileged_group
+    from fairgen.eval.classifier import load_model, load_real, privileged_group
+    from fairgen.eval.cnn import Runner
 
     cc = cfg["classifier"]
     net, saved = load_model(model)

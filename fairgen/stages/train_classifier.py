@@ -17,7 +17,6 @@ from fairgen.eval.classifier import (
     PAIR_METHODS,
     PRIVILEGED_RULE,
     SELECTION,
-    Runner,
     build_model,
     fit,
     load_real,
@@ -25,6 +24,7 @@ from fairgen.eval.classifier import (
     privileged_group,
     training_data,
 )
+from fairgen.eval.cnn import Runner
 
 log = logging.getLogger(__name__)
 
