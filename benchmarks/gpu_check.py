@@ -159,11 +159,11 @@ def check(args) -> dict:
 def _merged(configfiles: list[Path]) -> dict:
     import yaml
 
-    from fairgen.common.config import _merge
+    from fairgen.common.config import merge
 
     cfg: dict = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())  # the Snakefile's configfile
     for path in configfiles:
-        cfg = _merge(cfg, yaml.safe_load(Path(path).read_text()) or {})
+        cfg = merge(cfg, yaml.safe_load(Path(path).read_text()) or {})
     return cfg
 
 

@@ -124,7 +124,7 @@ def test_paper_preset_is_the_papers_model(base):
 
     cfg = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
     if base:
-        cfg = config._merge(yaml.safe_load((ROOT / "config" / base).read_text()), cfg)
+        cfg = config.merge(yaml.safe_load((ROOT / "config" / base).read_text()), cfg)
     cfg = config.validate(cfg)
     for keys, want in PAPER_SETTINGS.items():
         got = cfg

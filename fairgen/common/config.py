@@ -91,7 +91,7 @@ def load(path: str | os.PathLike | None = None, overrides: list[str] | None = No
             raise ConfigError(f"{p}: invalid YAML ({e})") from None
     if json_text is not None:
         try:
-            cfg = _merge(cfg, json.loads(json_text))
+            cfg = merge(cfg, json.loads(json_text))
         except json.JSONDecodeError as e:
             raise ConfigError(f"--config-json: invalid JSON ({e.msg})") from None
     for item in overrides or []:
@@ -105,10 +105,10 @@ def load(path: str | os.PathLike | None = None, overrides: list[str] | None = No
     return validate(cfg)
 
 
-def _merge(a: dict, b: dict) -> dict:
+def merge(a: dict, b: dict) -> dict:
     out = copy.deepcopy(a)
     for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 

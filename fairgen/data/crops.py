@@ -686,3 +686,13 @@ def read_crops(array: str | os.PathLike, index: str | os.PathLike, columns: list
                         f"{crops.shape}, which does not match the index ({index})")
     check_pairing(crops, len(df), meta, array, index)
     return crops, df, meta
+
+
+def binary_column(df, col: str, where: Path) -> np.ndarray:
+    """Column ``col`` of an index frame as int64 0/1; DataError naming ``where`` and the first row
+    holding anything else."""
+    values = df[col].to_numpy()
+    bad = np.flatnonzero(~np.isin(values, (0, 1)))
+    if bad.size:
+        raise DataError(f"{where}, row {bad[0]}: column '{col}' must be 0/1, found {values[bad[0]]!r}")
+    return values.astype(np.int64)

@@ -61,7 +61,7 @@ from fairgen.common import io
 from fairgen.common.config import seed_for
 from fairgen.common.errors import ConfigError, DataError
 from fairgen.common.registry import method_names, pair_methods, synthetic_methods
-from fairgen.data.crops import read_crops
+from fairgen.data.crops import binary_column, read_crops
 from fairgen.eval import cnn
 from fairgen.eval.cnn import Runner, build_cnn, last_linear
 
@@ -142,14 +142,6 @@ class Split:
         return len(self.y)
 
 
-def _binary_column(df, col: str, where: Path) -> np.ndarray:
-    values = df[col].to_numpy()
-    bad = np.flatnonzero(~np.isin(values, (0, 1)))
-    if bad.size:
-        raise DataError(f"{where}, row {bad[0]}: column '{col}' must be 0/1, found {values[bad[0]]!r}")
-    return values.astype(np.int64)
-
-
 def load_real(cfg: dict, array: str | os.PathLike, index: str | os.PathLike,
               splits: tuple[str, ...] = SPLITS) -> dict[str, Split]:
     """The real crops of ``splits`` (default all: ``{'train', 'valid', 'test'}``) -> :class:`Split`,
@@ -165,8 +157,8 @@ def load_real(cfg: dict, array: str | os.PathLike, index: str | os.PathLike,
     unknown = np.flatnonzero(~np.isin(split, SPLITS))
     if unknown.size:
         raise DataError(f"{index}, row {unknown[0]}: unknown split '{split[unknown[0]]}' (expected one of {', '.join(SPLITS)})")
-    y = _binary_column(df, outcome, index)
-    c = _binary_column(df, protected, index)
+    y = binary_column(df, outcome, index)
+    c = binary_column(df, protected, index)
     ids = df["image_id"].astype(str).to_numpy()
     out = {}
     for name in SPLITS:

@@ -152,7 +152,7 @@ def oracle_split(manifest: str | os.PathLike, index: str | os.PathLike, protecte
     missing image or a label that does not match.
     """
     from fairgen.data import procedural_celeba as syn
-    from fairgen.eval.classifier import _binary_column
+    from fairgen.data.crops import binary_column
 
     manifest, index = Path(manifest), Path(index)
     m = io.read_json(manifest)
@@ -182,8 +182,8 @@ def oracle_split(manifest: str | os.PathLike, index: str | os.PathLike, protecte
     if rows.size == 0:
         raise DataError(f"{index}: the '{split}' split is empty")
     ids = df["image_id"].astype(str).to_numpy()[rows]
-    c = _binary_column(df, protected, index)[rows]
-    y = _binary_column(df, outcome, index)[rows]
+    c = binary_column(df, protected, index)[rows]
+    y = binary_column(df, outcome, index)[rows]
     at = truth.index.get_indexer(ids)  # -1: not in the dataset
     if (at < 0).any():
         r = rows[np.flatnonzero(at < 0)[0]]

@@ -7,19 +7,19 @@ Runs (``zoo.runs``; each has its own config section ``zoo.<run>``):
 run            model (``fairgen.models``)      data (``zoo.<run>.dataset``)
 ============== =============================== ==========================================
 vanilla        ``vanilla`` (MLP, 28x28x1)      digits | mnist
-dcgan          ``dcgan_mnist`` (28x28x1)       digits | mnist
+dcgan          ``dcgan`` (28x28x1)             digits | mnist
 cgan           ``cgan`` (label-conditional)    digits | mnist
 acgan          ``acgan`` (32x32x3)             cifar_standin | cifar10
 acgan_digits   ``acgan`` (32x32, 3 channels)   digits | mnist (grey replicated to 3 channels)
 ============== =============================== ==========================================
 
-``acgan_digits`` exists because the AC-GAN is the seed report's CIFAR model: to check that its
+``acgan_digits`` exists because the AC-GAN is the original internship report's CIFAR model: to check that its
 samples are the requested class with a classifier trained on REAL data, it also runs on the real
 digits, upsampled to the seed architecture's 32x32x3 (``zoo.acgan_digits.model.channels: 1``
 gives a 1-channel variant); the stand-in CIFAR classes are synthetic, so a classifier trained on
 them says less.
 
-Defaults (``zoo.<run>``) keep the seed report's architectures, batch sizes and AC-GAN optimiser
+Defaults (``zoo.<run>``) keep the original internship report's architectures, batch sizes and AC-GAN optimiser
 (Adam 2e-4, beta1 0.5) except where measurement on the digits said otherwise: the vanilla GAN uses
 lr 2e-4 (at the seed's 1e-3 it collapsed to one blob), every run decays its learning rate linearly
 to 0 (so the evaluated last checkpoint is not caught mid-oscillation; without it the DCGAN's FID

@@ -12,6 +12,7 @@ import numpy as np
 from fairgen.common.config import seed_for
 from fairgen.common.errors import CheckpointError, DataError
 from fairgen.common.io import write_json
+from fairgen.common.seeds import derive_seed
 from fairgen.data import zoo_data
 from fairgen.eval.zoo import (
     FID_LABEL,
@@ -96,7 +97,7 @@ def evaluate(cfg: dict, model: str, checkpoint: str, data: str, classifier: str,
     cols = ev["grid_columns"]
     if conditional:
         grid_labels = np.repeat(np.arange(k), cols)
-        grid_imgs = generate(gan, len(grid_labels), labels=grid_labels, seed=seed + 1, device=device,
+        grid_imgs = generate(gan, len(grid_labels), labels=grid_labels, seed=derive_seed(seed, "grid"), device=device,
                              batch_size=ev["batch_size"])
         rows = [grid_imgs[grid_labels == c] for c in range(k)]
         row_labels = [f"{name}" for name in real.class_names]
