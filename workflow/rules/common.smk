@@ -145,15 +145,19 @@ def frontier_manifest(wildcards):
 
 
 def audit_benchmarks(wildcards):
-    """The benchmark files of the jobs the audit reads from (its run-cost table)."""
-    b = "results/benchmarks"
-    out = [f"{b}/dataset.tsv", f"{b}/crops.tsv", f"{b}/quality.tsv"]
-    out += [f"{b}/{stage}/{run}.tsv" for stage in ("train_gan", "generate") for run in config["gan"]["runs"]]
-    out += [f"{b}/classifiers/{method}.tsv" for method in config["classifier"]["methods"]]
-    out += [f"{b}/compare_classifiers.tsv"] if has_comparison() else []
-    out += [f"{b}/threshold_baseline.tsv"] if "real" in config["classifier"]["methods"] else []
-    out += [f"{b}/generate_pairs.tsv", f"{b}/pair_diagnostics.tsv"] if uses_pairs() else []
-    out += [f"{b}/frontier.tsv"] if has_frontier() else []
+    """The benchmark files of the jobs the audit reads from (its run-cost table): each rule's own
+    `benchmark:` path (rules.RULE.benchmark), filled with the runs and methods of the config."""
+
+    def bench(rule, **names):
+        return expand(str(getattr(rules, rule).benchmark), **names)
+
+    out = bench("dataset") + bench("crops") + bench("quality")
+    out += bench("train_gan", run=config["gan"]["runs"]) + bench("generate", run=config["gan"]["runs"])
+    out += bench("train_classifier", method=config["classifier"]["methods"])
+    out += bench("compare_classifiers") if has_comparison() else []
+    out += bench("threshold_baseline") if "real" in config["classifier"]["methods"] else []
+    out += bench("generate_pairs") + bench("pair_diagnostics") if uses_pairs() else []
+    out += bench("frontier") if has_frontier() else []
     return out
 
 
