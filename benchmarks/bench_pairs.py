@@ -2,7 +2,7 @@
 
     python benchmarks/bench_pairs.py --checkpoint results/gan/fgan_dp/checkpoint.pt --pairs 4000
 
-Times, on the same checkpoint and in the same run, ``fairgen.data.pairs.sample_pairs`` (N pairs, B pairs
+Times, on the same checkpoint and in the same run, ``fairgen.training.sampling.sample_pairs`` (N pairs, B pairs
 per forward pass = 2B images) and ``fairgen.training.sampling.sample`` (2N images, 2B per forward pass),
 each ``--repeats`` times alternately, and prints images/s (min / median / max) and their ratio.
 Torch uses the threads OMP_NUM_THREADS allows.

@@ -7,8 +7,9 @@
 For each precision it runs the whole workflow (``snakemake`` with config/tiny.yaml, or
 ``--configfile``) in its own folder with ``device`` and ``precision`` set, then:
 
-* checks that every torch stage ran on the requested device (and precision; the quality stage
-  always runs in fp32): each GAN run's ``summary.json``, each
+* checks that every torch stage ran on the requested device and precision (the effective one:
+  bf16 where it is not native on the device runs fp32, as the runtime does everywhere; the quality
+  stage always runs in fp32): each GAN run's ``summary.json``, each
   synthetic set's ``samples.parquet`` (its ``generation`` metadata), each classifier's ``metrics.json`` (``training.device``) and
   ``quality.json`` record it (and the precision);
 * prints GAN images/s (from the GAN summaries) and classifier images/s (training images x epochs /
@@ -100,7 +101,7 @@ def profile_gan(work: Path, cfg: dict, warmup: int, steps: int) -> dict:
     from fairgen.training import ArrayBatches, TrainConfig, Trainer
 
     run = cfg["gan"]["runs"][0]
-    real = load_real(cfg, work / "results/data/crops.npy", work / "results/data/index.parquet")["train"]
+    real = load_real(cfg, work / "results/data/crops.npy", work / "results/data/index.parquet", splits=("train",))["train"]
     gan = build_model(cfg, run, real.images.shape[1], float(real.c.mean()))
     tc = TrainConfig.from_config(cfg, stage="gan", extra={"run": run, "profile": True}, progress=False)
     trainer = Trainer(gan, ArrayBatches(real.images, {"c": real.c, "y": real.y}, name="crops"),
@@ -144,10 +145,11 @@ def check(args) -> dict:
         cfg = config_mod.load(None, [f"device={args.device}", f"precision={precision}"],
                               json.dumps(_merged(args.configfile)))
         records = stage_records(work, cfg)
-        # bf16 where it is not native on this device runs fp32, by design (fairgen.common.runtime:
-        # a warning and a recorded note); the quality stage runs fp32 whatever the precision (it
-        # has no autocast)
-        effective = precision if precision == "fp32" or runtime.bf16_native(args.device) else "fp32"
+        # the settings every torch stage ran with (fairgen.common.runtime.configure, which the CLI
+        # applies): bf16 where it is not native on this device runs fp32, by design; the profile
+        # below runs with them too. The quality stage runs fp32 whatever the precision (no autocast).
+        cfg = runtime.configure(cfg)
+        effective = cfg["precision"]
         if effective != precision:
             print(f"[{precision}] bf16 is not native on this {args.device}: the stages ran fp32 (the runtime's "
                   f"documented fallback)", flush=True)

@@ -107,6 +107,8 @@ def test_config_rebuilds_identical_architecture(name, kw, shape):
 def test_registry():
     assert {"vanilla", "dcgan", "dcgan64", "cgan", "acgan", "toy"} <= set(MODEL_REGISTRY)
     assert model_class("dcgan64").__name__ == "DCGAN64"
+    # checkpoints written before the rename name the 28x28 DCGAN dcgan_mnist
+    assert model_class("dcgan_mnist") is model_class("dcgan") and model_class("dcgan").__name__ == "DCGAN28"
     with pytest.raises(ValueError, match="unknown GAN model 'nope'.*dcgan"):
         build("nope")
 

@@ -382,7 +382,7 @@ def test_evaluate_quality_end_to_end(e2e):
     root, cfg, result, real, (c, y, y_prob) = e2e
     on_disk = json.loads((root / "quality" / "quality.json").read_text())
     assert on_disk == json.loads(json.dumps(result))
-    assert result["format"] == "fairgen.eval.quality" and result["format_version"] == 1
+    assert result["format"] == "fairgen.quality" and result["format_version"] == 1
     assert set(result["extractors"]) == {"own_cnn"}
     assert result["extractors"]["own_cnn"]["label"] == "FID (own-CNN features)"
     assert "not comparable to published fid" in result["extractors"]["own_cnn"]["note"].lower()

@@ -182,9 +182,9 @@ def stage_config(cfg: dict, stage: str, **names) -> dict:
 
 
 def seed_for(cfg: dict, stage: str) -> int:
-    """The seed of ``stage``: :func:`fairgen.common.seeds.derive_seed` from the config's ``seed``,
-    reduced to 31 bits (so stages do not share streams)."""
-    return derive_seed(int(cfg.get("seed", 0)), stage) % STAGE_MODULUS
+    """The seed of ``stage``: :func:`fairgen.common.seeds.derive_seed` from the config's ``seed``
+    with the 31-bit stage modulus (so stages do not share streams)."""
+    return derive_seed(int(cfg.get("seed", 0)), stage, STAGE_MODULUS)
 
 
 def schema_markdown() -> str:

@@ -1,7 +1,9 @@
-"""Figures of the fairness audit report (matplotlib, Agg backend), each returned as PNG bytes.
+"""Figures of the reports (the audit, the predictions audit, the sweep page) and of the trade-off
+stage (matplotlib, Agg backend), each returned as PNG bytes.
 
-Every function takes plain numbers (already read and validated by :mod:`fairgen.report.audit`) and
-returns the encoded PNG, so the report can both write it to the figures folder and inline it as
+Every function takes plain numbers (already read and validated by the caller, e.g.
+:mod:`fairgen.report.loaders`) and returns the encoded PNG, so a report can both write it to the
+figures folder and inline it as
 a data URI. The look is shared: one colour per protected group, one per method, light grid,
 no top/right spines. PNGs carry no timestamp, so the same numbers give the same bytes.
 """

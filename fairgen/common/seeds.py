@@ -2,23 +2,23 @@
 
 ``derive_seed(seed, name)`` gives an independent seed for the stream ``name`` (a stage such as
 ``"generate/fgan_dp"``, or a sub-stream of a stage such as the trainer's ``"batches"``) from a
-parent seed. Stages get theirs from the config (:func:`fairgen.common.config.seed_for`, the
-derivation from ``cfg["seed"]`` reduced to 31 bits: numpy's legacy generators take seeds below
-2**32, and every seed recorded by earlier runs stays the same); the GAN trainer derives its
-batch, noise and fixed-latent streams from its stage seed with the same function.
+parent seed. Stages get theirs from the config (:func:`fairgen.common.config.seed_for`: the
+derivation from ``cfg["seed"]`` with the 31-bit modulus, as it always was, so every seed recorded
+by earlier runs stays the same); the GAN trainer derives its batch, noise and fixed-latent
+streams from its stage seed with the same function and the 63-bit modulus.
 """
 
 from __future__ import annotations
 
 import zlib
 
-#: the derivation is taken modulo this prime (a 63-bit seed fits torch and numpy generators)
+#: the default modulus: a 63-bit seed fits torch and numpy generators
 MODULUS = 2**63 - 1
-#: stage seeds are reduced to 31 bits (below 2**32 for numpy's legacy RandomState)
+#: the modulus of stage seeds (a prime below 2**31: numpy's legacy RandomState takes seeds below 2**32)
 STAGE_MODULUS = 2**31 - 1
 
 
-def derive_seed(seed: int, name: str) -> int:
-    """An independent seed for the stream ``name`` derived from ``seed`` (stable across runs,
-    platforms and Python versions: CRC-32 of the name, not Python's salted ``hash``)."""
-    return (int(seed) * 1_000_003 + zlib.crc32(name.encode())) % MODULUS
+def derive_seed(seed: int, name: str, modulus: int = MODULUS) -> int:
+    """An independent seed for the stream ``name`` derived from ``seed``, below ``modulus`` (stable
+    across runs, platforms and Python versions: CRC-32 of the name, not Python's salted ``hash``)."""
+    return (int(seed) * 1_000_003 + zlib.crc32(name.encode())) % modulus

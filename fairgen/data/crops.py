@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import math
 import multiprocessing as mp
 import os
@@ -58,8 +57,6 @@ import simplejpeg
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from fairgen.common.errors import ConfigError, DataError
-
-log = logging.getLogger(__name__)
 
 METHODS = ("eye_offset", "aligned", "center")
 INDEX_KIND = "crops_index"

@@ -14,7 +14,6 @@ pair_id with one member or with more than two, or two members with the same c).
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,6 @@ from pathlib import Path
 import numpy as np
 
 from fairgen.common.errors import DataError
-
-log = logging.getLogger(__name__)
 
 PREVIEW = "previews/pairs.png"  # the first pairs, four a row: G(z, c=0) then G(z, c=1)
 PREVIEW_PAIRS = 32

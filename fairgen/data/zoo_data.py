@@ -35,7 +35,6 @@ Any source can be delivered at another size and channel count (:func:`resize_ima
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -45,8 +44,6 @@ import numpy as np
 
 from fairgen.common.errors import ConfigError, DataError
 from fairgen.common.registry import ZOO_DATASETS
-
-log = logging.getLogger(__name__)
 
 DATASETS = tuple(ZOO_DATASETS)  # fairgen.common.registry.ZOO_DATASETS
 #: family of each dataset: models and evaluation classifiers are shared within a family

@@ -108,7 +108,8 @@ def build_model(arch: str, resolution: int, width: int = 32):
 
 
 def load_model(path: str | os.PathLike):
-    """The classifier saved as ``model.pt`` by :func:`train_classifier` (loaded with
+    """The classifier saved as ``model.pt`` by ``fairgen train-classifier``
+    (:func:`fairgen.stages.train_classifier.train_classifier`; loaded with
     ``weights_only=True``): ``(model, saved dict)``. DataError for a missing or foreign file."""
     import torch
 
@@ -484,7 +485,7 @@ def fit(cfg: dict, runner: Runner, train: Split, valid: Split, seed: int, progre
     return curve, best[1]
 
 
-# -------------------------------------------------------------------------------- entry points
+# ------------------------------------------------------------------- comparisons (fairgen compare)
 
 
 COMPARISON_COLUMNS = ("method", "metric", "baseline", "value", "difference", "difference_lo", "difference_hi",

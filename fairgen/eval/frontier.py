@@ -25,7 +25,6 @@ probabilities (checked against scipy's in the tests).
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 from dataclasses import dataclass
@@ -35,8 +34,6 @@ import numpy as np
 
 from fairgen.common import io
 from fairgen.common.errors import DataError
-
-log = logging.getLogger(__name__)
 
 FRONTIER_VERSION = 1
 

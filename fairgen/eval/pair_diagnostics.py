@@ -26,13 +26,9 @@ Writes one JSON file.
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from fairgen.common.errors import DataError
-
-log = logging.getLogger(__name__)
 
 MAX_PAIRS = 2000
 

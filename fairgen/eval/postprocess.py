@@ -18,13 +18,9 @@ test rows (:func:`fairgen.eval.fairness.paired_difference`).
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from fairgen.common.errors import DataError
-
-log = logging.getLogger(__name__)
 
 METHOD = "real_thresholds"
 

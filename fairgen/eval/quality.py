@@ -51,7 +51,7 @@ attribute coverage (``quality.attribute_coverage``, on by default)
 
 ``quality.json`` schema (format_version 1)::
 
-    {"format": "fairgen.eval.quality", "format_version": 1, "protected": str, "outcome": str,
+    {"format": "fairgen.quality", "format_version": 1, "protected": str, "outcome": str,
      "real_split": "test"|"valid", "n_samples": int, "seed": int,
      "extractors": {key: {"label", "note", "feature_dim", "weights", ...}},   # key: own_cnn | inception_v3
      "classifier_accuracy_real": {"c": AGR, "y": AGR},   # own-CNN heads on the real eval images
@@ -88,12 +88,12 @@ import numpy as np
 from fairgen.common.config import seed_for
 from fairgen.common.errors import DataError
 from fairgen.common.io import atomic_path, write_json
-from fairgen.data.crops import check_pairing, load_crops_array, read_crops
+from fairgen.data.crops import binary_column, check_pairing, load_crops_array, read_crops
 from fairgen.eval import features as feat
 
 log = logging.getLogger(__name__)
 
-FORMAT = "fairgen.eval.quality"
+FORMAT = "fairgen.quality"  # the file format's tag (kept when the module moved)
 FORMAT_VERSION = 1
 GROUPS = (0, 1)
 OUTPUT_JSON = "quality.json"
@@ -376,16 +376,13 @@ def load_real(array, index, cfg):
             images, where_array = array, "crops array"
         else:
             images, where_array = load_crops_array(array), str(array)
+        feat.check_images(images, where_array)
         check_pairing(images, len(df), {}, where_array, where_index)
-    else:
+    else:  # read_crops checks the array itself
         images, df, _ = read_crops(array, index, columns=columns)
-        where_index, where_array = str(index), str(array)
-    feat.check_images(images, where_array)
+        where_index = str(index)
     for col in (protected, outcome):
-        values = df[col].to_numpy()
-        bad = np.flatnonzero(~np.isin(values, (0, 1)))
-        if bad.size:
-            raise DataError(f"{where_index}, row {int(bad[0])}: column '{col}' must be 0/1, found {values[bad[0]]!r}")
+        binary_column(df, col, where_index)
     return images, df.reset_index(drop=True), where_index
 
 

@@ -21,7 +21,6 @@ key metrics as mean +/- std per pair and each against ``lambda_fair`` with every
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import re
@@ -32,8 +31,6 @@ import numpy as np
 from fairgen.common import io as fio
 from fairgen.common.errors import DataError
 from fairgen.common.sweep_points import POINT_GROUPS, point_values
-
-log = logging.getLogger(__name__)
 
 KEYS = ("protected", "outcome", "lambda_fair", "method")
 RUN_KEYS = KEYS + ("seed",)

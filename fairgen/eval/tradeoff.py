@@ -20,7 +20,6 @@ point family in knob order, the threshold curve, the oracle frontier, real and r
 
 from __future__ import annotations
 
-import logging
 import re
 
 import numpy as np
@@ -28,8 +27,6 @@ import numpy as np
 from fairgen.common import io
 from fairgen.common.config import seed_for
 from fairgen.common.errors import DataError
-
-log = logging.getLogger(__name__)
 
 KEYS = ("accuracy", "demographic_parity_difference", "equal_opportunity_difference")
 

@@ -180,9 +180,6 @@ def read_data(cfg: dict, folder, expect_dataset: str | None = None) -> zoo_data.
     return data
 
 
-# =========================================================================== training
-
-
 # =========================================================================== evaluation classifier
 
 
@@ -234,7 +231,7 @@ class ClassifierRunner:
     label = FID_LABEL
 
     def __init__(self, model, meta: dict, device, batch_size: int = 250):
-        self.model, self.meta, self.device, self.batch_size = model, meta, device, batch_size
+        self.model, self.meta = model, meta
         self.runner = Runner(model, device, "fp32", batch_size, activation="softmax")
 
     @property
@@ -321,7 +318,8 @@ def class_accuracy(pred: np.ndarray, target: np.ndarray, n_classes: int, key: st
 
 
 def load_classifier(path: str | os.PathLike, device="cpu", batch_size: int = 250) -> ClassifierRunner:
-    """A classifier written by :func:`train_classifier` (DataError naming the file otherwise)."""
+    """A classifier written by ``fairgen zoo-classifier`` (:mod:`fairgen.stages.zoo.classifier`;
+    DataError naming the file otherwise)."""
     import torch
 
     path = Path(path)
@@ -417,6 +415,3 @@ def class_grid(rows: list[np.ndarray], row_labels: list[str], columns: int, path
     with atomic_path(path) as tmp:
         canvas.save(tmp, format="PNG")
     return len(rows), columns
-
-
-# =========================================================================== report

@@ -23,6 +23,9 @@ from fairgen.models.base import GAN, MODEL_REGISTRY, register
 #: modules whose import registers models; imported on first use of build()/available()
 MODEL_MODULES = ("vanilla", "dcgan", "cgan", "acgan", "toy", "fairness_gan")
 
+#: names models were registered under before: checkpoints keep the name they were written with
+RENAMED = {"dcgan_mnist": "dcgan"}  # the 28x28 DCGAN, named after its zoo run since 2026-12-08
+
 __all__ = ["GAN", "MODEL_REGISTRY", "register", "build", "available", "model_class"]
 
 
@@ -40,7 +43,9 @@ def available() -> list[str]:
 
 
 def model_class(name: str) -> type[GAN]:
-    """The GAN subclass registered as ``name`` (ValueError listing the choices otherwise)."""
+    """The GAN subclass registered as ``name`` or once registered under it (:data:`RENAMED`);
+    ValueError listing the choices otherwise."""
+    name = RENAMED.get(name, name)
     if name not in MODEL_REGISTRY:
         _import_all()
     if name not in MODEL_REGISTRY:

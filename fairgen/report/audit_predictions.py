@@ -334,7 +334,7 @@ def run(cfg: dict, predictions: str, out_dir: str, label=None, score=None, thres
         group=None, intersect=False, model=None, compare=None, reference=None, tolerance=None,
         min_group_size=None, n_boot=None, level=None, seed=None) -> int:
     """``fairgen audit-predictions``: see the module docstring."""
-    from fairgen.report import predictions_html as audit_report
+    from fairgen.report import predictions_html
 
     opts = _options(cfg, label=label, score=score, threshold=threshold, prediction=prediction, group=group,
                     intersect=intersect, model=model, compare=compare, reference=reference, tolerance=tolerance,
@@ -350,7 +350,7 @@ def run(cfg: dict, predictions: str, out_dir: str, label=None, score=None, thres
     result = audit_frame(df, path, opts)
     result["provenance"] = _provenance(path, opts, len(df))
     table = metrics_table(result)
-    html, figures = audit_report.render(result)
+    html, figures = predictions_html.render(result)
     with fio.atomic_path(out_dir, is_dir=True) as tmp:
         (tmp / "figures").mkdir()
         for fig in figures:

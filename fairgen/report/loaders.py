@@ -16,6 +16,7 @@ import numpy as np
 from fairgen.common import figures as plots
 from fairgen.common import io as fio
 from fairgen.common.errors import DataError
+from fairgen.eval.quality import FORMAT as QUALITY_FORMAT
 from fairgen.report.render import PNG_MAGIC, Figure, file_sha256, fmt
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,6 @@ class Missing:
     what: str
     path: str
     reason: str = "not found"
-
 
 
 @dataclass
@@ -76,7 +76,6 @@ def _prob(value, path: Path, key: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value <= 1):
         raise DataError(f"{path}: '{key}' must be a probability in [0, 1], found {value!r}")
     return float(value)
-
 
 
 # ============================================================================ classifiers
@@ -139,14 +138,12 @@ def load_classifiers(methods: list[str], classifiers_dir: Path, inputs: Inputs) 
     return out
 
 
-
 def ci_level(results: list[MethodResult]) -> float | None:
     for m in results:
         b = m.result.get("bootstrap") or {}
         if b.get("n_boot"):
             return float(b.get("level", 0.95))
     return None
-
 
 
 def load_paired(path: Path | None, methods: list[str], inputs: Inputs) -> tuple[dict | None, list[Missing]]:
@@ -169,7 +166,6 @@ def load_paired(path: Path | None, methods: list[str], inputs: Inputs) -> tuple[
         raise DataError(f"{path}: method(s) {', '.join(unknown)} are not in classifier.methods")
     inputs.add("paired comparison", path)
     return out, []
-
 
 
 # ============================================================================ dataset card
@@ -235,7 +231,6 @@ def _rates_row(label: str, c, y, where) -> dict:
     return {"label": label, "p": p, "n": n, "p_c1": float(c.mean()) if len(c) else None}
 
 
-
 # ============================================================================ synthetic sets
 
 
@@ -283,7 +278,6 @@ def load_synthetic_sets(cfg: dict, runs: list[str], synthetic_dir: Path | None, 
         found.append(SyntheticSet(run, folder, len(table), rates, mean_prob,
                                   int(steps[0]) if len(steps) == 1 else None, grid))
     return found, missing
-
 
 
 # ============================================================================ GAN runs
@@ -419,7 +413,6 @@ def grid_files(folder: Path) -> list[Path]:
     return top + steps[-1:]
 
 
-
 # ============================================================================ quality
 
 
@@ -429,7 +422,7 @@ def load_quality(path: Path | None, inputs: Inputs) -> tuple[dict | None, list[M
     if not path.is_file():
         return None, [Missing("synthetic-data quality", str(path))]
     q = read_json_object(path, inputs, "quality")
-    if q.get("format") != "fairgen.eval.quality":
+    if q.get("format") != QUALITY_FORMAT:
         raise DataError(f"{path}: not a fairgen quality file (format {q.get('format')!r})")
     for key in ("extractors", "real", "runs"):
         get_key(q, path, key, types=dict)

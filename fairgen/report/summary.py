@@ -149,10 +149,11 @@ def _decompose_gan_cost(results: list[MethodResult], base: MethodResult | None, 
     """Split each fairness-GAN classifier's accuracy change against the baseline into what the
     synthetic data costs at all (baseline -> the no-fairness ``acgan`` run: GAN fidelity) and
     what the fairness term costs on top (``acgan`` -> the ``fgan_*`` run)."""
-    from fairgen.stages.train_gan import RUN_VARIANTS
+    from fairgen.common.registry import run_variants
 
-    nofair = next((m for m in results if RUN_VARIANTS.get(m.method) == "none"), None)
-    fair_runs = [m for m in results if RUN_VARIANTS.get(m.method, "none") != "none"]
+    variants = run_variants()
+    nofair = next((m for m in results if variants.get(m.method) == "none"), None)
+    fair_runs = [m for m in results if variants.get(m.method, "none") != "none"]
     if base is None or nofair is None or not fair_runs:
         return
     a_base, a_nofair = base.value("accuracy"), nofair.value("accuracy")

@@ -12,8 +12,10 @@ import numpy as np
 
 from fairgen.common import io
 from fairgen.common.config import seed_for
+from fairgen.data.crops import contact_sheet
 from fairgen.data.pairs import LABEL_RULES, PREVIEW, PREVIEW_PAIRS
-from fairgen.training.sampling import sample_pairs
+from fairgen.data.synthetic_set import labels_from_prob, rate_by_group, write_synthetic
+from fairgen.training.sampling import load_conditional_gan, sample_pairs
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +24,6 @@ def generate_pairs(cfg: dict, run: str, checkpoint: str | os.PathLike, out_dir: 
                    progress: bool = True) -> dict:
     """Write the counterfactual pair set of GAN run ``run`` (``pairs.n_pairs`` pairs) into
     ``out_dir`` atomically; returns its summary (also in the table's metadata, ``pairs``)."""
-    from fairgen.data.crops import contact_sheet
-    from fairgen.data.synthetic_set import rate_by_group, write_synthetic
-    from fairgen.training.sampling import load_conditional_gan
-
     t0 = time.perf_counter()
     pc = cfg["pairs"]
     gan, step, weights, device = load_conditional_gan(cfg, run, checkpoint)
@@ -38,7 +36,7 @@ def generate_pairs(cfg: dict, run: str, checkpoint: str | os.PathLike, out_dir: 
     sample_seconds = time.perf_counter() - t_sample
     c = np.tile([0, 1], n).astype(np.int64)
     pair_id = np.repeat(np.arange(n, dtype=np.int64), 2)
-    y = (y_prob >= 0.5).astype(np.int64)
+    y = labels_from_prob(y_prob)
     summary = {
         "run": run, "checkpoint": str(checkpoint), "checkpoint_step": step, "generator_weights": weights,
         "n_pairs": n, "members": "rows 2k (c=0) and 2k+1 (c=1) share pair_id k and the noise z",

@@ -3,12 +3,8 @@ table (Parquet and CSV)."""
 
 from __future__ import annotations
 
-import logging
-
 from fairgen.common import io
 from fairgen.common.errors import DataError
-
-log = logging.getLogger(__name__)
 
 
 def write_metrics_table(cfg: dict, metrics: list[str], out_parquet: str, out_csv: str):

@@ -14,23 +14,21 @@ of them at c=1 (the c values shuffled with the stage seed), in batches of
 ``generate.batch_size``. Each sample's ``y_prob = (y + 1) / 2`` clipped to [0, 1] and its label
 ``y = y_prob >= 0.5``. With ``generate.experimental.oversample`` k > 1, k times as many candidates are drawn
 (the same exact c ratio) and :func:`select_stratified` keeps the n that the GAN's discriminator
-finds most real (:func:`realism_scores`), within each (c, y) cell. The result is a dataset folder in the format of
-:mod:`fairgen.data.synthetic_set`, written atomically as a whole, plus ``previews/c{c}_y{y}.png``
-contact sheets of up to 64 samples of each (c, y) cell.
+finds most real (:func:`realism_scores`), within each (c, y) cell. The stage writes the result as a
+dataset folder in the format of :mod:`fairgen.data.synthetic_set`, atomically as a whole, plus
+``previews/c{c}_y{y}.png`` contact sheets of up to 64 samples of each (c, y) cell
+(:func:`write_previews`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from pathlib import Path
 
 import numpy as np
 
 from fairgen.common.errors import CheckpointError, DataError
-
-log = logging.getLogger(__name__)
 
 PREVIEW_DIR = "previews"
 PREVIEW_PER_CELL = 64
@@ -216,8 +214,6 @@ def sample_pairs(gan, n_pairs: int, *, batch_size: int, seed: int, device, preci
     rows 2k (c=0) and 2k+1 (c=1) from the same noise. One forward pass per batch of pairs, on
     2 * batch_size rows, so a pair costs what two independent samples cost."""
     import torch
-
-    from fairgen.training.sampling import run_generator
 
     def latents(start, stop, gen):
         # rows start..stop of the interleaved set are pairs start/2 .. stop/2: one z each, twice

@@ -1,9 +1,7 @@
 import itertools
 import json
 
-from fairgen.common import registry
-
-from fairgen.common import sweep_points
+from fairgen.common import registry, sweep_points
 from fairgen.common.config import stage_config
 
 
